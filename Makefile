@@ -1,0 +1,35 @@
+# The front door. Every target bootstraps its own virtual environment from nothing.
+# jax >= 0.11 needs Python >= 3.12: take the newest 3.12+ interpreter found, else 3.11.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= $(shell for p in python3.13 python3.12 $$HOME/.pyenv/versions/3.13*/bin/python3.13 \
+	$$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 python3.11 python3; do \
+	$$p -c 'import sys, venv; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p || echo $$p; } && break; done)
+PYTEST_ARGS ?=
+
+.PHONY: venv test test-fast lint clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "No Python >= 3.11 found; install one or pass PYTHON=/path/to/python3"; exit 1; }
+	@echo "Creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version))"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+# The whole suite, slow and service tests included (what CI runs).
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The quick inner loop: unit tests only.
+test-fast: venv
+	$(PY) -m pytest -m "not slow and not service" $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check research tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache

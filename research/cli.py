@@ -1,0 +1,174 @@
+"""`research ...` / `python -m research ...`: a thin command line over the library.
+
+Each subcommand parses flags, calls the library and prints; a `ConfigError` becomes one
+sentence on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+
+from research.errors import ConfigError
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return _COMMANDS[args.command](args) or 0
+    except ConfigError as err:
+        print(f"research {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+def _command(name: str):
+    def register(fn):
+        _COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="research", description="Is Xavier/He really the optimal init scale?")
+    sub = parser.add_subparsers(dest="command")
+
+    theory = sub.add_parser("theory", help="every theory's predicted optimal alpha")
+    theory.add_argument("--activation", action="append", help="NAME or NAME:PARAM (repeatable); default: all")
+    theory.add_argument("--mode", default="fan_in", help="fan_in | fan_out | fan_avg")
+    theory.add_argument("--sigma-b", type=float, default=0.0, help="bias std for the edge of chaos")
+    theory.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    probe = sub.add_parser("probe", help="per-layer signal propagation at initialisation")
+    probe.add_argument("--model", default="mlp", help="mlp | cnn | rnn")
+    probe.add_argument("--activation", default="relu")
+    probe.add_argument("--depth", type=int, default=20, help="layers (mlp, cnn) or time steps (rnn)")
+    probe.add_argument("--width", type=int, default=256, help="units (mlp, rnn) or channels (cnn)")
+    probe.add_argument(
+        "--alpha", type=float, default=None, help="scale multiplier (default: the He/Xavier value of the mode)"
+    )
+    probe.add_argument("--mode", default="fan_in", help="fan_in | fan_out | fan_avg | fixed")
+    probe.add_argument("--distribution", default="normal", help="normal | truncated_normal | uniform | orthogonal")
+    probe.add_argument("--sigma-b", type=float, default=0.0)
+    probe.add_argument("--seeds", type=int, default=4)
+    probe.add_argument("--batch", type=int, default=256)
+    probe.add_argument("--json", action="store_true")
+    return parser
+
+
+@_command("theory")
+def _theory(args: argparse.Namespace) -> int:
+    from research import activations, theory
+
+    names = args.activation or [n for n in activations.NAMES if n != "leaky_relu"] + [
+        "leaky_relu:0.01",
+        "leaky_relu:0.2",
+    ]
+    sigma_b = theory.validate_sigma_b(args.sigma_b)
+    rows = {name: theory.predict(name, args.mode, sigma_b) for name in names}
+    if args.json:
+        print(
+            json.dumps(
+                {n: {p.theory: {"alpha": p.alpha, "note": p.note} for p in preds} for n, preds in rows.items()},
+                indent=2,
+            )
+        )
+        return 0
+    print(f"Predicted optimal alpha (Var(W) = alpha / fan, mode {args.mode}, sigma_b {sigma_b:g}, square layers)\n")
+    header = ["activation", *theory.THEORIES, "xi at second_moment"]
+    table = []
+    for name, preds in rows.items():
+        by = {p.theory: p for p in preds}
+        xi = theory.depth_scale(name, by["second_moment"].alpha, sigma_b)
+        table.append([name, *(_fmt(by[t].alpha) for t in theory.THEORIES), _fmt(xi)])
+    print(_markdown(header, table))
+    notes = {n: p.note for n, preds in rows.items() for p in preds if p.theory == "edge_of_chaos" and p.alpha is None}
+    for name, note in notes.items():
+        print(f"\n{name}: edge_of_chaos: {note}")
+    return 0
+
+
+@_command("probe")
+def _probe(args: argparse.Namespace) -> int:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from research import probes
+
+    cfg = _probe_model_config(args)
+    alpha = args.alpha if args.alpha is not None else (2.0 if cfg.activation.startswith("relu") else 1.0)
+    if not (alpha > 0 and math.isfinite(alpha)):
+        raise ConfigError(f"--alpha must be a positive finite number; got {args.alpha!r}.")
+    if args.seeds < 1 or args.batch < 1:
+        raise ConfigError(f"--seeds and --batch must be integers >= 1; got {args.seeds} and {args.batch}.")
+    x = probes.gaussian_inputs(cfg, jax.random.key(10_000), args.batch, length=args.depth)
+    stats = probes.grid(cfg, jnp.array([alpha]), jnp.arange(args.seeds), x)
+    median = {f: np.median(np.asarray(getattr(stats, f))[0], axis=0) for f in probes.Stats._fields}
+    slope = {f: float(np.median(np.asarray(probes.log_slope(getattr(stats, f)))[0])) for f in probes.Stats._fields}
+    if args.json:
+        print(
+            json.dumps(
+                {"alpha": alpha, "per_layer": {f: v.tolist() for f, v in median.items()}, "log_ratio_per_layer": slope}
+            )
+        )
+        return 0
+    unit = "step" if cfg.name == "rnn" else "layer"
+    print(
+        f"{cfg.name} {cfg.activation}, {args.depth} {unit}s x {args.width}, alpha {alpha:g} on {args.mode}"
+        f" ({args.distribution}); median of {args.seeds} seeds\n"
+    )
+    rows = [[str(i + 1), *(f"{median[f][i]:.4g}" for f in probes.Stats._fields)] for i in range(len(median["forward"]))]
+    print(_markdown([unit, "forward E[h^2]", "backward E[g^2]", "jacobian gain"], rows))
+    print(
+        "\nfitted log-ratio per " + unit + " (0 = preserved): " + ", ".join(f"{f} {v:+.4f}" for f, v in slope.items())
+    )
+    return 0
+
+
+def _probe_model_config(args: argparse.Namespace):
+    from research import models
+
+    if args.model not in models.MODELS:
+        from research.errors import choice
+
+        raise choice("--model", args.model, models.MODELS)
+    if args.depth < 1:
+        raise ConfigError(f"--depth must be an integer >= 1; got {args.depth}.")
+    if args.width < 1:
+        raise ConfigError(f"--width must be an integer >= 1; got {args.width}.")
+    cfg = models.default_config(args.model)
+    cfg.activation = args.activation
+    cfg.sigma_b = args.sigma_b
+    cfg.init = {"scale": 1.0, "mode": args.mode, "distribution": args.distribution}
+    if args.model == "mlp":
+        cfg.depth, cfg.width, cfg.input_dim = args.depth, args.width, args.width
+    elif args.model == "cnn":
+        cfg.depth, cfg.channels, cfg.input_shape = args.depth, args.width, (64, args.width)
+    else:
+        cfg.hidden, cfg.input_dim = args.width, args.width
+        cfg.recurrent_init = dict(cfg.init)
+    models.validate(cfg)
+    return cfg
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "none"
+    return "inf" if math.isinf(value) else f"{value:.4g}"
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])

@@ -1,0 +1,279 @@
+"""Flax NNX models (MLP, plain CNN, RNN) built from a ConfigDict and init specs.
+
+The searched layers draw from the variance family at `alpha` (a traced value is fine);
+the readout keeps its own init, so a sweep changes only the scale it studies. Each model
+returns its logits and the per-layer pre-activations that the probes measure.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from research import activations
+from research import init as initlib
+from research.errors import ConfigError, choice, require
+
+Array = jax.Array
+MODELS = ("mlp", "cnn", "rnn")
+CELLS = ("vanilla", "lstm", "gru")
+Alpha = float | Array | Mapping[str, float | Array]
+
+
+def default_config(name: str) -> ml_collections.ConfigDict:
+    """Small defaults for each model family (the quick MNIST-1D shapes)."""
+    if name not in MODELS:
+        raise choice("model.name", name, MODELS)
+    cfg = ml_collections.ConfigDict()
+    cfg.name = name
+    cfg.activation = "relu"
+    cfg.sigma_b = 0.0
+    cfg.num_outputs = 10
+    cfg.init = ml_collections.ConfigDict({"scale": 1.0, "mode": "fan_in", "distribution": "normal"})
+    cfg.readout_init = ml_collections.ConfigDict({"preset": "lecun", "distribution": "normal"})
+    if name == "mlp":
+        cfg.input_dim = 40
+        cfg.depth = 20
+        cfg.width = 128
+        cfg.widths = ()  # per-layer widths; empty means depth x width
+    elif name == "cnn":
+        cfg.input_shape = (40, 1)  # spatial dims then channels: (length, c) or (h, w, c)
+        cfg.depth = 10
+        cfg.channels = 32
+        cfg.kernel_size = 3
+        cfg.stride = 1
+    else:
+        cfg.activation = "tanh"
+        cfg.cell = "vanilla"
+        cfg.input_dim = 1
+        cfg.hidden = 128
+        cfg.recurrent_init = ml_collections.ConfigDict({"scale": 1.0, "mode": "fan_in", "distribution": "normal"})
+    return cfg
+
+
+def groups(cfg) -> tuple[str, ...]:
+    """Names of the layer groups whose scale `alpha` sets (one alpha each)."""
+    return ("input", "recurrent") if cfg.name == "rnn" else ("hidden",)
+
+
+def hidden_widths(cfg) -> list[int]:
+    """Per-layer widths of an MLP, from `widths` or `depth` x `width`, validated."""
+    require(isinstance(cfg.depth, int) and cfg.depth >= 1, f"model.depth must be an integer >= 1; got {cfg.depth!r}.")
+    if cfg.widths:
+        widths = list(cfg.widths)
+        require(
+            len(widths) == cfg.depth,
+            f"model.widths must list one width per hidden layer ({cfg.depth}); got {len(widths)}.",
+        )
+    else:
+        widths = [cfg.width] * cfg.depth
+    require(all(isinstance(w, int) and w >= 1 for w in widths), f"model widths must be integers >= 1; got {widths}.")
+    return widths
+
+
+def validate(cfg) -> None:
+    """Stop with one clear sentence on the first bad model setting."""
+    if cfg.get("name") not in MODELS:
+        raise choice("model.name", cfg.get("name"), MODELS)
+    activations.get(cfg.activation)
+    require(
+        isinstance(cfg.sigma_b, int | float) and cfg.sigma_b >= 0,
+        f"model.sigma_b must be a number >= 0; got {cfg.sigma_b!r}.",
+    )
+    require(
+        isinstance(cfg.num_outputs, int) and cfg.num_outputs >= 1,
+        f"model.num_outputs must be an integer >= 1; got {cfg.num_outputs!r}.",
+    )
+    initlib.from_config(cfg.init)
+    initlib.from_config(cfg.readout_init)
+    if cfg.name == "mlp":
+        hidden_widths(cfg)
+    elif cfg.name == "cnn":
+        require(
+            isinstance(cfg.depth, int) and cfg.depth >= 1, f"model.depth must be an integer >= 1; got {cfg.depth!r}."
+        )
+        require(
+            len(cfg.input_shape) in (2, 3),
+            f"model.input_shape must be (length, c) or (h, w, c); got {cfg.input_shape}.",
+        )
+        for field in ("channels", "kernel_size", "stride"):
+            value = cfg[field]
+            require(isinstance(value, int) and value >= 1, f"model.{field} must be an integer >= 1; got {value!r}.")
+    else:
+        if cfg.cell not in CELLS:
+            raise choice("model.cell", cfg.cell, CELLS)
+        require(
+            isinstance(cfg.hidden, int) and cfg.hidden >= 1,
+            f"model.hidden must be an integer >= 1; got {cfg.hidden!r}.",
+        )
+        initlib.from_config(cfg.recurrent_init)
+
+
+class MLP(nnx.Module):
+    """Fully connected net: hidden layers at the searched init, then a fixed-init readout."""
+
+    def __init__(self, cfg, alpha: Alpha, *, rngs: nnx.Rngs):
+        widths = [cfg.input_dim, *hidden_widths(cfg)]
+        spec, bias = initlib.from_config(cfg.init), _bias_init(cfg.sigma_b)
+        kernel = initlib.initializer(spec, _alpha_of(alpha, "hidden"))
+        self.activation = activations.get(cfg.activation)
+        self.layers = _module_list(
+            [nnx.Linear(a, b, kernel_init=kernel, bias_init=bias, rngs=rngs) for a, b in itertools.pairwise(widths)]
+        )
+        self.readout = _readout(cfg, widths[-1], rngs)
+
+    def __call__(self, x: Array, taps: Sequence[Array] | None = None) -> tuple[Array, list[Array]]:
+        x, preacts = _feed_forward(self.layers, self.activation, x, taps)
+        return self.readout(x), preacts
+
+
+class CNN(nnx.Module):
+    """Plain 1-D or 2-D convolutional net without normalisation, global-average-pooled readout."""
+
+    def __init__(self, cfg, alpha: Alpha, *, rngs: nnx.Rngs):
+        ndim = len(cfg.input_shape) - 1
+        spec, bias = initlib.from_config(cfg.init), _bias_init(cfg.sigma_b)
+        kernel = initlib.initializer(spec, _alpha_of(alpha, "hidden"))
+        features = [cfg.input_shape[-1]] + [cfg.channels] * cfg.depth
+        self.activation = activations.get(cfg.activation)
+        self.layers = _module_list(
+            [
+                nnx.Conv(
+                    a,
+                    b,
+                    (cfg.kernel_size,) * ndim,
+                    cfg.stride,
+                    padding="SAME",
+                    kernel_init=kernel,
+                    bias_init=bias,
+                    rngs=rngs,
+                )
+                for a, b in itertools.pairwise(features)
+            ]
+        )
+        self.readout = _readout(cfg, cfg.channels, rngs)
+
+    def __call__(self, x: Array, taps: Sequence[Array] | None = None) -> tuple[Array, list[Array]]:
+        x, preacts = _feed_forward(self.layers, self.activation, x, taps)
+        return self.readout(x.mean(axis=tuple(range(1, x.ndim - 1)))), preacts
+
+
+class RNN(nnx.Module):
+    """Recurrent net over [batch, time, features]; time steps play the layers' role.
+
+    The vanilla cell h_t = phi(W_x x_t + W_h h_{t-1} + b) has separately initialised
+    input ("input" group) and recurrent ("recurrent" group) kernels; LSTM and GRU cells
+    are there for comparison and take the same two inits.
+    """
+
+    def __init__(self, cfg, alpha: Alpha, *, rngs: nnx.Rngs):
+        kernel = initlib.initializer(initlib.from_config(cfg.init), _alpha_of(alpha, "input"))
+        recurrent = initlib.initializer(initlib.from_config(cfg.recurrent_init), _alpha_of(alpha, "recurrent"))
+        bias = _bias_init(cfg.sigma_b)
+        self.cell = cfg.cell
+        self.activation = activations.get(cfg.activation)
+        if cfg.cell == "vanilla":
+            self.input = nnx.Linear(cfg.input_dim, cfg.hidden, kernel_init=kernel, bias_init=bias, rngs=rngs)
+            self.recurrent = nnx.Linear(cfg.hidden, cfg.hidden, use_bias=False, kernel_init=recurrent, rngs=rngs)
+        else:
+            cell = nnx.LSTMCell if cfg.cell == "lstm" else nnx.GRUCell
+            self.rnn = nnx.RNN(
+                cell(
+                    cfg.input_dim,
+                    cfg.hidden,
+                    kernel_init=kernel,
+                    recurrent_kernel_init=recurrent,
+                    bias_init=bias,
+                    rngs=rngs,
+                ),
+                rngs=False,
+            )
+        self.readout = _readout(cfg, cfg.hidden, rngs)
+
+    def __call__(self, x: Array, taps: Array | None = None) -> tuple[Array, list[Array]]:
+        if self.cell != "vanilla":
+            if taps is not None:
+                raise ConfigError("probes need the vanilla RNN cell; model.cell is " + repr(self.cell) + ".")
+            h0 = jnp.zeros((x.shape[0], self.readout.in_features), x.dtype)
+            hs = self.rnn(x, initial_carry=(h0, h0) if self.cell == "lstm" else h0)
+            return self.readout(hs[:, -1]), list(jnp.moveaxis(hs, 1, 0))
+        w_in, b_in = self.input.kernel[...], self.input.bias[...]
+        w_rec, phi = self.recurrent.kernel[...], self.activation
+        inputs = jnp.moveaxis(x, 1, 0) @ w_in + b_in  # [time, batch, hidden]
+        if taps is not None:
+            inputs = inputs + jnp.stack(list(taps))
+
+        def step(h, u):
+            pre = u + h @ w_rec
+            return phi(pre), pre
+
+        h, preacts = jax.lax.scan(step, jnp.zeros(inputs.shape[1:], inputs.dtype), inputs)
+        return self.readout(h), list(preacts)
+
+
+_CLASSES = {"mlp": MLP, "cnn": CNN, "rnn": RNN}
+
+
+def build(cfg, alpha: Alpha = 1.0, *, rngs: nnx.Rngs) -> nnx.Module:
+    """The model `cfg` describes, its searched layers at scale `alpha`."""
+    validate(cfg)
+    return _CLASSES[cfg.name](cfg, alpha, rngs=rngs)
+
+
+def init_state(cfg, key: Array, alpha: Alpha) -> nnx.State:
+    """Parameters of a fresh model as a pure function of (key, alpha): vmap and jit apply."""
+    return nnx.state(_CLASSES[cfg.name](cfg, alpha, rngs=nnx.Rngs(params=key)), nnx.Param)
+
+
+def graphdef(cfg) -> nnx.GraphDef:
+    """The static structure of the model, shared by every member of a population."""
+    validate(cfg)
+    model = nnx.eval_shape(lambda: _CLASSES[cfg.name](cfg, 1.0, rngs=nnx.Rngs(0)))
+    return nnx.split(model, nnx.Param)[0]
+
+
+def apply(graph: nnx.GraphDef, state: nnx.State, x: Array, taps=None) -> tuple[Array, list[Array]]:
+    """Logits and per-layer pre-activations of the model `(graph, state)` on `x`."""
+    return nnx.merge(graph, state)(x, taps)
+
+
+def count_params(state: nnx.State) -> int:
+    """Number of scalar parameters in `state`."""
+    return sum(leaf.size for leaf in jax.tree.leaves(state))
+
+
+def _feed_forward(layers, activation, x: Array, taps) -> tuple[Array, list[Array]]:
+    """Run the hidden stack; `taps` (zeros) are added to each pre-activation for gradients."""
+    preacts = []
+    for i, layer in enumerate(layers):
+        h = layer(x) + (taps[i] if taps is not None else 0.0)
+        preacts.append(h)
+        x = activation(h)
+    return x, preacts
+
+
+def _alpha_of(alpha: Alpha, group: str):
+    if isinstance(alpha, Mapping):
+        if group not in alpha:
+            raise choice("alpha group", sorted(alpha), [group])
+        return alpha[group]
+    return alpha
+
+
+def _bias_init(sigma_b: float):
+    return jax.nn.initializers.normal(sigma_b) if sigma_b > 0 else jax.nn.initializers.zeros
+
+
+def _readout(cfg, width: int, rngs: nnx.Rngs) -> nnx.Linear:
+    kernel = initlib.initializer(initlib.from_config(cfg.readout_init))
+    return nnx.Linear(width, cfg.num_outputs, kernel_init=kernel, bias_init=jax.nn.initializers.zeros, rngs=rngs)
+
+
+def _module_list(modules: list[nnx.Module]):
+    """nnx.List where flax has it (>= 0.12), a plain list before."""
+    return nnx.List(modules) if hasattr(nnx, "List") else modules

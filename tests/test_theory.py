@@ -1,0 +1,143 @@
+"""Theory against closed forms, ../shared/THEORY.md and an independent integration."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from research import activations, theory
+from research.errors import ConfigError
+
+ZOO = ["linear", "relu", "leaky_relu:0.2", "tanh", "sigmoid", "gelu", "silu", "elu", "selu", "softplus"]
+
+
+@pytest.mark.parametrize("mode", theory.MODES)
+def test_relu_and_linear_closed_forms(mode):
+    assert theory.second_moment("relu", mode) == pytest.approx(2.0, abs=1e-6)
+    assert theory.second_moment("linear", mode) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("slope", [0.01, 0.2, 0.5])
+def test_leaky_relu_closed_form(slope):
+    expected = 2.0 / (1.0 + slope**2)
+    assert theory.second_moment(f"leaky_relu:{slope}") == pytest.approx(expected, abs=1e-6)
+    assert theory.second_moment(f"leaky_relu:{slope}", "fan_out") == pytest.approx(expected, abs=1e-6)
+    assert theory.edge_of_chaos(f"leaky_relu:{slope}").alpha == pytest.approx(expected, abs=1e-6)
+
+
+def test_tanh_edge_of_chaos_without_bias_is_one():
+    eoc = theory.edge_of_chaos("tanh")
+    assert eoc.alpha == pytest.approx(1.0, abs=1e-6)
+    assert eoc.q_star == 0.0
+
+
+def test_tanh_edge_of_chaos_with_schoenholz_bias():
+    eoc = theory.edge_of_chaos("tanh", sigma_b=math.sqrt(0.05))
+    assert eoc.alpha == pytest.approx(1.76, abs=0.005)
+    assert eoc.q_star == pytest.approx(0.570, abs=0.0005)
+
+
+# ../shared/THEORY.md, "Predicted optimal scale s": forward, backward, edge of chaos.
+TABLE = {
+    "tanh": (2.54, 2.15, 1.00),
+    "sigmoid": (3.41, 22.3, 103),
+    "gelu": (2.35, 2.19, None),
+    "silu": (2.81, 2.64, None),
+    "elu": (1.55, 1.50, 1.00),
+    "softplus": (1.09, 3.41, None),
+    "selu": (1.00, 0.933, 0.477),
+    "leaky_relu:0.2": (1.92, 1.92, 1.92),
+}
+
+
+def _sig3(x: float) -> float:
+    return float(f"{x:.3g}")
+
+
+@pytest.mark.parametrize("name", TABLE)
+def test_theory_table_to_three_significant_digits(name):
+    forward, backward, eoc = TABLE[name]
+    assert _sig3(theory.second_moment(name, "fan_in")) == pytest.approx(forward)
+    assert _sig3(theory.second_moment(name, "fan_out")) == pytest.approx(backward)
+    found = theory.edge_of_chaos(name).alpha
+    assert (found is None) == (eoc is None)
+    if eoc is not None:
+        assert _sig3(found) == pytest.approx(eoc)
+
+
+def test_sigmoid_critical_fixed_point():
+    assert theory.edge_of_chaos("sigmoid").q_star == pytest.approx(45.6, abs=0.05)
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu"])
+def test_gelu_and_silu_have_no_stable_critical_point(name):
+    eoc = theory.edge_of_chaos(name)
+    assert eoc.alpha is None and "no stable critical point" in eoc.note
+
+
+def test_softplus_stays_ordered():
+    assert "chi_1 < 1" in theory.edge_of_chaos("softplus").note
+
+
+@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("q", [0.3, 1.0, 5.0])
+def test_quadrature_matches_adaptive_integration(name, q):
+    """An independent check: scipy's adaptive quadrature, split at the kink at 0."""
+    act = activations.get(name)
+    fn = lambda z: float(np.asarray(act(np.float32(math.sqrt(q) * z)), dtype=np.float64))  # noqa: E731
+    # float32 activations limit the reference to ~1e-6 relative; the quadrature itself is float64.
+    reference = sum(
+        integrate.quad(lambda z: fn(z) ** 2 * stats.norm.pdf(z), a, b, epsabs=1e-12, limit=200)[0]
+        for a, b in [(-12, 0), (0, 12)]
+    )
+    assert theory.moments(name, q)[0][0] == pytest.approx(reference, rel=2e-6)
+
+
+# ../shared/THEORY.md, "Depth scales".
+@pytest.mark.parametrize(
+    ("sigma_b2", "alpha", "xi"),
+    [
+        (0.05, 1.0, 3.6),
+        (0.05, 1.5, 15.8),
+        (0.05, 1.7, 75),
+        (0.05, 2.0, 25),
+        (0.05, 3.0, 9.1),
+        (0.05, 4.0, 7.0),
+        (0.0, 0.9, 9.5),
+        (0.0, 2.0, 21.7),
+        (0.0, 2.78, 12.1),
+    ],
+)
+def test_tanh_depth_scales(sigma_b2, alpha, xi):
+    assert theory.depth_scale("tanh", alpha, math.sqrt(sigma_b2)) == pytest.approx(xi, rel=0.02)
+
+
+def test_depth_scale_is_infinite_at_the_edge():
+    assert theory.depth_scale("relu", 2.0) == math.inf
+    assert theory.depth_scale("tanh", 1.7609546, math.sqrt(0.05)) > 1000
+
+
+def test_predict_lists_every_theory_with_torch_gains():
+    preds = {p.theory: p.alpha for p in theory.predict("tanh")}
+    assert set(preds) == set(theory.THEORIES)
+    assert preds["pytorch_gain"] == pytest.approx(25 / 9)
+    assert preds["xavier"] == 1.0 and preds["he"] == 2.0
+    assert {p.theory: p.alpha for p in theory.predict("selu")}["pytorch_gain"] == pytest.approx(0.5625)
+    assert {p.theory: p.alpha for p in theory.predict("gelu")}["pytorch_gain"] is None
+    assert {p.theory: p.alpha for p in theory.predict("leaky_relu:0.2")}["he"] == pytest.approx(2 / 1.04)
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda: theory.predict("swish"), "activation"),
+        (lambda: theory.predict("relu", "fan_sideways"), "mode"),
+        (lambda: activations.get("leaky_relu:abc"), "parameter"),
+        (lambda: activations.get("tanh:0.2"), "takes no parameter"),
+        (lambda: theory.validate_sigma_b(-1.0), "sigma_b"),
+    ],
+)
+def test_bad_theory_input_is_one_clear_sentence(call, field):
+    with pytest.raises(ConfigError, match=field):
+        call()
