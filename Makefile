@@ -1,10 +1,10 @@
 # The front door. Every target bootstraps its own virtual environment from nothing.
-# jax >= 0.11 needs Python >= 3.12: take the newest 3.12+ interpreter found, else 3.11.
+# jax >= 0.11 needs Python >= 3.12: take 3.12 (then 3.13) where found, else 3.11.
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PYTHON ?= $(shell for p in python3.13 python3.12 $$HOME/.pyenv/versions/3.13*/bin/python3.13 \
-	$$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 python3.11 python3; do \
+PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 python3.13 \
+	$$HOME/.pyenv/versions/3.13*/bin/python3.13 python3.11 python3; do \
 	$$p -c 'import sys, venv; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p || echo $$p; } && break; done)
 PYTEST_ARGS ?=
 
