@@ -3,3 +3,22 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    """One prepared TFDS data directory for the whole session."""
+    return tmp_path_factory.mktemp("tfds")
+
+
+@pytest.fixture(scope="session")
+def mnist1d(data_root):
+    """MNIST-1D (default size), flat view, on the device."""
+    from research import data
+
+    cfg = data.default_config("mnist1d")
+    cfg.data_dir = str(data_root)
+    return data.load(cfg)

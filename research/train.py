@@ -1,0 +1,387 @@
+"""The population trainer: P trials as one compiled program.
+
+`vmap` over members, `lax.scan` over the steps of a chunk, data already on the device.
+Each member's alpha (per layer group), learning rate and seed are traced arrays, so new
+values never recompile. After each chunk the host gets per-member metrics for progress,
+pruning and checkpoints. A member that produces NaN or inf is frozen and flagged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from research import data as datalib
+from research import models
+from research.errors import choice, require
+
+Array = jax.Array
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+LOSSES = ("cross_entropy", "mse")
+METRICS = ("train_loss", "val_loss", "val_error", "grad_norm")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Training settings of the quick He/ReLU task (SGD momentum 0.9, 1000 steps of 128)."""
+    cfg = ml_collections.ConfigDict()
+    cfg.optimizer = "momentum"
+    cfg.momentum = 0.9
+    cfg.weight_decay = 1e-4  # adamw only
+    cfg.learning_rate = 0.01  # used when the search does not set it
+    cfg.loss = "cross_entropy"
+    cfg.batch_size = 128
+    cfg.steps = 1000
+    cfg.chunk_steps = 100
+    cfg.eval_examples = 1024  # train/validation examples evaluated after each chunk
+    cfg.shared_data_order = True  # one batch order (from data_seed) for all members, else one per seed
+    cfg.data_seed = 0
+    cfg.diverged_value = 10.0  # the loss reported for a member that produced NaN/inf (error: 1)
+    return cfg
+
+
+@dataclasses.dataclass(frozen=True)
+class Population:
+    """Hyperparameters of P members: alpha per layer group, learning rate, seed."""
+
+    alpha: Mapping[str, np.ndarray]
+    learning_rate: np.ndarray
+    seed: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.seed)
+
+    @classmethod
+    def create(cls, groups, alpha, learning_rate, seed) -> Population:
+        """From scalars or per-member sequences; a scalar or [P] alpha applies to every group."""
+        alpha_by_group = alpha if isinstance(alpha, Mapping) else {g: alpha for g in groups}
+        size = max(np.size(v) for v in [*alpha_by_group.values(), learning_rate, seed])
+        grow = lambda v, dtype: np.broadcast_to(np.asarray(v, dtype), (size,)).copy()  # noqa: E731
+        pop = cls(
+            {g: grow(alpha_by_group[g], np.float32) for g in groups},
+            grow(learning_rate, np.float32),
+            grow(seed, np.int32),
+        )
+        pop.validate(groups)
+        return pop
+
+    def validate(self, groups) -> None:
+        require(set(self.alpha) == set(groups), f"alpha groups must be {sorted(groups)}; got {sorted(self.alpha)}.")
+        for g, a in self.alpha.items():
+            require(
+                bool(np.all(np.isfinite(a) & (a > 0))), f"alpha[{g}] must be positive and finite; got {a.tolist()}."
+            )
+        lr = self.learning_rate
+        require(
+            bool(np.all(np.isfinite(lr) & (lr > 0))), f"learning_rate must be positive and finite; got {lr.tolist()}."
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "alpha": {g: a.tolist() for g, a in self.alpha.items()},
+            "learning_rate": self.learning_rate.tolist(),
+            "seed": self.seed.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> Population:
+        return cls(
+            {g: np.asarray(a, np.float32) for g, a in d["alpha"].items()},
+            np.asarray(d["learning_rate"], np.float32),
+            np.asarray(d["seed"], np.int32),
+        )
+
+
+class State(dict):
+    """The population's training state: a dict pytree (params, opt, step, flags, lr, seed)."""
+
+
+jax.tree_util.register_pytree_node(
+    State, lambda s: (tuple(s.values()), tuple(s.keys())), lambda keys, vals: State(zip(keys, vals, strict=True))
+)
+
+
+class Trainer:
+    """Compiles the init, chunk and evaluation programs of one experiment, once."""
+
+    def __init__(self, model_cfg, train_cfg, dataset: datalib.Dataset, *, devices=None):
+        validate(train_cfg)
+        models.validate(model_cfg)
+        self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, dataset
+        self.groups = models.groups(model_cfg)
+        self.graph = models.graphdef(model_cfg)
+        self.tx = _optimizer(train_cfg)
+        self.num_chunks = train_cfg.steps // train_cfg.chunk_steps
+        n_eval = min(train_cfg.eval_examples, len(dataset.x_train))
+        self._eval_train = (dataset.x_train[:n_eval], dataset.y_train[:n_eval])
+        self._eval_val = (dataset.x_val[: train_cfg.eval_examples], dataset.y_val[: train_cfg.eval_examples])
+        self.devices = list(devices or jax.local_devices())
+        self._mesh = _trials_mesh(self.devices) if len(self.devices) > 1 else None
+        self.init = jax.jit(self._init)
+        self.chunk = jax.jit(self._chunk, donate_argnums=0)
+
+    # --- the pure programs ------------------------------------------------------------------
+    def _init(self, alpha: Mapping[str, Array], learning_rate: Array, seed: Array) -> State:
+        init_keys = _member_keys(seed)[:, 0]
+        params = jax.vmap(lambda k, a: models.init_state(self.model_cfg, k, a))(init_keys, dict(alpha))
+        return State(
+            params=params,
+            opt=jax.vmap(self.tx.init)(params),
+            step=jnp.zeros((), jnp.int32),
+            diverged=jnp.zeros(seed.shape, bool),
+            diverged_step=jnp.full(seed.shape, -1, jnp.int32),
+            learning_rate=learning_rate,
+            seed=seed,
+        )
+
+    def _chunk(self, state: State) -> tuple[State, dict[str, Array]]:
+        cfg, n = self.cfg, len(self.data.x_train)
+        plan_fn = lambda k: datalib.batch_plan(k, n, cfg.batch_size, cfg.steps)  # noqa: E731
+        if cfg.shared_data_order:
+            plan = plan_fn(jax.random.key(cfg.data_seed))
+        else:
+            plan = jax.vmap(plan_fn)(_member_keys(state["seed"])[:, 1])
+        chunk_plan = jax.lax.dynamic_slice_in_dim(plan, state["step"], cfg.chunk_steps, axis=-2)
+        chunk_plan = jnp.moveaxis(chunk_plan, -2, 0)  # [steps, (P,) batch]
+        member_step = jax.vmap(self._member_step, in_axes=(0, 0, 0, 0, None if cfg.shared_data_order else 0))
+
+        def body(carry, indices):
+            params, opt, diverged, diverged_step, step = carry
+            params, opt, now, loss, gnorm = member_step(params, opt, diverged, state["learning_rate"], indices)
+            diverged_step = jnp.where(now & ~diverged, step, diverged_step)
+            return (params, opt, now, diverged_step, step + 1), (loss, gnorm)
+
+        carry = (state["params"], state["opt"], state["diverged"], state["diverged_step"], state["step"])
+        (params, opt, diverged, diverged_step, step), (losses, gnorms) = jax.lax.scan(body, carry, chunk_plan)
+        new = State(state, params=params, opt=opt, diverged=diverged, diverged_step=diverged_step, step=step)
+        metrics = self._evaluate(params)
+        metrics["grad_norm"] = jnp.where(diverged, jnp.nan, jnp.mean(gnorms, axis=0))
+        metrics["step_loss"] = jnp.moveaxis(losses, 0, 1)  # [P, chunk_steps]
+        for name in ("train_loss", "val_loss"):
+            metrics[name] = jnp.where(diverged, cfg.diverged_value, metrics[name])
+        metrics["val_error"] = jnp.where(
+            diverged, 1.0 if self.data.task == "classification" else cfg.diverged_value, metrics["val_error"]
+        )
+        return new, metrics
+
+    def _member_step(self, params, opt, diverged, learning_rate, indices):
+        x, y = self.data.x_train[indices], self.data.y_train[indices]
+        loss, grads = jax.value_and_grad(lambda p: self._loss(p, x, y))(params)
+        updates, new_opt = self.tx.update(grads, opt, params)
+        new_params = jax.tree.map(lambda p, u: p - learning_rate * u, params, updates)
+        gnorm = _norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(gnorm) & jnp.isfinite(_norm(new_params))
+        now = diverged | ~finite
+        keep = lambda old, new: jax.tree.map(lambda o, n: jnp.where(now, o, n), old, new)  # noqa: E731
+        return keep(params, new_params), keep(opt, new_opt), now, loss, gnorm
+
+    def _loss(self, params, x, y):
+        logits = models.apply(self.graph, params, x)[0]
+        return _loss_fn(self.cfg.loss, self.data, logits, y).mean()
+
+    def _evaluate(self, params) -> dict[str, Array]:
+        def member(p):
+            out = {}
+            for split, (x, y) in (("train", self._eval_train), ("val", self._eval_val)):
+                logits, preacts = models.apply(self.graph, p, x)
+                out[f"{split}_loss"] = _loss_fn(self.cfg.loss, self.data, logits, y).mean()
+                if split == "val":
+                    out["val_error"] = _error(self.data, logits, y)
+                    out["layer_variance"] = jnp.stack([jnp.mean(h**2) for h in preacts])
+            return out
+
+        return jax.vmap(member)(params)
+
+    # --- the host loop ----------------------------------------------------------------------
+    def start(self, population: Population) -> State:
+        """A fresh population state, sharded over local devices when there are several."""
+        population.validate(self.groups)
+        pad = self._padding(population.size)
+        args = (
+            {g: _pad(a, pad) for g, a in population.alpha.items()},
+            _pad(population.learning_rate, pad),
+            _pad(population.seed, pad),
+        )
+        if self._mesh is not None:
+            args = jax.device_put(args, self._member_sharding())
+        return self.init(*args)
+
+    def place(self, state: State) -> State:
+        """Put a host state on the devices, members sharded when there are several."""
+        if self._mesh is None:
+            return jax.device_put(state)
+        replicated = jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec())
+        return State(
+            {k: jax.device_put(v, replicated if k == "step" else self._member_sharding()) for k, v in state.items()}
+        )
+
+    def chunks(self, state: State, population_size: int) -> Iterator[tuple[State, dict[str, np.ndarray]]]:
+        """Train chunk after chunk from `state`'s step, yielding host metrics of real members."""
+        while int(state["step"]) < self.cfg.steps:
+            state, metrics = self.chunk(state)
+            yield state, {k: np.asarray(v)[:population_size] for k, v in metrics.items()}
+
+    def evaluate(self, state: State, population_size: int) -> dict[str, np.ndarray]:
+        """Evaluation metrics of `state`'s parameters, on the host, real members only."""
+        return {k: np.asarray(v)[:population_size] for k, v in self._evaluate(state["params"]).items()}
+
+    def _padding(self, size: int) -> int:
+        return (-size) % len(self.devices) if self._mesh is not None else 0
+
+    def _member_sharding(self):
+        return jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec("trials"))
+
+
+@dataclasses.dataclass
+class Curves:
+    """Per-member learning curves so far: metric -> [P, chunks], and the per-step train loss."""
+
+    chunk_metrics: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
+    step_loss: list[np.ndarray] = dataclasses.field(default_factory=list)
+
+    def add(self, metrics: dict[str, np.ndarray]) -> None:
+        for name in METRICS:
+            self.chunk_metrics.setdefault(name, []).append(metrics[name])
+        self.step_loss.append(metrics["step_loss"])
+
+    def array(self, name: str) -> np.ndarray:
+        if name == "step_loss":
+            return np.concatenate(self.step_loss, axis=1) if self.step_loss else np.zeros((0, 0))
+        return np.stack(self.chunk_metrics.get(name, []), axis=1)
+
+    def to_json(self) -> dict:
+        return {name: self.array(name).tolist() for name in [*self.chunk_metrics, "step_loss"]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Curves:
+        curves = cls()
+        for name in METRICS:
+            if name in d:
+                curves.chunk_metrics[name] = list(np.asarray(d[name], np.float32).T)
+        if d.get("step_loss"):
+            curves.step_loss = [np.asarray(d["step_loss"], np.float32)]
+        return curves
+
+
+@dataclasses.dataclass
+class Result:
+    """What a finished population hands back: final metrics, flags and full curves."""
+
+    population: Population
+    final: dict[str, np.ndarray]  # metric -> [P], after the last chunk
+    diverged: np.ndarray
+    diverged_step: np.ndarray
+    curves: Curves
+    layer_variance: np.ndarray  # [P, layers] at the end, on validation inputs
+
+
+def train(
+    trainer: Trainer,
+    population: Population,
+    *,
+    on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+    checkpointer=None,
+) -> Result:
+    """Train `population` to the end, resuming from `checkpointer` when it holds a state."""
+    restored = checkpointer.restore(trainer, population) if checkpointer else None
+    state, curves = restored if restored else (trainer.start(population), Curves())
+    last = None
+    for new_state, last in trainer.chunks(state, population.size):
+        state = new_state
+        curves.add(last)
+        chunk = int(state["step"]) // trainer.cfg.chunk_steps
+        if on_chunk:
+            on_chunk(chunk, last)
+        if checkpointer:
+            checkpointer.maybe_save(chunk, state, population, curves)
+    if last is None:  # restored a finished state: only its last evaluation is needed
+        last = trainer.evaluate(state, population.size)
+    n = population.size
+    return Result(
+        population=population,
+        final={name: curves.array(name)[:, -1] for name in METRICS},
+        diverged=np.asarray(state["diverged"])[:n],
+        diverged_step=np.asarray(state["diverged_step"])[:n],
+        curves=curves,
+        layer_variance=last["layer_variance"],
+    )
+
+
+def validate(cfg) -> None:
+    """Stop with one clear sentence on the first bad training setting."""
+    if cfg.optimizer not in OPTIMIZERS:
+        raise choice("train.optimizer", cfg.optimizer, OPTIMIZERS)
+    if cfg.loss not in LOSSES:
+        raise choice("train.loss", cfg.loss, LOSSES)
+    for field in ("batch_size", "steps", "chunk_steps", "eval_examples"):
+        value = cfg[field]
+        require(isinstance(value, int) and value >= 1, f"train.{field} must be an integer >= 1; got {value!r}.")
+    require(
+        cfg.steps % cfg.chunk_steps == 0,
+        f"train.steps ({cfg.steps}) must be a multiple of train.chunk_steps ({cfg.chunk_steps}).",
+    )
+    require(0 <= cfg.momentum < 1, f"train.momentum must be in [0, 1); got {cfg.momentum!r}.")
+    require(
+        isinstance(cfg.learning_rate, int | float) and cfg.learning_rate > 0 and math.isfinite(cfg.learning_rate),
+        f"train.learning_rate must be a positive number; got {cfg.learning_rate!r}.",
+    )
+
+
+def enable_compilation_cache(path: str) -> None:
+    """Persist compiled programs under `path`, so workers on a cluster reuse them."""
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def _optimizer(cfg) -> optax.GradientTransformation:
+    """The update direction without the learning rate, which each member applies itself."""
+    if cfg.optimizer == "sgd":
+        return optax.identity()
+    if cfg.optimizer == "momentum":
+        return optax.trace(decay=cfg.momentum)
+    if cfg.optimizer == "adam":
+        return optax.scale_by_adam()
+    return optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(cfg.weight_decay))
+
+
+def _loss_fn(kind: str, dataset: datalib.Dataset, logits: Array, y: Array) -> Array:
+    if dataset.task == "regression":
+        return (logits[:, 0] - y) ** 2
+    if kind == "cross_entropy":
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    return jnp.sum((logits - jax.nn.one_hot(y, logits.shape[-1])) ** 2, axis=-1)
+
+
+def _error(dataset: datalib.Dataset, logits: Array, y: Array) -> Array:
+    if dataset.task == "regression":
+        return jnp.mean((logits[:, 0] - y) ** 2)
+    return jnp.mean(jnp.argmax(logits, axis=-1) != y)
+
+
+def _trials_mesh(devices) -> jax.sharding.Mesh:
+    """A 1-D mesh over `devices` whose axis "trials" splits the population (auto sharding)."""
+    auto = getattr(jax.sharding, "AxisType", None)
+    kwargs = {"axis_types": (auto.Auto,)} if auto is not None else {}
+    return jax.make_mesh((len(devices),), ("trials",), devices=devices, **kwargs)
+
+
+def _norm(tree) -> Array:
+    """Euclidean norm over all leaves of a pytree."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in jax.tree.leaves(tree)))
+
+
+def _member_keys(seed: Array) -> Array:
+    """[P, 2] keys per member: one for its init, one for its data order."""
+    return jax.vmap(lambda s: jax.random.split(jax.random.key(s)))(seed)
+
+
+def _pad(values: np.ndarray, pad: int) -> np.ndarray:
+    return np.concatenate([values, np.repeat(values[:1], pad)]) if pad else values

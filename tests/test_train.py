@@ -1,0 +1,159 @@
+"""The population trainer: one compile, members independent, divergence isolated, resumable."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from research import checkpoint, models, train
+from research.errors import ConfigError
+
+
+def _setup(dataset, **train_overrides):
+    model = models.default_config("mlp")
+    model.update({"depth": 4, "width": 32})
+    cfg = train.default_config()
+    cfg.update({"steps": 200, "chunk_steps": 50, **train_overrides})
+    return model, train.Trainer(model, cfg, dataset)
+
+
+def _population(model, alpha, lr, seed):
+    return train.Population.create(models.groups(model), alpha, lr, seed)
+
+
+def test_one_compilation_whatever_alpha_lr_and_seed(mnist1d):
+    model, trainer = _setup(mnist1d)
+    train.train(trainer, _population(model, [1.0, 2.0, 3.0], [0.01, 0.02, 0.05], [0, 1, 2]))
+    train.train(trainer, _population(model, [0.3, 5.0, 1.7], [0.1, 0.001, 0.03], [7, 8, 9]))
+    assert trainer.chunk._cache_size() == 1
+    assert trainer.init._cache_size() == 1
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_member_equals_the_same_trial_trained_alone(mnist1d, shared):
+    model, trainer = _setup(mnist1d, shared_data_order=shared)
+    together = train.train(trainer, _population(model, [1.0, 2.5, 1.5], [0.02, 0.01, 0.05], [3, 4, 5]))
+    _, solo_trainer = _setup(mnist1d, shared_data_order=shared)
+    alone = train.train(solo_trainer, _population(model, 2.5, 0.01, 4))
+    np.testing.assert_allclose(
+        together.curves.array("step_loss")[1], alone.curves.array("step_loss")[0], rtol=1e-4, atol=1e-5
+    )
+    for name in train.METRICS:
+        np.testing.assert_allclose(together.final[name][1], alone.final[name][0], rtol=1e-4, atol=1e-5)
+
+
+def test_a_diverging_member_is_frozen_flagged_and_isolated(mnist1d):
+    model, trainer = _setup(mnist1d)
+    result = train.train(trainer, _population(model, [2.0, 2.0, 400.0], [0.02, 1e4, 0.02], [1, 1, 2]))
+    assert result.diverged.tolist() == [False, True, True]
+    assert 0 <= result.diverged_step[1] < 200 and result.diverged_step[0] == -1
+    assert result.final["train_loss"][1] == trainer.cfg.diverged_value and result.final["val_error"][1] == 1.0
+    _, solo_trainer = _setup(mnist1d)
+    alone = train.train(solo_trainer, _population(model, 2.0, 0.02, 1))
+    np.testing.assert_allclose(result.final["train_loss"][0], alone.final["train_loss"][0], rtol=1e-4)
+    assert np.all(np.isfinite(result.final["train_loss"]))
+
+
+def test_interrupted_and_resumed_equals_uninterrupted_bit_for_bit(mnist1d, tmp_path):
+    model, trainer = _setup(mnist1d)
+    population = _population(model, [1.0, 2.0], [0.02, 0.03], [0, 1])
+    straight = train.train(trainer, population)
+
+    class Preempted(Exception):
+        pass
+
+    def preempt(chunk, metrics):
+        if chunk == 3:
+            raise Preempted
+
+    with pytest.raises(Preempted):
+        train.train(trainer, population, checkpointer=checkpoint.Checkpointer(tmp_path), on_chunk=preempt)
+    ckpt = checkpoint.Checkpointer(tmp_path)
+    assert ckpt.manager.latest_step() == 2
+    seen = []
+    resumed = train.train(trainer, population, checkpointer=ckpt, on_chunk=lambda c, m: seen.append(c))
+    assert seen == [3, 4]  # continued from the checkpoint, not from step 0
+    assert np.array_equal(straight.curves.array("step_loss"), resumed.curves.array("step_loss"))
+    for name in train.METRICS:
+        assert np.array_equal(straight.final[name], resumed.final[name])
+
+
+def test_a_half_written_latest_checkpoint_falls_back_to_the_previous(mnist1d, tmp_path):
+    model, trainer = _setup(mnist1d)
+    population = _population(model, [1.0, 2.0], 0.02, [0, 1])
+    train.train(trainer, population, checkpointer=checkpoint.Checkpointer(tmp_path, keep=2))
+    latest = max(int(p) for p in os.listdir(tmp_path) if p.isdigit())
+    for root, _, files in os.walk(tmp_path / str(latest)):
+        for name in files:
+            with open(os.path.join(root, name), "r+b") as f:
+                f.truncate(max(0, os.path.getsize(os.path.join(root, name)) // 3))
+    restored = checkpoint.Checkpointer(tmp_path).restore(trainer, population)
+    assert restored is not None and int(restored[0]["step"]) == (latest - 1) * trainer.cfg.chunk_steps
+
+
+def test_a_tiny_population_learns_mnist1d(mnist1d):
+    model, trainer = _setup(mnist1d, steps=400, chunk_steps=100)
+    result = train.train(trainer, _population(model, [2.0, 2.0], [0.02, 0.05], [0, 1]))
+    losses = result.curves.array("step_loss")
+    assert np.all(losses[:, -50:].mean(axis=1) < 0.75 * losses[:, :10].mean(axis=1))
+    assert np.all(result.final["val_error"] < 0.7)  # chance is 0.9
+
+
+@pytest.mark.parametrize("optimizer", train.OPTIMIZERS)
+def test_every_optimizer_lowers_the_loss(mnist1d, optimizer):
+    lr = 0.02 if optimizer in ("sgd", "momentum") else 0.002
+    model, trainer = _setup(mnist1d, optimizer=optimizer, steps=100, chunk_steps=100)
+    losses = train.train(trainer, _population(model, 2.0, lr, 0)).curves.array("step_loss")[0]
+    assert losses[-20:].mean() < 0.9 * losses[:5].mean()
+
+
+def test_sharded_population_equals_unsharded(tmp_path, data_root):
+    script = textwrap.dedent(f"""
+        import json, jax, numpy as np
+        from research import data, models, train
+        assert len(jax.devices()) == 4
+        cfg = data.default_config("mnist1d"); cfg.data_dir = {str(data_root)!r}
+        ds = data.load(cfg)
+        model = models.default_config("mlp"); model.update({{"depth": 3, "width": 32}})
+        tcfg = train.default_config(); tcfg.update({{"steps": 100, "chunk_steps": 50}})
+        pop = train.Population.create(models.groups(model), [1.0, 2.0, 3.0], [0.01, 0.02, 0.03], [0, 1, 2])
+        sharded = train.Trainer(model, tcfg, ds)
+        state = sharded.start(pop)
+        devices = {{d.id for d in state["params"]["readout"]["kernel"].sharding.device_set}}
+        a = train.train(sharded, pop)
+        b = train.train(train.Trainer(model, tcfg, ds, devices=jax.devices()[:1]), pop)
+        losses = {{"a": a.final["train_loss"].tolist(), "b": b.final["train_loss"].tolist()}}
+        print(json.dumps({{"devices": len(devices), **losses}}))
+    """)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["devices"] == 4  # 3 members padded to 4, one per device
+    np.testing.assert_allclose(out["a"], out["b"], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("optimizer", "lion", "train.optimizer must be one of"),
+        ("loss", "hinge", "train.loss must be one of"),
+        ("steps", 0, "train.steps must be an integer >= 1"),
+        ("chunk_steps", 30, "multiple of train.chunk_steps"),
+        ("momentum", 1.5, "train.momentum"),
+    ],
+)
+def test_bad_training_settings_name_the_field(mnist1d, field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        _setup(mnist1d, **{field: value})
+
+
+def test_bad_population_values_name_the_field():
+    with pytest.raises(ConfigError, match=r"alpha\[hidden\] must be positive"):
+        train.Population.create(("hidden",), [1.0, -2.0], 0.01, [0, 1])
+    with pytest.raises(ConfigError, match="learning_rate must be positive"):
+        train.Population.create(("hidden",), 1.0, float("nan"), 0)
