@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	$$p -c 'import sys, venv; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p || echo $$p; } && break; done)
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-fast lint clean
+.PHONY: venv test test-fast lint clean bench
 
 venv: $(VENV)/.installed
 
@@ -33,3 +33,7 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Engine vs tutorial loop vs matmul ceiling, side by side (writes runs/bench/bench.{json,md}).
+bench: venv
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)

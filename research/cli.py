@@ -63,7 +63,51 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--seeds", type=int, default=4)
     probe.add_argument("--batch", type=int, default=256)
     probe.add_argument("--json", action="store_true")
+    for name, text in (("sweep", "run a sweep: W local workers, one progress bar"), ("worker", "one sweep worker")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--config", action="append", required=True, help="experiment file (repeatable for sweep)")
+        cmd.add_argument("--profile", default="quick", help="quick | paper")
+        cmd.add_argument("--storage", default=None, help="journal file path, sqlite:///FILE or postgresql://...")
+        cmd.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. search.trials=40"
+        )
+        if name == "sweep":
+            cmd.add_argument("--workers", type=int, default=1)
+            cmd.add_argument("--trials", type=int, default=None, help="shorthand for --set search.trials=N")
+        else:
+            cmd.add_argument("--index", type=int, default=0, help="worker index (seeds its sampler)")
+            cmd.add_argument("--compilation-cache", default=None, help="persistent XLA cache directory")
     return parser
+
+
+@_command("sweep")
+def _sweep(args: argparse.Namespace) -> int:
+    from research import sweep
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be an integer >= 1; got {args.workers}.")
+    overrides = list(args.set) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
+    if args.trials is not None and args.trials < 1:
+        raise ConfigError(f"--trials must be an integer >= 1; got {args.trials}.")
+    for path in args.config:
+        sweep.run(path, args.profile, overrides, args.storage, args.workers)
+    return 0
+
+
+@_command("worker")
+def _worker(args: argparse.Namespace) -> int:
+    from research import experiment, search, storage, train
+
+    if len(args.config) != 1:
+        raise ConfigError("a worker takes exactly one --config.")
+    if args.compilation_cache:
+        train.enable_compilation_cache(args.compilation_cache)
+    cfg = experiment.load(args.config[0], args.profile, args.set)
+    url = args.storage or storage.default_url(experiment.study_name(cfg), cfg.search.runs_dir)
+    worker = search.Worker(cfg, url, worker_index=args.index, echo=lambda line: print(line, flush=True))
+    told = worker.run()
+    print(f"[{worker.id}] done: told {told} trials", flush=True)
+    return 0
 
 
 @_command("theory")

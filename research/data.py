@@ -86,7 +86,7 @@ def default_data_dir() -> pathlib.Path:
 
 def load(cfg) -> Dataset:
     """The dataset `cfg` names, prepared if it is an offline one, on the device."""
-    _validate(cfg)
+    validate(cfg)
     data_dir = pathlib.Path(cfg.data_dir) if cfg.data_dir else default_data_dir()
     builder = (
         prepare(cfg.name, dict(cfg.params), data_dir) if cfg.name in OFFLINE else _prepared_builder(cfg.name, data_dir)
@@ -313,7 +313,8 @@ def _view(x: np.ndarray, view: str) -> np.ndarray:
     return x[..., None] if x.ndim == 2 else x.reshape(len(x), x.shape[1], -1)
 
 
-def _validate(cfg) -> None:
+def validate(cfg) -> None:
+    """Stop with one clear sentence on the first bad data setting."""
     require(
         isinstance(cfg.get("name"), str) and cfg.name, f"data.name must be a dataset name; got {cfg.get('name')!r}."
     )

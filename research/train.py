@@ -111,7 +111,7 @@ jax.tree_util.register_pytree_node(
 class Trainer:
     """Compiles the init, chunk and evaluation programs of one experiment, once."""
 
-    def __init__(self, model_cfg, train_cfg, dataset: datalib.Dataset, *, devices=None):
+    def __init__(self, model_cfg, train_cfg, dataset: datalib.Dataset, *, devices=None, population_size: int = 0):
         validate(train_cfg)
         models.validate(model_cfg)
         self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, dataset
@@ -122,6 +122,7 @@ class Trainer:
         n_eval = min(train_cfg.eval_examples, len(dataset.x_train))
         self._eval_train = (dataset.x_train[:n_eval], dataset.y_train[:n_eval])
         self._eval_val = (dataset.x_val[: train_cfg.eval_examples], dataset.y_val[: train_cfg.eval_examples])
+        self.population_size = population_size  # pad smaller populations to this: one compile
         self.devices = list(devices or jax.local_devices())
         self._mesh = _trials_mesh(self.devices) if len(self.devices) > 1 else None
         self.init = jax.jit(self._init)
@@ -232,8 +233,22 @@ class Trainer:
         """Evaluation metrics of `state`'s parameters, on the host, real members only."""
         return {k: np.asarray(v)[:population_size] for k, v in self._evaluate(state["params"]).items()}
 
+    def select(self, state: State, members: list[int], population: Population) -> State:
+        """Members `members` of a (host) state as a new population's state, padded and placed."""
+        population.validate(self.groups)
+        index = np.asarray(members + [members[0]] * self._padding(len(members)))
+        picked = {k: (v if k == "step" else np.asarray(v)[index]) for k, v in state.items()}
+        for name, values in (("learning_rate", population.learning_rate), ("seed", population.seed)):
+            if not np.array_equal(picked[name][: len(members)], values):
+                raise ValueError(f"checkpoint members do not match the population's {name}")
+        return self.place(State(picked))
+
     def _padding(self, size: int) -> int:
-        return (-size) % len(self.devices) if self._mesh is not None else 0
+        """Copies of member 0 appended: up to `population_size`, then to a multiple of the devices."""
+        total = max(size, self.population_size)
+        if self._mesh is not None:
+            total = -(-total // len(self.devices)) * len(self.devices)
+        return total - size
 
     def _member_sharding(self):
         return jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec("trials"))
@@ -250,6 +265,12 @@ class Curves:
         for name in METRICS:
             self.chunk_metrics.setdefault(name, []).append(metrics[name])
         self.step_loss.append(metrics["step_loss"])
+
+    def select(self, members: list[int]) -> Curves:
+        """The curves of `members` only."""
+        picked = Curves({k: [v[members] for v in vs] for k, vs in self.chunk_metrics.items()})
+        picked.step_loss = [v[members] for v in self.step_loss]
+        return picked
 
     def array(self, name: str) -> np.ndarray:
         if name == "step_loss":
@@ -288,9 +309,11 @@ def train(
     *,
     on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None = None,
     checkpointer=None,
+    initial: tuple[State, Curves] | None = None,
 ) -> Result:
-    """Train `population` to the end, resuming from `checkpointer` when it holds a state."""
-    restored = checkpointer.restore(trainer, population) if checkpointer else None
+    """Train `population` to the end, from `initial` (state, curves) if given, else resuming
+    from `checkpointer` when it holds a state, else from scratch."""
+    restored = initial or (checkpointer.restore(trainer, population) if checkpointer else None)
     state, curves = restored if restored else (trainer.start(population), Curves())
     last = None
     for new_state, last in trainer.chunks(state, population.size):

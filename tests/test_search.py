@@ -1,0 +1,164 @@
+"""Sweeps: storages by URL, exact trial counts under concurrency, SIGKILL, the probe optimum."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from research import cli, experiment, search, storage
+from research.errors import ConfigError
+
+TINY = os.path.join(os.path.dirname(__file__), "fixtures", "tiny_experiment.py")
+
+
+def _overrides(tmp_path, data_root, *extra):
+    return [f"search.runs_dir={tmp_path}", f"data.data_dir={data_root}", *extra]
+
+
+def _worker(url, overrides, index=0):
+    argv = [sys.executable, "-m", "research", "worker", "--config", TINY, "--storage", url, "--index", str(index)]
+    argv += [a for o in overrides for a in ("--set", o)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _assert_exactly_once(study: optuna.Study, target: int) -> list:
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == target
+    assert len({t.number for t in complete}) == target
+    # Every failed trial is either surplus (asked past the budget in a race) or stale and
+    # retried exactly once; no retry completed twice.
+    retried = [t.user_attrs["retry_of"] for t in complete if "retry_of" in t.user_attrs]
+    assert len(retried) == len(set(retried))
+    for t in trials:
+        if t.state == TrialState.FAIL:
+            assert t.user_attrs.get("surplus") or t.number in retried
+        assert t.state in (TrialState.COMPLETE, TrialState.FAIL)
+    for t in complete:
+        assert len(t.user_attrs["seed_values"]) == 2 and len(t.user_attrs["curves"]["train_loss"][0]) == 4
+    return complete
+
+
+def test_journal_is_the_default_and_bad_urls_are_one_sentence(tmp_path):
+    assert storage.default_url("x-quick", tmp_path) == str(tmp_path / "x-quick.journal")
+    assert isinstance(storage.open_storage(str(tmp_path / "a" / "s.journal")), optuna.storages.JournalStorage)
+    with pytest.raises(ConfigError, match="scheme 'redis' is not supported"):
+        storage.open_storage("redis://localhost:6379")
+    with pytest.raises(ConfigError, match="unreachable"):
+        storage.open_storage("postgresql://user:secret@127.0.0.1:1/db")
+    with pytest.raises(ConfigError, match="storage must be"):
+        storage.open_storage("")
+
+
+def test_passwords_are_never_shown():
+    assert "secret" not in storage.redact("postgresql://user:secret@host:5432/db")
+    try:
+        storage.open_storage("postgresql://user:secret@127.0.0.1:1/db")
+    except ConfigError as err:
+        assert "secret" not in str(err) and "***" in str(err)
+
+
+def test_study_records_config_theory_and_version(tmp_path, data_root):
+    cfg = experiment.load(TINY, "quick", _overrides(tmp_path, data_root))
+    study = search.create_study(cfg, storage.default_url("tiny-quick", tmp_path), "tiny-quick")
+    assert study.user_attrs["config"]["model"]["depth"] == 3
+    assert study.user_attrs["theory"]["he"] == 2.0 and study.user_attrs["theory"]["second_moment"] == pytest.approx(2.0)
+    assert study.user_attrs["code_version"].startswith("0.")
+
+
+@pytest.mark.slow
+def test_three_workers_on_a_journal_finish_exactly_the_budget(tmp_path, data_root):
+    url = str(tmp_path / "tiny.journal")
+    overrides = _overrides(tmp_path, data_root, "search.trials=13")
+    workers = [_worker(url, overrides, i) for i in range(3)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    study = optuna.load_study(study_name="tiny-quick", storage=storage.open_storage(url))
+    _assert_exactly_once(study, 13)
+    assert sum(1 for out in outputs if "trials [" in out) >= 2  # the work was shared
+
+
+@pytest.mark.slow
+def test_a_sigkilled_worker_loses_no_trial_and_its_trials_resume(tmp_path, data_root):
+    url = str(tmp_path / "tiny.journal")
+    long = _overrides(tmp_path, data_root, "train.steps=3000", "train.chunk_steps=100", "search.trials=6")
+    victim = _worker(url, long, 0)
+    ckpts = tmp_path / "checkpoints" / "tiny-quick"
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(p.name.isdigit() for p in ckpts.rglob("*") if p.is_dir()):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    survivor = _worker(url, long, 1)
+    out = survivor.communicate(timeout=600)[0]
+    assert survivor.returncode == 0, out
+    study = optuna.load_study(study_name="tiny-quick", storage=storage.open_storage(url))
+    complete = _assert_exactly_once(study, 6)
+    stale = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("failure", "").startswith("stale")]
+    assert stale, "the killed worker held trials"
+    resumed = [t for t in complete if "retry_of" in t.user_attrs]
+    assert len(resumed) == len(stale)
+    assert all(t.user_attrs["resumed_from_step"] > 0 for t in resumed), "retries restarted from step 0"
+    assert "resuming trials" in out
+
+
+@pytest.mark.slow
+def test_probe_sweep_finds_he_on_relu(tmp_path, data_root):
+    overrides = _overrides(
+        tmp_path,
+        data_root,
+        "model.depth=20",
+        "model.width=128",
+        "search.objective='forward_log_ratio'",
+        "search.trials=40",
+        "search.trials_per_batch=10",
+        "search.probe_batch=256",
+    )
+    cfg = experiment.load(TINY, "quick", overrides)
+    worker = search.Worker(cfg, str(tmp_path / "probe.journal"), echo=lambda _: None)
+    assert worker.run() == 40
+    best = worker.study.best_trial.params["alpha"]
+    assert abs(best / 2.0 - 1.0) < 0.05
+
+
+def test_sweep_command_prints_best_alpha_and_theory(tmp_path, data_root, capsys):
+    overrides = _overrides(tmp_path, data_root, "search.trials=4", "search.trials_per_batch=2")
+    argv = ["sweep", "--config", TINY, "--storage", str(tmp_path / "s.journal"), "--workers", "1"]
+    assert cli.main(argv + [a for o in overrides for a in ("--set", o)]) == 0
+    out = capsys.readouterr().out
+    assert "4 finished trials" in out and "best trial: alpha =" in out and "he 2" in out
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("search.sampler='annealing'", "search.sampler must be one of"),
+        ("search.objective='accuracy'", "search.objective must be one of"),
+        ("search.alpha_range=(2.0, 1.0)", "search.alpha_range must be"),
+        ("search.trials=0", "search.trials must be an integer >= 1"),
+        ("search.stale_after_s=0.5", "search.stale_after_s"),
+        ("search.nonsense=1", "names no config field"),
+        ("model.depth='deep'", "model.depth must be of type int"),
+    ],
+)
+def test_bad_search_settings_name_the_field(override, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        experiment.load(TINY, "quick", [override])
+
+
+def test_worker_cli_rejects_a_missing_config(capsys):
+    assert cli.main(["worker", "--config", "no/such/file.py"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_jsonable_user_attrs():
+    assert search._jsonable({"a": [np.float32(1.5), float("nan")], "b": np.int64(3)}) == {"a": [1.5, None], "b": 3}
+    json.dumps(search._jsonable([np.inf]), allow_nan=False)
