@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import math
 import os
 import pathlib
@@ -114,7 +115,10 @@ def prepare(name: str, params: dict, data_dir: str | os.PathLike):
         raise ConfigError(
             f"data.params has unknown fields {sorted(unknown)} for {name}; accepted: {sorted(OFFLINE[name])}."
         )
-    with _quiet_tfds():
+    os.makedirs(data_dir, exist_ok=True)
+    # Workers starting together must not build the same files at once: one builds, the rest wait.
+    with open(os.path.join(data_dir, f".{name}.lock"), "w") as lock, _quiet_tfds():
+        fcntl.flock(lock, fcntl.LOCK_EX)
         builder = _BUILDERS[name]({**OFFLINE[name], **params}, data_dir=os.fspath(data_dir))
         if not builder.is_prepared():
             builder.download_and_prepare()

@@ -164,35 +164,35 @@ def counts(study: optuna.Study) -> dict[str, int]:
 
 
 def reap_stale(study: optuna.Study, stale_after_s: float) -> int:
-    """Fail RUNNING trials whose heartbeat stopped and enqueue each once for a retry.
+    """Fail RUNNING trials whose heartbeat stopped, and give every such failure one retry.
 
-    A retry carries the dead population's checkpoint, so it resumes where it stopped.
+    A retry carries the dead population's checkpoint and slot, so it resumes where it
+    stopped. A failure whose retry was never enqueued (the reaper died in between) gets
+    one on the next call; a rare duplicate retry is rejected as surplus when asked.
     Returns how many trials this call failed.
     """
     now, reaped = time.time(), 0
-    st = study._storage
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         beat = t.user_attrs.get("heartbeat") or (t.datetime_start.timestamp() if t.datetime_start else now)
         if now - beat <= stale_after_s:
             continue
         try:
-            if not st.set_trial_state_values(t._trial_id, TrialState.FAIL):
-                continue
+            if study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                reaped += 1
+                log.warning(
+                    "trial %d: worker %s stopped beating; failed for a retry", t.number, t.user_attrs.get("worker")
+                )
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
-            continue  # another worker got there first
-        st.set_trial_user_attr(
-            t._trial_id, "failure", f"stale: no heartbeat for {now - beat:.0f} s from {t.user_attrs.get('worker')}"
-        )
-        reaped += 1
-        log.warning("trial %d: worker %s stopped beating; failed and re-enqueued", t.number, t.user_attrs.get("worker"))
-    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-        if t.user_attrs.get("failure", "").startswith("stale") and not t.user_attrs.get("retried"):
-            retry = {"retry_of": t.number}
+            continue  # finished meanwhile, or another worker got there first
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    for t in trials:
+        if t.state == TrialState.FAIL and not t.user_attrs.get("surplus") and t.number not in retried:
+            retry = {"retry_of": t.number, "failure": f"stale: no heartbeat from {t.user_attrs.get('worker')}"}
             for key in ("checkpoint", "slot"):
                 if key in t.user_attrs:
                     retry[key] = t.user_attrs[key]
             study.enqueue_trial(t.params, user_attrs=retry)
-            st.set_trial_user_attr(t._trial_id, "retried", True)
     return reaped
 
 
@@ -369,6 +369,7 @@ class Worker:
             self.study._storage.set_trial_user_attr(trial._trial_id, "checkpoint", ckpt_dir)
             self.study._storage.set_trial_user_attr(trial._trial_id, "slot", slot)
         initial = self._resume(trials, population)
+        resumed_at = int(initial[0]["step"]) if initial else 0  # read now: training donates the state
         pruned: set[int] = set()
 
         def on_chunk(chunk: int, metrics: dict[str, np.ndarray]) -> None:
@@ -392,7 +393,6 @@ class Worker:
             result = None
         ckpt.close()
         shutil.rmtree(ckpt_dir, ignore_errors=True)
-        resumed_at = int(initial[0]["step"]) if initial else 0
 
         def outcome(i: int):
             if result is None or i in pruned:

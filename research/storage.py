@@ -58,7 +58,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise ConfigError(f"storage {redact(url)} is unreachable: {reason}.") from None
     except ImportError as err:
         raise ConfigError(
-            f"storage {redact(url)} needs a database driver ({err.name}); pip install psycopg2-binary."
+            f"storage {redact(url)} needs a database driver ({err}); pip install 'psycopg[binary]'."
         ) from None
 
 

@@ -237,7 +237,7 @@ class Trainer:
         """Members `members` of a (host) state as a new population's state, padded and placed."""
         population.validate(self.groups)
         index = np.asarray(members + [members[0]] * self._padding(len(members)))
-        picked = {k: (v if k == "step" else np.asarray(v)[index]) for k, v in state.items()}
+        picked = {k: (v if k == "step" else jax.tree.map(lambda a: np.asarray(a)[index], v)) for k, v in state.items()}
         for name, values in (("learning_rate", population.learning_rate), ("seed", population.seed)):
             if not np.array_equal(picked[name][: len(members)], values):
                 raise ValueError(f"checkpoint members do not match the population's {name}")
