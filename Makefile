@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	$$p -c 'import sys, venv; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p || echo $$p; } && break; done)
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-fast lint clean bench
+.PHONY: venv test test-fast lint clean bench sweep dashboard
 
 venv: $(VENV)/.installed
 
@@ -37,3 +37,20 @@ clean:
 # Engine vs tutorial loop vs matmul ceiling, side by side (writes runs/bench/bench.{json,md}).
 bench: venv
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# The main job: the default suite on embedded defaults (journal file under runs/, MNIST-1D
+# generated offline). Override: make sweep EXPERIMENT=experiments/x.py WORKERS=2 TRIALS=40
+# STORAGE=postgresql://user@host/db PROFILE=paper
+EXPERIMENT ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py
+PROFILE ?= quick
+WORKERS ?= 1
+STORAGE ?=
+TRIALS ?=
+sweep: venv
+	$(PY) -m research sweep $(foreach e,$(EXPERIMENT),--config $(e)) --profile $(PROFILE) --workers $(WORKERS) \
+		$(if $(STORAGE),--storage '$(STORAGE)') $(if $(TRIALS),--trials $(TRIALS))
+
+# optuna-dashboard for the sweep's storage on http://127.0.0.1:$(PORT)/dashboard
+PORT ?= 8080
+dashboard: venv
+	$(PY) -m research dashboard --port $(PORT) $(if $(STORAGE),--storage '$(STORAGE)')

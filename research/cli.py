@@ -77,7 +77,59 @@ def _parser() -> argparse.ArgumentParser:
         else:
             cmd.add_argument("--index", type=int, default=0, help="worker index (seeds its sampler)")
             cmd.add_argument("--compilation-cache", default=None, help="persistent XLA cache directory")
+    status = sub.add_parser("status", help="every study in a storage: trial counts, best alpha, theory")
+    status.add_argument("--storage", default=None, help="default: runs/studies.journal")
+
+    dash = sub.add_parser("dashboard", help="optuna-dashboard for a storage, on 127.0.0.1 by default")
+    dash.add_argument("--storage", default=None, help="default: runs/studies.journal")
+    dash.add_argument("--host", default="127.0.0.1")
+    dash.add_argument("--port", type=int, default=8080)
+    dash.add_argument(
+        "--expose", action="store_true", help="allow a non-loopback --host (anyone who reaches it can edit)"
+    )
     return parser
+
+
+@_command("status")
+def _status(args: argparse.Namespace) -> int:
+    import optuna
+
+    from research import storage, sweep
+
+    backend = storage.open_storage(args.storage or storage.default_url())
+    names = optuna.get_all_study_names(storage=backend)
+    if not names:
+        print(f"no studies in {storage.redact(args.storage or storage.default_url())}")
+    for name in names:
+        print(sweep.summary(optuna.load_study(study_name=name, storage=backend)))
+    return 0
+
+
+@_command("dashboard")
+def _dashboard(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from research import storage
+
+    loopback = args.host == "localhost" or _is_loopback(args.host, ipaddress)
+    if not loopback and not args.expose:
+        raise ConfigError(
+            f"--host {args.host} listens beyond this machine; add --expose to allow it, or use 127.0.0.1."
+        )
+    url = args.storage or storage.default_url()
+    backend = storage.open_storage(url)
+    import optuna_dashboard
+
+    print(f"optuna-dashboard for {storage.redact(url)} at http://{args.host}:{args.port}/dashboard", flush=True)
+    optuna_dashboard.run_server(backend, host=args.host, port=args.port)
+    return 0
+
+
+def _is_loopback(host: str, ipaddress) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @_command("sweep")
@@ -103,7 +155,7 @@ def _worker(args: argparse.Namespace) -> int:
     if args.compilation_cache:
         train.enable_compilation_cache(args.compilation_cache)
     cfg = experiment.load(args.config[0], args.profile, args.set)
-    url = args.storage or storage.default_url(experiment.study_name(cfg), cfg.search.runs_dir)
+    url = args.storage or storage.default_url(cfg.search.runs_dir)
     worker = search.Worker(cfg, url, worker_index=args.index, echo=lambda line: print(line, flush=True))
     told = worker.run()
     print(f"[{worker.id}] done: told {told} trials", flush=True)

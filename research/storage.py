@@ -19,9 +19,9 @@ from research.errors import ConfigError
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
 
 
-def default_url(study_name: str, root: str | os.PathLike = "runs") -> str:
-    """The embedded default: a journal file under runs/ (no server needed)."""
-    return str(pathlib.Path(root) / f"{study_name}.journal")
+def default_url(root: str | os.PathLike = "runs") -> str:
+    """The embedded default: one journal file under runs/ for every study (no server needed)."""
+    return str(pathlib.Path(root) / "studies.journal")
 
 
 def redact(url: str) -> str:

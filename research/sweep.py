@@ -22,7 +22,7 @@ def run(path: str, profile: str, overrides: list[str], url: str | None, workers:
     """Sweep the experiment in `path` to its trial budget; returns the study."""
     cfg = experiment.load(path, profile, overrides)
     name = experiment.study_name(cfg)
-    url = url or storage.default_url(name, cfg.search.runs_dir)
+    url = url or storage.default_url(cfg.search.runs_dir)
     study = search.create_study(cfg, url, name)
     logs = os.path.join(cfg.search.runs_dir, "logs")
     os.makedirs(logs, exist_ok=True)

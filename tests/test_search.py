@@ -48,7 +48,7 @@ def _assert_exactly_once(study: optuna.Study, target: int, chunks: int = 4) -> l
 
 
 def test_journal_is_the_default_and_bad_urls_are_one_sentence(tmp_path):
-    assert storage.default_url("x-quick", tmp_path) == str(tmp_path / "x-quick.journal")
+    assert storage.default_url(tmp_path) == str(tmp_path / "studies.journal")
     assert isinstance(storage.open_storage(str(tmp_path / "a" / "s.journal")), optuna.storages.JournalStorage)
     with pytest.raises(ConfigError, match="scheme 'redis' is not supported"):
         storage.open_storage("redis://localhost:6379")
@@ -68,7 +68,7 @@ def test_passwords_are_never_shown():
 
 def test_study_records_config_theory_and_version(tmp_path, data_root):
     cfg = experiment.load(TINY, "quick", _overrides(tmp_path, data_root))
-    study = search.create_study(cfg, storage.default_url("tiny-quick", tmp_path), "tiny-quick")
+    study = search.create_study(cfg, storage.default_url(tmp_path), "tiny-quick")
     assert study.user_attrs["config"]["model"]["depth"] == 3
     assert study.user_attrs["theory"]["he"] == 2.0 and study.user_attrs["theory"]["second_moment"] == pytest.approx(2.0)
     assert study.user_attrs["code_version"].startswith("0.")

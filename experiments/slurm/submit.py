@@ -1,0 +1,49 @@
+"""Launch W sweep workers as a SLURM job array through submitit (pip install submitit).
+
+    python experiments/slurm/submit.py --workers 16 --storage "$STORAGE" \
+        --config experiments/he_relu_mlp.py --profile paper --partition gpu
+
+Each task runs `research worker` against the shared PostgreSQL study, one GPU per task;
+the same fault tolerance as the sbatch script (heartbeats, checkpoint resume) applies.
+"""
+
+import argparse
+import os
+
+from research import cli
+
+
+def run_worker(index: int, args: argparse.Namespace) -> int:
+    argv = ["worker", "--config", args.config, "--profile", args.profile, "--storage", args.storage]
+    argv += ["--index", str(index), "--compilation-cache", os.path.expanduser("~/.cache/init-scale/xla")]
+    return cli.main(argv)
+
+
+def main() -> None:
+    import submitit
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--storage", required=True)
+    parser.add_argument("--config", default="experiments/he_relu_mlp.py")
+    parser.add_argument("--profile", default="paper")
+    parser.add_argument("--partition", default=None)
+    parser.add_argument("--hours", type=float, default=4.0)
+    args = parser.parse_args()
+    executor = submitit.AutoExecutor(folder="runs/submitit")
+    executor.update_parameters(
+        name="init-scale",
+        gpus_per_node=1,
+        cpus_per_task=8,
+        mem_gb=32,
+        timeout_min=int(args.hours * 60),
+        slurm_partition=args.partition,
+        slurm_array_parallelism=args.workers,
+        slurm_additional_parameters={"requeue": True},
+    )
+    jobs = executor.map_array(run_worker, range(args.workers), [args] * args.workers)
+    print(f"submitted {len(jobs)} workers: job {jobs[0].job_id.split('_')[0]}")
+
+
+if __name__ == "__main__":
+    main()
