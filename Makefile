@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	$$p -c 'import sys, venv; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p || echo $$p; } && break; done)
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-fast lint clean bench sweep dashboard
+.PHONY: venv test test-fast lint clean bench sweep dashboard report
 
 venv: $(VENV)/.installed
 
@@ -54,3 +54,7 @@ sweep: venv
 PORT ?= 8080
 dashboard: venv
 	$(PY) -m research dashboard --port $(PORT) $(if $(STORAGE),--storage '$(STORAGE)')
+
+# Tables (runs/report/report.{md,tex,json}) and figures for every study in the storage.
+report: venv
+	$(PY) -m research report $(if $(STORAGE),--storage '$(STORAGE)')

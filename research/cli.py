@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -74,11 +75,17 @@ def _parser() -> argparse.ArgumentParser:
         if name == "sweep":
             cmd.add_argument("--workers", type=int, default=1)
             cmd.add_argument("--trials", type=int, default=None, help="shorthand for --set search.trials=N")
+            cmd.add_argument("--no-report", action="store_true", help="skip the report at the end")
         else:
             cmd.add_argument("--index", type=int, default=0, help="worker index (seeds its sampler)")
             cmd.add_argument("--compilation-cache", default=None, help="persistent XLA cache directory")
     status = sub.add_parser("status", help="every study in a storage: trial counts, best alpha, theory")
     status.add_argument("--storage", default=None, help="default: runs/studies.journal")
+
+    rep = sub.add_parser("report", help="alpha* tables (Markdown, LaTeX, JSON) and figures for every study")
+    rep.add_argument("--storage", default=None, help="default: runs/studies.journal")
+    rep.add_argument("--out", default="runs/report")
+    rep.add_argument("--no-figures", action="store_true")
 
     dash = sub.add_parser("dashboard", help="optuna-dashboard for a storage, on 127.0.0.1 by default")
     dash.add_argument("--storage", default=None, help="default: runs/studies.journal")
@@ -102,6 +109,16 @@ def _status(args: argparse.Namespace) -> int:
         print(f"no studies in {storage.redact(args.storage or storage.default_url())}")
     for name in names:
         print(sweep.summary(optuna.load_study(study_name=name, storage=backend)))
+    return 0
+
+
+@_command("report")
+def _report(args: argparse.Namespace) -> int:
+    from research import report, storage
+
+    path = report.write(args.storage or storage.default_url(), args.out, figures=not args.no_figures)
+    print(path.read_text())
+    print(f"written: {path.parent}/report.{{md,tex,json}} and {path.parent}/figures/")
     return 0
 
 
@@ -141,9 +158,22 @@ def _sweep(args: argparse.Namespace) -> int:
     overrides = list(args.set) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
     if args.trials is not None and args.trials < 1:
         raise ConfigError(f"--trials must be an integer >= 1; got {args.trials}.")
-    for path in args.config:
-        sweep.run(path, args.profile, overrides, args.storage, args.workers)
-    return 0
+    studies = [sweep.run(path, args.profile, overrides, args.storage, args.workers) for path in args.config]
+    if not args.no_report:
+        from research import report, storage
+
+        url = args.storage or storage.default_url(experiment_runs_dir(args, overrides))
+        path = report.write(url, os.path.join(experiment_runs_dir(args, overrides), "report"))
+        print("\n" + path.read_text())
+        print(f"report: {path} (figures in {path.parent / 'figures'})")
+    return 0 if studies else 1
+
+
+def experiment_runs_dir(args: argparse.Namespace, overrides: list[str]) -> str:
+    """The runs directory the sweep used (search.runs_dir of the first config)."""
+    from research import experiment
+
+    return experiment.load(args.config[0], args.profile, overrides).search.runs_dir
 
 
 @_command("worker")

@@ -43,7 +43,7 @@ class Comparison:
 class Estimate:
     """alpha* with its interval and how much the data support it."""
 
-    status: str  # "ok", "edge", "flat", "too few trials"
+    status: str  # "ok"; "edge" (at the searched range's end); "flat" (interval over half the range); "too few trials"
     alpha: float | None
     interval: tuple[float, float] | None
     band: tuple[float, float] | None  # alphas whose fitted objective is within `tolerance` of the best
@@ -134,7 +134,9 @@ def estimate(
         minima.append(grid[int(np.nanargmin(boot))])
     interval = (float(np.exp(np.percentile(minima, 2.5))), float(np.exp(np.percentile(minima, 97.5))))
     alpha = float(np.exp(grid[best]))
-    if spread < 2 * noise / math.sqrt(max(len(obs.value) / max(n_trials, 1), 1)):
+    seeds = max(len(obs.value) / max(n_trials, 1), 1)
+    wide = math.log(interval[1] / interval[0]) > 0.5 * (grid[-1] - grid[0])
+    if wide or spread < 2 * noise / math.sqrt(seeds):  # the minimiser wanders: no optimum to report
         status = "flat"
     elif best in (0, len(grid) - 1):
         status = "edge"

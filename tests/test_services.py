@@ -18,7 +18,7 @@ import pytest
 
 from research import storage
 from research.errors import ConfigError
-from tests.test_search import TINY, _assert_exactly_once, _overrides, _worker
+from tests.test_search import _assert_exactly_once, _overrides, _worker
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 POSTGRES = os.environ.get("RESEARCH_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/research_test")
