@@ -113,8 +113,20 @@ def estimate(
         hi = min(hi, math.log(diverged_above))
     empty = np.zeros(0)
     if n_trials < 6 or len(np.unique(obs.log_alpha)) < 5:
-        return Estimate("too few trials", None, None, None, n_trials, len(obs.value), None, diverged_above, empty, empty,
-                        _compare(predictions, None, None, "too few trials"))  # fmt: skip
+        comparisons = _compare(predictions, None, None, "too few trials")
+        return Estimate(
+            "too few trials",
+            None,
+            None,
+            None,
+            n_trials,
+            len(obs.value),
+            None,
+            diverged_above,
+            empty,
+            empty,
+            comparisons,
+        )
     grid = np.linspace(max(lo, obs.log_alpha.min()), min(hi, obs.log_alpha.max()), _GRID)
     bandwidth = _choose_bandwidth(obs)
     curve = _profile(obs, grid, bandwidth)
