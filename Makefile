@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	$$p -c 'import sys, venv; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p || echo $$p; } && break; done)
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-fast lint clean bench sweep dashboard report
+.PHONY: venv test test-fast lint clean bench sweep suite dashboard report
 
 venv: $(VENV)/.installed
 
@@ -49,6 +49,17 @@ TRIALS ?=
 sweep: venv
 	$(PY) -m research sweep $(foreach e,$(EXPERIMENT),--config $(e)) --profile $(PROFILE) --workers $(WORKERS) \
 		$(if $(STORAGE),--storage '$(STORAGE)') $(if $(TRIALS),--trials $(TRIALS))
+
+# The whole experiment suite (quick profile: under an hour on 2 cores), then the report.
+SUITE ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py experiments/xavier_compromise.py \
+	experiments/relu_cnn.py experiments/tanh_rnn.py \
+	$(foreach a,leaky_relu:0.2 elu selu gelu silu sigmoid softplus,experiments/zoo.py:activation=$(a)) \
+	experiments/optimizers.py:optimizer=momentum experiments/optimizers.py:optimizer=adam \
+	$(foreach d,5 10 20,experiments/depth.py:depth=$(d)) experiments/he_figure3.py \
+	$(foreach d,2 5 10,experiments/fixed_variance.py:depth=$(d))
+suite: venv
+	$(PY) -m research sweep $(foreach e,$(SUITE),--config '$(e)') --profile $(PROFILE) --workers $(WORKERS) \
+		$(if $(STORAGE),--storage '$(STORAGE)')
 
 # optuna-dashboard for the sweep's storage on http://127.0.0.1:$(PORT)/dashboard
 PORT ?= 8080

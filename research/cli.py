@@ -158,7 +158,9 @@ def _sweep(args: argparse.Namespace) -> int:
     overrides = list(args.set) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
     if args.trials is not None and args.trials < 1:
         raise ConfigError(f"--trials must be an integer >= 1; got {args.trials}.")
-    studies = [sweep.run(path, args.profile, overrides, args.storage, args.workers) for path in args.config]
+    studies = [
+        s for path in args.config for s in sweep.run_all(path, args.profile, overrides, args.storage, args.workers)
+    ]
     if not args.no_report:
         from research import report, storage
 

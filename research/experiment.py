@@ -31,9 +31,13 @@ def base_config(name: str, model: str = "mlp", dataset: str = "mnist1d") -> ml_c
 
 
 def load(path: str, profile: str = "quick", overrides: list[str] | tuple[str, ...] = ()) -> ml_collections.ConfigDict:
-    """The config in file `path` (or `path:profile`) for `profile`, with `overrides` applied."""
+    """The config in file `path` for `profile`, with `overrides` applied, validated and locked.
+
+    `path` may carry arguments for `get_config` after a colon, as in big_vision:
+    "experiments/zoo.py:activation=gelu,depth=30" calls get_config(profile, activation="gelu", depth=30).
+    """
     path, _, suffix = str(path).partition(":")
-    profile = suffix or profile
+    options = _options(suffix)
     if profile not in PROFILES:
         raise ConfigError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}.")
     file = pathlib.Path(path)
@@ -44,12 +48,28 @@ def load(path: str, profile: str = "quick", overrides: list[str] | tuple[str, ..
     spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"experiment config {path!r} defines no get_config(profile).")
-    cfg = module.get_config(profile)
+    try:
+        cfg = module.get_config(profile, **options)
+    except TypeError as err:
+        raise ConfigError(f"experiment config {path!r} does not take {sorted(options)}: {err}.") from None
     cfg.profile = profile
     apply_overrides(cfg, overrides)
     validate(cfg)
     cfg.lock()
     return cfg
+
+
+def _options(suffix: str) -> dict:
+    options = {}
+    for item in filter(None, suffix.split(",")):
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"experiment arguments must look like path.py:key=value,key=value; got {item!r}.")
+        try:
+            options[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            options[key] = raw
+    return options
 
 
 def apply_overrides(cfg: ml_collections.ConfigDict, overrides) -> None:
@@ -88,5 +108,22 @@ def validate(cfg) -> None:
 
 
 def study_name(cfg) -> str:
-    """Studies are named after the experiment and profile."""
-    return f"{cfg.name}-{cfg.profile}"
+    """Studies are named after the experiment, the profile and the objective."""
+    return f"{cfg.name}-{cfg.profile}-{cfg.search.objective}"
+
+
+def mnist1d_mlp(name: str, activation: str, mode: str, depth: int = 20, width: int = 128) -> ml_collections.ConfigDict:
+    """The quick workhorse: a deep MLP on MNIST-1D, SGD momentum 0.9, lr 0.01, 1000 steps of 128."""
+    cfg = base_config(name, model="mlp", dataset="mnist1d")
+    cfg.model.update({"activation": activation, "depth": depth, "width": width})
+    cfg.model.init.mode = mode
+    cfg.train.update({"optimizer": "momentum", "learning_rate": 0.01, "steps": 1000, "chunk_steps": 100})
+    cfg.search.update({"trials": 24, "trials_per_batch": 8, "seeds": 3})
+    return cfg
+
+
+def paper_scale(cfg: ml_collections.ConfigDict) -> None:
+    """The cluster profile: more data, longer training, more trials and seeds."""
+    cfg.data.params.num_samples = 20000
+    cfg.train.update({"steps": 3 * cfg.train.steps, "chunk_steps": 3 * cfg.train.chunk_steps})
+    cfg.search.update({"trials": 200, "trials_per_batch": 16, "seeds": 5})

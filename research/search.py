@@ -46,6 +46,7 @@ def default_config() -> ml_collections.ConfigDict:
     """Search settings: what is searched, how many trials, and how workers cooperate."""
     cfg = ml_collections.ConfigDict()
     cfg.objective = "train_loss"
+    cfg.objectives = ()  # the objectives `research sweep` runs, one study each; empty: (objective,)
     cfg.alpha_range = (0.25, 16.0)  # log-uniform
     cfg.alpha_groups = ()  # layer groups alpha scales; empty: all (others stay at 1)
     cfg.learning_rate_range = ()  # (lo, hi) searches lr jointly (log-uniform); empty: train.learning_rate
@@ -57,6 +58,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.grid_points = 16  # alphas on the grid sampler's geometric grid
     cfg.pruner = "none"
     cfg.probe_batch = 256  # inputs for the signal-propagation objectives
+    cfg.probe_input_scale = 1.0  # scales the probe inputs: small values start near q = 0
     cfg.checkpoint_every_chunks = 2
     cfg.heartbeat_s = 10.0
     cfg.stale_after_s = 120.0  # a running trial without a heartbeat this long is failed and retried
@@ -67,8 +69,10 @@ def default_config() -> ml_collections.ConfigDict:
 
 def validate(cfg) -> None:
     """Stop with one clear sentence on the first bad search setting."""
-    if cfg.objective not in OBJECTIVES:
-        raise choice("search.objective", cfg.objective, OBJECTIVES)
+    for objective in (cfg.objective, *cfg.objectives):
+        if objective not in OBJECTIVES:
+            raise choice("search.objective", objective, OBJECTIVES)
+    require(cfg.probe_input_scale > 0, f"search.probe_input_scale must be > 0; got {cfg.probe_input_scale!r}.")
     if cfg.sampler not in SAMPLERS:
         raise choice("search.sampler", cfg.sampler, SAMPLERS)
     if cfg.pruner not in PRUNERS:
@@ -433,7 +437,7 @@ class Worker:
         return self.trainer.select(state, members, population), curves.select(members)
 
     def _probe_member(self, alpha, seed):
-        x = self.dataset.x_train[: self.scfg.probe_batch]
+        x = self.dataset.x_train[: self.scfg.probe_batch] * self.scfg.probe_input_scale
         graph = models.graphdef(self.cfg.model)
         return probes.measure(self.cfg.model, graph, jax.random.key(seed), alpha, x)
 

@@ -18,6 +18,13 @@ from tqdm import tqdm
 from research import experiment, search, storage
 
 
+def run_all(path: str, profile: str, overrides: list[str], url: str | None, workers: int) -> list[optuna.Study]:
+    """One study per objective the experiment lists (search.objectives)."""
+    cfg = experiment.load(path, profile, overrides)
+    objectives = tuple(cfg.search.objectives) or (cfg.search.objective,)
+    return [run(path, profile, [*overrides, f"search.objective='{o}'"], url, workers) for o in objectives]
+
+
 def run(path: str, profile: str, overrides: list[str], url: str | None, workers: int, *, echo=print) -> optuna.Study:
     """Sweep the experiment in `path` to its trial budget; returns the study."""
     cfg = experiment.load(path, profile, overrides)

@@ -104,9 +104,10 @@ def test_report_files_from_a_tiny_study(tmp_path, data_root):
     search.Worker(cfg, url, echo=lambda _: None).run()
     path = report.write(url, tmp_path / "report")
     rows = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert len(rows) == 1 and rows[0]["experiment"] == "tiny-quick" and rows[0]["trials"] == 12
+    assert len(rows) == 1 and rows[0]["experiment"] == "tiny-quick-forward_log_ratio" and rows[0]["trials"] == 12
     assert abs(rows[0]["alpha_star"] / 2 - 1) < 0.15  # ReLU forward signal: He
-    assert "tiny-quick" in path.read_text() and r"\begin{tabular}" in (tmp_path / "report" / "report.tex").read_text()
-    for stem in ("tiny-quick-objective", "tiny-quick-depth"):
+    assert "tiny-quick-forward_log_ratio" in path.read_text()
+    assert r"\begin{tabular}" in (tmp_path / "report" / "report.tex").read_text()
+    for stem in ("tiny-quick-forward_log_ratio-objective", "tiny-quick-forward_log_ratio-depth"):
         for ext in ("png", "pdf"):
             assert (tmp_path / "report" / "figures" / f"{stem}.{ext}").stat().st_size > 1000

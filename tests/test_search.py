@@ -68,7 +68,7 @@ def test_passwords_are_never_shown():
 
 def test_study_records_config_theory_and_version(tmp_path, data_root):
     cfg = experiment.load(TINY, "quick", _overrides(tmp_path, data_root))
-    study = search.create_study(cfg, storage.default_url(tmp_path), "tiny-quick")
+    study = search.create_study(cfg, storage.default_url(tmp_path), "tiny-quick-train_loss")
     assert study.user_attrs["config"]["model"]["depth"] == 3
     assert study.user_attrs["theory"]["he"] == 2.0 and study.user_attrs["theory"]["second_moment"] == pytest.approx(2.0)
     assert study.user_attrs["code_version"].startswith("0.")
@@ -81,7 +81,7 @@ def test_three_workers_on_a_journal_finish_exactly_the_budget(tmp_path, data_roo
     workers = [_worker(url, overrides, i) for i in range(3)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
-    study = optuna.load_study(study_name="tiny-quick", storage=storage.open_storage(url))
+    study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(url))
     _assert_exactly_once(study, 13)
     assert sum(1 for out in outputs if "trials [" in out) >= 2  # the work was shared
 
@@ -91,7 +91,7 @@ def test_a_sigkilled_worker_loses_no_trial_and_its_trials_resume(tmp_path, data_
     url = str(tmp_path / "tiny.journal")
     long = _overrides(tmp_path, data_root, "train.steps=3000", "train.chunk_steps=100", "search.trials=6")
     victim = _worker(url, long, 0)
-    ckpts = tmp_path / "checkpoints" / "tiny-quick"
+    ckpts = tmp_path / "checkpoints" / "tiny-quick-train_loss"
     deadline = time.time() + 300
     while time.time() < deadline and not any(p.name.isdigit() for p in ckpts.rglob("*") if p.is_dir()):
         time.sleep(0.1)
@@ -101,7 +101,7 @@ def test_a_sigkilled_worker_loses_no_trial_and_its_trials_resume(tmp_path, data_
     survivor = _worker(url, long, 1)
     out = survivor.communicate(timeout=600)[0]
     assert survivor.returncode == 0, out
-    study = optuna.load_study(study_name="tiny-quick", storage=storage.open_storage(url))
+    study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(url))
     complete = _assert_exactly_once(study, 6, chunks=30)
     failed = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL]
     stale = [t for t in failed if not t.user_attrs.get("surplus")]

@@ -47,7 +47,7 @@ def test_three_workers_on_postgresql_finish_exactly_the_budget(postgres, tmp_pat
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
     assert all("postgres:postgres" not in out for out in outputs)  # no password in logs
-    study = optuna.load_study(study_name="tiny-quick", storage=storage.open_storage(postgres))
+    study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(postgres))
     _assert_exactly_once(study, 13)
 
 

@@ -1,0 +1,26 @@
+"""6. The activation zoo: which theory predicts the optimum, for probes and for training?
+
+    research sweep --config experiments/zoo.py:activation=gelu   # one activation, quick: about 3 min
+    make suite                                                   # every activation
+
+Probes at initialisation: the forward signal (second-moment rule 1/E[phi^2]) and, with faint
+inputs, the Jacobian gain (the edge of chaos where a stable one exists). Training: MNIST-1D,
+20 layers x 128, 600 steps.
+"""
+
+from research import experiment
+
+ACTIVATIONS = ("leaky_relu:0.2", "elu", "selu", "gelu", "silu", "sigmoid", "softplus")
+
+
+def get_config(profile: str = "quick", activation: str = "gelu"):
+    name = "zoo_" + activation.replace(":", "").replace(".", "p")
+    cfg = experiment.mnist1d_mlp(name, activation, "fan_in")
+    cfg.train.update({"steps": 600})
+    cfg.search.update(
+        {"alpha_range": (0.25, 16.0), "trials": 16, "trials_per_batch": 8, "seeds": 2,
+         "objectives": ("forward_log_ratio", "train_loss")}
+    )  # fmt: skip
+    if profile == "paper":
+        experiment.paper_scale(cfg)
+    return cfg
