@@ -82,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="every study in a storage: trial counts, best alpha, theory")
     status.add_argument("--storage", default=None, help="default: runs/studies.journal")
 
+    adv = sub.add_parser("advise", help="recommended init per layer, from theory and a study's evidence")
+    adv.add_argument("--config", required=True, help="experiment file (path.py or path.py:key=value)")
+    adv.add_argument("--profile", default="quick")
+    adv.add_argument("--storage", default=None, help="where to look for the experiment's study")
+    adv.add_argument("--json", action="store_true")
+
+    lsuv = sub.add_parser("lsuv", help="LSUV's data-dependent per-layer scales against theory")
+    lsuv.add_argument("--config", required=True)
+    lsuv.add_argument("--profile", default="quick")
+    lsuv.add_argument("--batch", type=int, default=512)
+
     rep = sub.add_parser("report", help="alpha* tables (Markdown, LaTeX, JSON) and figures for every study")
     rep.add_argument("--storage", default=None, help="default: runs/studies.journal")
     rep.add_argument("--out", default="runs/report")
@@ -109,6 +120,61 @@ def _status(args: argparse.Namespace) -> int:
         print(f"no studies in {storage.redact(args.storage or storage.default_url())}")
     for name in names:
         print(sweep.summary(optuna.load_study(study_name=name, storage=backend)))
+    return 0
+
+
+@_command("advise")
+def _advise(args: argparse.Namespace) -> int:
+    import optuna
+
+    from research import advise, experiment, storage
+
+    cfg = experiment.load(args.config, args.profile)
+    study = None
+    url = args.storage or storage.default_url(cfg.search.runs_dir)
+    if args.storage or os.path.exists(url):
+        name = experiment.study_name(cfg)
+        if name in optuna.get_all_study_names(storage=storage.open_storage(url)):
+            study = optuna.load_study(study_name=name, storage=storage.open_storage(url))
+    advice = advise.advise(cfg, study)
+    if args.json:
+        print(json.dumps(advice, indent=2, default=str))
+        return 0
+    print(f"{cfg.name}: {cfg.model.name}, {advice['activation']}, mode {advice['mode']}")
+    print(f"closest preset: {advice['closest_preset']}; edge of chaos: {_fmt(advice['theory']['edge_of_chaos'])}")
+    print(
+        f"  ({advice['edge_of_chaos_note']}); depth scale at the forward rule: {_fmt(advice['depth_scale_at_forward'])}"
+    )
+    if advice["evidence"] is None:
+        print("no usable study for this experiment: recommendations are theory's alone")
+    rows = [
+        [r["layer"], str(r["shape"]), r["mode"], f"{r['alpha']:.3g}", f"{r['std']:.4g}", r["source"]]
+        for r in advice["layers"]
+    ]
+    print(_markdown(["layer", "kernel", "fan mode", "alpha", "std", "from"], rows))
+    return 0
+
+
+@_command("lsuv")
+def _lsuv(args: argparse.Namespace) -> int:
+    import jax
+    import numpy as np
+
+    from research import data, experiment, lsuv, theory
+
+    cfg = experiment.load(args.config, args.profile)
+    dataset = data.load(cfg.data)
+    found = lsuv.scales(cfg.model, dataset.x_train[: args.batch], jax.random.key(0))
+    forward = theory.second_moment(cfg.model.activation, "fan_in")
+    rows = [
+        [str(i + 1), f"{a:.3g}", "1 (standardised inputs)" if i == 0 else f"{forward:.3g}"] for i, a in enumerate(found)
+    ]
+    print(f"LSUV on {cfg.name} ({cfg.model.activation}): alpha = Var(W) * fan_in per layer")
+    print(_markdown(["layer", "LSUV alpha", "theory 1/E[phi^2]"], rows))
+    later = found[1:]
+    print(
+        f"layers 2-{len(found)}: median {np.median(later):.3g}, range [{later.min():.3g}, {later.max():.3g}]; theory {forward:.3g}"
+    )
     return 0
 
 

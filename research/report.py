@@ -49,7 +49,7 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
     out = pathlib.Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     records = collect(url)
-    rows = [_row(r) for r in records]
+    rows = [row(r) for r in records]
     (out / "report.json").write_text(
         json.dumps(
             [{**row, "estimate": r["estimate"].to_json()} for row, r in zip(rows, records, strict=True)], indent=2
@@ -69,7 +69,8 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
     return out / "report.md"
 
 
-def _row(r: dict) -> dict:
+def row(r: dict) -> dict:
+    """The table row of one study record."""
     cfg, est = r["config"], r["estimate"]
     supported = [c.theory for c in est.comparisons if c.verdict == "supported"]
     return {

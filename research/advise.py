@@ -1,0 +1,87 @@
+"""The advisor: for a model config, the init each layer should get, from theory and evidence.
+
+The seed document's rule (section 9: He for ReLU, Xavier otherwise) made precise: each
+searched layer's alpha comes from the theory that matches the criterion (forward variance on
+fan_in, the edge of chaos where a stable one exists), and from a study's alpha* where the
+storage holds one for the same experiment.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+from flax import nnx
+
+from research import estimate, init, models, theory
+
+
+def layers(model_cfg) -> list[tuple[str, tuple[int, ...]]]:
+    """(path, shape) of every kernel of the model, in order."""
+    state = nnx.eval_shape(lambda: models.build(model_cfg, 1.0, rngs=nnx.Rngs(0)))
+    params = nnx.state(state, nnx.Param)
+    out = []
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
+        names = [n for n in names if n != "value"]
+        if names[-1] == "kernel":
+            out.append(("/".join(names[:-1]), tuple(leaf.shape)))
+    return out
+
+
+def advise(cfg, study=None) -> dict:
+    """Per-layer recommendations; `study` (an Optuna study of this experiment) adds evidence."""
+    model = cfg.model
+    mode = model.init.get("mode", "fan_in") if model.init.get("mode", "fan_in") in theory.MODES else "fan_in"
+    preds = {p.theory: p for p in theory.predict(model.activation, mode, float(model.sigma_b))}
+    eoc = preds["edge_of_chaos"]
+    forward = preds["second_moment"].alpha
+    evidence = None
+    if study is not None:
+        obs = estimate.from_trials(study.get_trials(deepcopy=False))
+        est = estimate.estimate(obs, {k: p.alpha for k, p in preds.items()}, alpha_range=tuple(cfg.search.alpha_range))
+        if est.status == "ok":
+            evidence = est
+    recurrent_alpha = eoc.alpha if eoc.alpha is not None else forward
+    rows = []
+    for path, shape in layers(model):
+        fan_in, fan_out = init.fans(shape)
+        if path.startswith("readout"):
+            alpha, source, spec = 1.0, "LeCun (readout kept fixed)", init.lecun()
+        elif "recurrent" in path or (path.startswith("rnn/") and path.split("/")[-1].startswith("h")):
+            alpha, source, spec = (
+                recurrent_alpha,
+                "edge of chaos (recurrent: time plays depth)",
+                init.InitSpec(1.0, "fan_in"),
+            )
+        elif evidence is not None:
+            alpha, source, spec = (
+                evidence.alpha,
+                f"study alpha* {evidence.alpha:.3g} {_ci(evidence)}",
+                init.InitSpec(1.0, mode),
+            )
+        else:
+            alpha, source, spec = forward, "forward variance 1/E[phi^2]", init.InitSpec(1.0, mode)
+        var = init.variance(spec, shape, alpha)
+        rows.append({"layer": path, "shape": shape, "fan_in": fan_in, "fan_out": fan_out, "alpha": alpha,
+                     "mode": spec.mode, "std": math.sqrt(var), "source": source})  # fmt: skip
+    return {
+        "activation": model.activation,
+        "mode": mode,
+        "theory": {k: p.alpha for k, p in preds.items()},
+        "closest_preset": _closest(forward, model.activation),
+        "edge_of_chaos_note": eoc.note,
+        "depth_scale_at_forward": theory.depth_scale(model.activation, forward, float(model.sigma_b)),
+        "layers": rows,
+        "evidence": None if evidence is None else {"alpha": evidence.alpha, "interval": evidence.interval},
+    }
+
+
+def _ci(est) -> str:
+    return f"[{est.interval[0]:.3g}, {est.interval[1]:.3g}]"
+
+
+def _closest(alpha: float, activation: str) -> str:
+    presets = {"lecun (1)": 1.0, "he (2)": 2.0, "xavier (1 on fan_avg)": 1.0}
+    name = min(presets, key=lambda k: abs(math.log(presets[k] / alpha)))
+    return f"{name}; theory asks {alpha:.3g} for {activation}"

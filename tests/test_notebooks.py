@@ -1,0 +1,43 @@
+"""The analysis notebooks run headless against a tiny study and draw their figures."""
+
+import os
+import pathlib
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from research import experiment, search
+
+ANALYSIS = pathlib.Path(__file__).resolve().parent.parent / "analysis"
+TINY = os.path.join(os.path.dirname(__file__), "fixtures", "tiny_experiment.py")
+
+
+@pytest.fixture(scope="module")
+def tiny_storage(tmp_path_factory, data_root):
+    root = tmp_path_factory.mktemp("notebook_study")
+    overrides = [f"search.runs_dir={root}", f"data.data_dir={data_root}", "search.objective='forward_log_ratio'",
+                 "search.trials=10", "search.trials_per_batch=5", "model.depth=8", "model.width=64"]  # fmt: skip
+    url = str(root / "studies.journal")
+    search.Worker(experiment.load(TINY, "quick", overrides), url, echo=lambda _: None).run()
+    return url, root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(p.name for p in ANALYSIS.glob("*.ipynb")))
+def test_notebook_executes_against_a_tiny_study(name, tiny_storage, monkeypatch):
+    url, root = tiny_storage
+    out = root / name.removesuffix(".ipynb")
+    monkeypatch.setenv("RESEARCH_STORAGE", url)
+    monkeypatch.setenv("RESEARCH_REPORT_OUT", str(out))
+    notebook = nbformat.read(ANALYSIS / name, as_version=4)
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ANALYSIS)}}
+    ).execute()
+    text = "".join(
+        str(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", ""))
+        for c in notebook.cells
+        for o in c.get("outputs", [])
+    )
+    assert "1 studies in" in text and "tiny-quick-forward_log_ratio" in text
+    assert any((out / "figures").glob("*.png"))
