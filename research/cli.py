@@ -7,6 +7,7 @@ sentence on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from research.errors import ConfigError
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,6 +31,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args) or 0
     except ConfigError as err:
         print(f"research {args.command}: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in _STORAGE_ERRNOS:
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        print(
+            f"research {args.command}: a write failed: {err.strerror}{where}; what was already recorded is intact,"
+            " free space or point --storage elsewhere and run again to continue.",
+            file=sys.stderr,
+        )
         return 2
 
 
@@ -173,7 +185,8 @@ def _lsuv(args: argparse.Namespace) -> int:
     print(_markdown(["layer", "LSUV alpha", "theory 1/E[phi^2]"], rows))
     later = found[1:]
     print(
-        f"layers 2-{len(found)}: median {np.median(later):.3g}, range [{later.min():.3g}, {later.max():.3g}]; theory {forward:.3g}"
+        f"layers 2-{len(found)}: median {np.median(later):.3g},"
+        f" range [{later.min():.3g}, {later.max():.3g}]; theory {forward:.3g}"
     )
     return 0
 

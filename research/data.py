@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from research.errors import ConfigError, choice, require
+from research.errors import ConfigError, choice, integer, number, require
 
 Array = jax.Array
 VIEWS = ("flat", "image", "sequence")
@@ -326,10 +326,8 @@ def validate(cfg) -> None:
         raise choice("data.view", cfg.view, VIEWS)
     if cfg.normalization not in NORMALIZATIONS:
         raise choice("data.normalization", cfg.normalization, NORMALIZATIONS)
-    require(
-        isinstance(cfg.validation_fraction, int | float) and 0 <= cfg.validation_fraction < 1,
-        f"data.validation_fraction must be in [0, 1); got {cfg.validation_fraction!r}.",
-    )
+    number(cfg.validation_fraction, "data.validation_fraction", "a number in [0, 1)", lambda v: 0 <= v < 1)
+    integer(cfg.split_seed, "data.split_seed", minimum=0)
     if cfg.name == "teacher":
         task = cfg.params.get("task", "classification")
         if task not in ("classification", "regression"):

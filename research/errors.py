@@ -19,3 +19,16 @@ def require(condition: bool, message: str) -> None:
     """Raise `ConfigError(message)` unless `condition` holds."""
     if not condition:
         raise ConfigError(message)
+
+
+def integer(value: object, field: str, minimum: int = 1) -> None:
+    """`value` must be an int (not a bool) >= minimum."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    require(ok, f"{field} must be an integer >= {minimum}; got {value!r}.")
+
+
+def number(value: object, field: str, accepted: str, ok=lambda v: True) -> None:
+    """`value` must be a finite real number for which `ok(value)` holds; `accepted` says which."""
+    real = isinstance(value, int | float) and not isinstance(value, bool)
+    real = real and value == value and abs(value) != float("inf")
+    require(real and ok(value), f"{field} must be {accepted}; got {value!r}.")

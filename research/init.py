@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from research.errors import ConfigError, choice
+from research.errors import ConfigError, choice, number
 
 Array = jax.Array
 Initializer = Callable[[Array, Sequence[int], jnp.dtype], Array]
@@ -41,8 +41,7 @@ class InitSpec:
             raise choice("init.mode", self.mode, FAN_MODES)
         if self.distribution not in DISTRIBUTIONS:
             raise choice("init.distribution", self.distribution, DISTRIBUTIONS)
-        if not (isinstance(self.scale, int | float) and self.scale > 0 and math.isfinite(self.scale)):
-            raise ConfigError(f"init.scale must be a positive finite number; got {self.scale!r}.")
+        number(self.scale, "init.scale", "a positive finite number", lambda v: v > 0)
 
 
 def xavier(distribution: str = "normal") -> InitSpec:

@@ -17,7 +17,7 @@ from flax import nnx
 
 from research import activations
 from research import init as initlib
-from research.errors import ConfigError, choice, require
+from research.errors import ConfigError, choice, integer, number, require
 
 Array = jax.Array
 MODELS = ("mlp", "cnn", "rnn")
@@ -63,7 +63,7 @@ def groups(cfg) -> tuple[str, ...]:
 
 def hidden_widths(cfg) -> list[int]:
     """Per-layer widths of an MLP, from `widths` or `depth` x `width`, validated."""
-    require(isinstance(cfg.depth, int) and cfg.depth >= 1, f"model.depth must be an integer >= 1; got {cfg.depth!r}.")
+    integer(cfg.depth, "model.depth")
     if cfg.widths:
         widths = list(cfg.widths)
         require(
@@ -81,14 +81,8 @@ def validate(cfg) -> None:
     if cfg.get("name") not in MODELS:
         raise choice("model.name", cfg.get("name"), MODELS)
     activations.get(cfg.activation)
-    require(
-        isinstance(cfg.sigma_b, int | float) and cfg.sigma_b >= 0,
-        f"model.sigma_b must be a number >= 0; got {cfg.sigma_b!r}.",
-    )
-    require(
-        isinstance(cfg.num_outputs, int) and cfg.num_outputs >= 1,
-        f"model.num_outputs must be an integer >= 1; got {cfg.num_outputs!r}.",
-    )
+    number(cfg.sigma_b, "model.sigma_b", "a number >= 0", lambda v: v >= 0)
+    integer(cfg.num_outputs, "model.num_outputs")
     initlib.from_config(cfg.init)
     initlib.from_config(cfg.readout_init)
     if cfg.name == "mlp":

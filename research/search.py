@@ -29,7 +29,7 @@ from optuna.trial import TrialState
 from research import checkpoint, models, probes, storage, theory
 from research import data as datalib
 from research import train as trainlib
-from research.errors import ConfigError, choice, require
+from research.errors import ConfigError, choice, integer, number, require
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +69,24 @@ def default_config() -> ml_collections.ConfigDict:
 
 def validate(cfg) -> None:
     """Stop with one clear sentence on the first bad search setting."""
+    for field in ("objectives", "alpha_groups"):
+        require(isinstance(cfg[field], tuple | list), f"search.{field} must be a tuple of names; got {cfg[field]!r}.")
     for objective in (cfg.objective, *cfg.objectives):
         if objective not in OBJECTIVES:
             raise choice("search.objective", objective, OBJECTIVES)
-    require(cfg.probe_input_scale > 0, f"search.probe_input_scale must be > 0; got {cfg.probe_input_scale!r}.")
+    number(cfg.probe_input_scale, "search.probe_input_scale", "a number > 0", lambda v: v > 0)
+    require(isinstance(cfg.runs_dir, str) and cfg.runs_dir, f"search.runs_dir must be a path; got {cfg.runs_dir!r}.")
     if cfg.sampler not in SAMPLERS:
         raise choice("search.sampler", cfg.sampler, SAMPLERS)
     if cfg.pruner not in PRUNERS:
         raise choice("search.pruner", cfg.pruner, PRUNERS)
     _check_range("search.alpha_range", cfg.alpha_range)
-    if cfg.learning_rate_range:
+    if cfg.learning_rate_range != ():
         _check_range("search.learning_rate_range", cfg.learning_rate_range)
     for field in ("seeds", "trials", "trials_per_batch", "grid_points", "probe_batch", "checkpoint_every_chunks"):
-        value = cfg[field]
-        require(isinstance(value, int) and value >= 1, f"search.{field} must be an integer >= 1; got {value!r}.")
+        integer(cfg[field], f"search.{field}")
     for field in ("heartbeat_s", "stale_after_s", "poll_s"):
-        require(cfg[field] > 0, f"search.{field} must be > 0 seconds; got {cfg[field]!r}.")
+        number(cfg[field], f"search.{field}", "a number of seconds > 0", lambda v: v > 0)
     require(
         cfg.stale_after_s > 2 * cfg.heartbeat_s,
         f"search.stale_after_s ({cfg.stale_after_s}) must exceed twice search.heartbeat_s ({cfg.heartbeat_s}).",
@@ -350,13 +352,16 @@ class Worker:
             heartbeat.release(trial)
             attrs, value, state = results(i)
             try:
-                for key, item in attrs.items():
-                    self.study._storage.set_trial_user_attr(trial._trial_id, key, _jsonable(item))
-                self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+                _retry(lambda: self._record(trial, attrs, value, state))  # noqa: B023  (called at once)
                 told += 1
             except optuna.exceptions.UpdateFinishedTrialError:
                 self.echo(f"[{self.id}] trial {trial.number} was taken over by another worker; its result is dropped")
         return told
+
+    def _record(self, trial: optuna.Trial, attrs: dict, value: float | None, state: TrialState) -> None:
+        for key, item in attrs.items():
+            self.study._storage.set_trial_user_attr(trial._trial_id, key, _jsonable(item))
+        self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
 
     def _population(self, trials) -> trainlib.Population:
         seeds = self.scfg.seeds
@@ -370,8 +375,8 @@ class Worker:
         ckpt_dir = os.path.join(self.ckpt_root, uuid.uuid4().hex[:12])
         ckpt = checkpoint.Checkpointer(ckpt_dir, every_chunks=self.scfg.checkpoint_every_chunks, keep=1)
         for slot, trial in enumerate(trials):
-            self.study._storage.set_trial_user_attr(trial._trial_id, "checkpoint", ckpt_dir)
-            self.study._storage.set_trial_user_attr(trial._trial_id, "slot", slot)
+            _retry(lambda: self.study._storage.set_trial_user_attr(trial._trial_id, "checkpoint", ckpt_dir))  # noqa: B023
+            _retry(lambda: self.study._storage.set_trial_user_attr(trial._trial_id, "slot", slot))  # noqa: B023
         initial = self._resume(trials, population)
         resumed_at = int(initial[0]["step"]) if initial else 0  # read now: training donates the state
         pruned: set[int] = set()

@@ -9,7 +9,6 @@ pruning and checkpoints. A member that produces NaN or inf is frozen and flagged
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterator, Mapping
 
 import jax
@@ -20,7 +19,7 @@ import optax
 
 from research import data as datalib
 from research import models
-from research.errors import choice, require
+from research.errors import choice, integer, number, require
 
 Array = jax.Array
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
@@ -344,17 +343,16 @@ def validate(cfg) -> None:
     if cfg.loss not in LOSSES:
         raise choice("train.loss", cfg.loss, LOSSES)
     for field in ("batch_size", "steps", "chunk_steps", "eval_examples"):
-        value = cfg[field]
-        require(isinstance(value, int) and value >= 1, f"train.{field} must be an integer >= 1; got {value!r}.")
+        integer(cfg[field], f"train.{field}")
     require(
         cfg.steps % cfg.chunk_steps == 0,
         f"train.steps ({cfg.steps}) must be a multiple of train.chunk_steps ({cfg.chunk_steps}).",
     )
-    require(0 <= cfg.momentum < 1, f"train.momentum must be in [0, 1); got {cfg.momentum!r}.")
-    require(
-        isinstance(cfg.learning_rate, int | float) and cfg.learning_rate > 0 and math.isfinite(cfg.learning_rate),
-        f"train.learning_rate must be a positive number; got {cfg.learning_rate!r}.",
-    )
+    number(cfg.momentum, "train.momentum", "a number in [0, 1)", lambda v: 0 <= v < 1)
+    number(cfg.learning_rate, "train.learning_rate", "a positive number", lambda v: v > 0)
+    number(cfg.weight_decay, "train.weight_decay", "a number >= 0", lambda v: v >= 0)
+    number(cfg.diverged_value, "train.diverged_value", "a finite number", lambda v: True)
+    integer(cfg.data_seed, "train.data_seed", minimum=0)
 
 
 def enable_compilation_cache(path: str) -> None:

@@ -1,0 +1,246 @@
+"""Reliability: load, worker and storage faults, bad input, numerics, exposure.
+
+Marked `reliability` (and `slow`); .ci/run runs them with the rest. Each test states the
+figure it proves; the closing numbers come from their printed lines (pytest -s).
+"""
+
+import contextlib
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optuna
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from optuna.trial import TrialState
+
+from research import cli, estimate, experiment, storage
+from research.errors import ConfigError
+from tests.test_search import TINY, _assert_exactly_once, _overrides, _worker
+from tests.test_services import POSTGRES, _absent
+
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+
+LOAD = ["search.objective='forward_log_ratio'", "search.trials=200", "search.trials_per_batch=10", "search.seeds=1",
+        "search.heartbeat_s=2.0", "search.stale_after_s=60.0", "model.depth=4"]  # fmt: skip
+
+
+def _load(url, tmp_path, data_root):
+    overrides = _overrides(tmp_path, data_root, *LOAD)
+    started = time.time()
+    workers = [_worker(url, overrides, i) for i in range(8)]
+    outputs = [w.communicate(timeout=1200)[0] for w in workers]
+    seconds = time.time() - started
+    assert all(w.returncode == 0 for w in workers), [o[-2000:] for o in outputs]
+    study = optuna.load_study(study_name="tiny-quick-forward_log_ratio", storage=storage.open_storage(url))
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    assert len(complete) == 200 and len({t.number for t in complete}) == 200
+    assert all(len(t.user_attrs["per_layer"]["forward"]) == 4 for t in complete)  # every trial's curve stored
+    failed = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL]
+    assert all(t.user_attrs.get("surplus") for t in failed)
+    rate = 200 * 60 / seconds
+    print(
+        f"\nload {storage.redact(url)}: 8 workers, 200 trials in {seconds:.0f} s = {rate:.0f} trials/min, {len(failed)} surplus"
+    )
+
+
+def test_load_8_workers_200_trials_on_a_journal(tmp_path, data_root):
+    _load(str(tmp_path / "load.journal"), tmp_path, data_root)
+
+
+@pytest.mark.service
+def test_load_8_workers_200_trials_on_postgresql(tmp_path, data_root):
+    try:
+        backend = storage.open_storage(POSTGRES)
+    except ConfigError as err:
+        _absent(f"PostgreSQL ({err})")
+    for name in optuna.get_all_study_names(storage=backend):
+        optuna.delete_study(study_name=name, storage=backend)
+    _load(POSTGRES, tmp_path, data_root)
+
+
+def test_chaos_repeated_sigkills_lose_no_trial(tmp_path, data_root):
+    url = str(tmp_path / "chaos.journal")
+    overrides = _overrides(tmp_path, data_root, "train.steps=1500", "train.chunk_steps=50", "search.trials=9")
+    workers = {i: _worker(url, overrides, i) for i in range(3)}
+    rng, kills = random.Random(0), 0
+    deadline = time.time() + 900
+    while kills < 4 and time.time() < deadline and any(w.poll() is None for w in workers.values()):
+        time.sleep(rng.uniform(4.0, 8.0))
+        alive = [i for i, w in workers.items() if w.poll() is None]
+        if not alive:
+            break
+        victim = rng.choice(alive)
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait()
+        kills += 1
+        workers[victim] = _worker(url, overrides, victim)  # the scheduler restarts it
+    for w in workers.values():
+        w.communicate(timeout=900)
+    study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(url))
+    complete = _assert_exactly_once(study, 9, chunks=30)
+    resumed = [t.user_attrs["resumed_from_step"] for t in complete if "retry_of" in t.user_attrs]
+    print(f"\nchaos: {kills} SIGKILLs, 9/9 trials finished once, {len(resumed)} resumed at steps {sorted(resumed)}")
+    assert kills >= 2 and resumed and max(resumed) > 0
+
+
+@pytest.mark.service
+def test_postgresql_down_for_30_seconds_mid_sweep(tmp_path, data_root):
+    cluster = os.environ.get("RESEARCH_TEST_PG_CLUSTER")
+    if not cluster:
+        _absent("a PostgreSQL cluster this test may stop (RESEARCH_TEST_PG_CLUSTER)")
+    backend = storage.open_storage(POSTGRES)
+    for name in optuna.get_all_study_names(storage=backend):
+        optuna.delete_study(study_name=name, storage=backend)
+    overrides = _overrides(tmp_path, data_root, "train.steps=600", "search.trials=9", "search.stale_after_s=120.0")
+    workers = [_worker(POSTGRES, overrides, i) for i in range(2)]
+    time.sleep(15)
+    subprocess.run(["pg_ctlcluster", *cluster.split(), "stop"], check=True)
+    time.sleep(30)
+    subprocess.run(["pg_ctlcluster", *cluster.split(), "start"], check=True)
+    outputs = [w.communicate(timeout=900)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), [o[-3000:] for o in outputs]
+    assert any("storage unreachable" in o for o in outputs)  # a message says what happened
+    study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(POSTGRES))
+    _assert_exactly_once(study, 9, chunks=60)
+
+
+def _tmpfs(path, size="256k"):
+    os.makedirs(path, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        _absent(f"a tmpfs mount for the disk-fault test ({done.stderr.decode().strip()})")
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_journal_on_a_full_or_read_only_disk_is_a_clear_error_and_keeps_trials(tmp_path, data_root, fault):
+    disk = tmp_path / "disk"
+    _tmpfs(disk)
+    try:
+        url = str(disk / "studies.journal")
+        study = optuna.create_study(study_name="kept", storage=storage.open_storage(url))
+        study.optimize(lambda t: t.suggest_float("alpha", 0.5, 8.0, log=True), n_trials=5)
+        if fault == "full":
+            with open(disk / "filler", "wb") as f:
+                try:
+                    f.write(b"\0" * (1 << 20))
+                except OSError:
+                    pass
+        else:
+            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        argv = [
+            "worker",
+            "--config",
+            TINY,
+            "--storage",
+            url,
+            *[a for o in _overrides(tmp_path, data_root) for a in ("--set", o)],
+        ]
+        done = subprocess.run([sys.executable, "-m", "research", *argv], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, done.stderr[-2000:]
+        message = done.stderr.strip().splitlines()[-1]
+        assert "Traceback" not in done.stderr and ("No space left" in message or "Read-only" in message)
+        kept = optuna.load_study(
+            study_name="kept", storage=storage.open_storage(str(url)) if fault == "full" else _readonly(url)
+        )
+        assert len([t for t in kept.trials if t.state == TrialState.COMPLETE]) == 5
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def _readonly(url):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    return JournalStorage(JournalFileBackend(url, lock_obj=JournalFileOpenLock(url)))
+
+
+# --- bad input -------------------------------------------------------------------------------
+FIELDS = ["model.depth", "model.width", "model.activation", "model.sigma_b", "model.init.mode",
+          "model.init.distribution", "train.optimizer", "train.steps", "train.chunk_steps", "train.batch_size",
+          "train.learning_rate", "train.momentum", "search.trials", "search.alpha_range", "search.learning_rate_range", "search.sampler", "search.pruner",
+          "search.objective", "search.seeds", "search.stale_after_s", "data.view", "data.validation_fraction",
+          "data.normalization", "search.nonexistent", "nosection.field"]  # fmt: skip
+VALUES = st.one_of(
+    st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6),
+    st.tuples(st.floats(-10, 10), st.floats(-10, 10)), st.just("()"), st.none(), st.booleans(),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(FIELDS), value=VALUES)
+def test_any_bad_override_is_one_clear_sentence(field, value):
+    try:
+        experiment.load(TINY, "quick", [f"{field}={value!r}"])
+    except ConfigError as err:
+        message = str(err)
+        assert "\n" not in message and message.endswith(".")
+        assert field.split(".")[-1] in message or "override" in message or "alpha" in message or "must" in message
+
+
+CHEAP = {"theory": ["--activation", "relu"], "probe": ["--depth", "2", "--width", "8", "--seeds", "1", "--batch", "4"]}
+WORDS = ["--activation", "relu", "swish", "leaky_relu:x", "--depth", "-3", "0", "--mode", "fan_up", "--alpha",
+         "nan", "-1", "--width", "x", "--sigma-b", "--json", "--seeds", "--model", "vit", "--distribution", "cauchy"]  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None)
+@given(command=st.sampled_from(sorted(CHEAP)), words=st.lists(st.sampled_from(WORDS), max_size=5))
+def test_cli_never_shows_a_traceback(command, words):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = cli.main([command, *CHEAP[command], *words])
+        except SystemExit as exit_:  # argparse's own usage error: one line, status 2
+            code = exit_.code
+    assert code in (0, 2) and "Traceback" not in err.getvalue()
+    if code == 2:
+        assert err.getvalue().strip()
+
+
+def test_bad_input_never_corrupts_an_existing_study(tmp_path, data_root):
+    url = str(tmp_path / "studies.journal")
+    study = optuna.create_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(url))
+    study.optimize(lambda t: t.suggest_float("alpha", 0.5, 8.0, log=True), n_trials=3)
+    before = open(url, "rb").read()
+    for bad in (["search.trials=-1"], ["train.optimizer='lion'"], ["search.alpha_range=(0, 1)"]):
+        argv = [
+            "worker",
+            "--config",
+            TINY,
+            "--storage",
+            url,
+            *[a for o in _overrides(tmp_path, data_root, *bad) for a in ("--set", o)],
+        ]
+        assert cli.main(argv) == 2
+    assert open(url, "rb").read() == before
+
+
+# --- numerics and exposure --------------------------------------------------------------------
+def test_non_finite_values_never_poison_the_estimator():
+    rng = np.random.default_rng(0)
+    x = np.repeat(np.log(np.geomspace(0.5, 8.0, 20)), 2)
+    y = (x - np.log(2.0)) ** 2 + 0.02 * rng.normal(size=x.size)
+    y[-6:] = [np.nan, np.inf, 1e30, np.nan, np.inf, -np.inf]
+    obs = estimate.Observations(x[:-6], y[:-6], np.repeat(np.arange(20), 2)[:-6], diverged_alpha=np.exp(x[-6:]))
+    est = estimate.estimate(obs, {"he": 2.0})
+    assert est.status == "ok" and np.all(np.isfinite(est.fit_value)) and abs(est.alpha / 2 - 1) < 0.15
+    assert (
+        estimate.estimate(estimate.Observations(np.zeros(0), np.zeros(0), np.zeros(0, int)), {"he": 2.0}).status
+        == "too few trials"
+    )
+
+
+def test_reports_and_messages_never_carry_passwords(tmp_path):
+    secret = "postgresql://u:hunter2@127.0.0.1:1/db"
+    done = subprocess.run(
+        [sys.executable, "-m", "research", "status", "--storage", secret], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "hunter2" not in done.stderr + done.stdout
+    json.dumps({})  # the study attributes never hold the URL: see search.create_study
