@@ -46,9 +46,8 @@ def _load(url, tmp_path, data_root):
     failed = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL]
     assert all(t.user_attrs.get("surplus") for t in failed)
     rate = 200 * 60 / seconds
-    print(
-        f"\nload {storage.redact(url)}: 8 workers, 200 trials in {seconds:.0f} s = {rate:.0f} trials/min, {len(failed)} surplus"
-    )
+    where = storage.redact(url)
+    print(f"\nload {where}: 8 workers, 200 trials in {seconds:.0f} s = {rate:.0f} trials/min, {len(failed)} surplus")
 
 
 def test_load_8_workers_200_trials_on_a_journal(tmp_path, data_root):
@@ -163,11 +162,13 @@ def _readonly(url):
 
 
 # --- bad input -------------------------------------------------------------------------------
-FIELDS = ["model.depth", "model.width", "model.activation", "model.sigma_b", "model.init.mode",
-          "model.init.distribution", "train.optimizer", "train.steps", "train.chunk_steps", "train.batch_size",
-          "train.learning_rate", "train.momentum", "search.trials", "search.alpha_range", "search.learning_rate_range", "search.sampler", "search.pruner",
-          "search.objective", "search.seeds", "search.stale_after_s", "data.view", "data.validation_fraction",
-          "data.normalization", "search.nonexistent", "nosection.field"]  # fmt: skip
+FIELDS = """
+model.depth model.width model.activation model.sigma_b model.init.mode
+model.init.distribution train.optimizer train.steps train.chunk_steps train.batch_size
+train.learning_rate train.momentum search.trials search.alpha_range search.learning_rate_range
+search.sampler search.pruner search.objective search.seeds search.stale_after_s
+data.view data.validation_fraction data.normalization search.nonexistent nosection.field
+""".split()
 VALUES = st.one_of(
     st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6),
     st.tuples(st.floats(-10, 10), st.floats(-10, 10)), st.just("()"), st.none(), st.booleans(),
@@ -186,8 +187,11 @@ def test_any_bad_override_is_one_clear_sentence(field, value):
 
 
 CHEAP = {"theory": ["--activation", "relu"], "probe": ["--depth", "2", "--width", "8", "--seeds", "1", "--batch", "4"]}
-WORDS = ["--activation", "relu", "swish", "leaky_relu:x", "--depth", "-3", "0", "--mode", "fan_up", "--alpha",
-         "nan", "-1", "--width", "x", "--sigma-b", "--json", "--seeds", "--model", "vit", "--distribution", "cauchy"]  # fmt: skip
+WORDS = """
+--activation relu swish leaky_relu:x --depth -3 0 --mode
+fan_up --alpha nan -1 --width x --sigma-b --json
+--seeds --model vit --distribution cauchy
+""".split()
 
 
 @settings(max_examples=120, deadline=None)
