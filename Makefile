@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	$$p -c 'import sys, venv; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p || echo $$p; } && break; done)
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-fast lint clean bench sweep suite dashboard report
+.PHONY: venv test test-fast test-reliability lint clean bench sweep suite dashboard report
 
 venv: $(VENV)/.installed
 
@@ -26,7 +26,11 @@ test: venv
 
 # The quick inner loop: unit tests only.
 test-fast: venv
-	$(PY) -m pytest -m "not slow and not service" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not service and not reliability" $(PYTEST_ARGS)
+
+# Load, faults and bad input alone (part of `make test` too).
+test-reliability: venv
+	$(PY) -m pytest -m reliability -s $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check research tests

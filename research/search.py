@@ -231,16 +231,22 @@ class Heartbeat:
             self._ids.discard(trial._trial_id)
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.wait(self._interval):
             with self._lock:
                 ids = list(self._ids)
             for trial_id in ids:
                 try:
                     self._beat(trial_id)
+                    failing = False
                 except optuna.exceptions.UpdateFinishedTrialError:
                     self.release_id(trial_id)
                 except Exception as err:  # storage down: keep trying, the reaper's grace covers it
-                    log.warning("heartbeat failed (%s); retrying", err.__class__.__name__)
+                    if not failing:
+                        log.warning(
+                            "heartbeat failed (%s); retrying every %.0f s", err.__class__.__name__, self._interval
+                        )
+                    failing = True
                     break
 
     def release_id(self, trial_id: int) -> None:
@@ -386,8 +392,8 @@ class Worker:
             for i, trial in enumerate(trials):
                 if i in pruned:
                     continue
-                trial.report(float(values[i]), chunk)
-                if self.scfg.pruner != "none" and trial.should_prune():
+                _retry(lambda: trial.report(float(values[i]), chunk))  # noqa: B023  (called at once)
+                if self.scfg.pruner != "none" and _retry(trial.should_prune):
                     pruned.add(i)
             if len(pruned) == len(trials):
                 raise _AllPruned
@@ -395,7 +401,7 @@ class Worker:
         if initial is not None:
             for chunk, row in enumerate(initial[1].array(objective).T, start=1):  # retries keep their curves
                 for i, trial in enumerate(trials):
-                    trial.report(float(row.reshape(len(trials), seeds)[i].mean()), chunk)
+                    _retry(lambda: trial.report(float(row.reshape(len(trials), seeds)[i].mean()), chunk))  # noqa: B023
         try:
             result = trainlib.train(self.trainer, population, on_chunk=on_chunk, checkpointer=ckpt, initial=initial)
         except _AllPruned:
@@ -515,7 +521,12 @@ def _retry(call, attempts: int = 8, first_wait_s: float = 1.0):
     for attempt in range(attempts):
         try:
             return call()
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, ConnectionError) as err:
+        except (
+            sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.InterfaceError,
+            optuna.exceptions.StorageInternalError,  # how RDBStorage wraps a failed commit
+            ConnectionError,
+        ) as err:
             if attempt == attempts - 1:
                 raise
             log.warning("storage unreachable (%s); retrying in %.0f s", err.__class__.__name__, wait)

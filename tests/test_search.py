@@ -33,14 +33,23 @@ def _assert_exactly_once(study: optuna.Study, target: int, chunks: int = 4) -> l
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == target
     assert len({t.number for t in complete}) == target
-    # Every failed trial is either surplus (asked past the budget in a race) or stale and
-    # retried exactly once; no retry completed twice.
+    # Every failed trial is either surplus (asked past the budget in a race) or stale, and then
+    # its chain of retries (a retry can be killed too) ends in exactly one complete trial.
+    retries = {}
+    for t in trials:
+        if "retry_of" in t.user_attrs and not t.user_attrs.get("surplus"):
+            assert t.user_attrs["retry_of"] not in retries, "two live retries of one trial"
+            retries[t.user_attrs["retry_of"]] = t
+    by_number = {t.number: t for t in trials}
+    for t in trials:
+        assert t.state in (TrialState.COMPLETE, TrialState.FAIL)
+        if t.state == TrialState.FAIL and not t.user_attrs.get("surplus"):
+            end = t
+            while end.state != TrialState.COMPLETE:
+                assert end.number in retries, f"trial {end.number} failed and was never retried"
+                end = by_number[retries[end.number].number]
     retried = [t.user_attrs["retry_of"] for t in complete if "retry_of" in t.user_attrs]
     assert len(retried) == len(set(retried))
-    for t in trials:
-        if t.state == TrialState.FAIL:
-            assert t.user_attrs.get("surplus") or t.number in retried
-        assert t.state in (TrialState.COMPLETE, TrialState.FAIL)
     for t in complete:
         # Full curves, also for retries (resumed from a checkpoint, they keep the chunks before it).
         assert len(t.user_attrs["seed_values"]) == 2 and len(t.user_attrs["curves"]["train_loss"][0]) == chunks
