@@ -22,3 +22,30 @@ def mnist1d(data_root):
     cfg = data.default_config("mnist1d")
     cfg.data_dir = str(data_root)
     return data.load(cfg)
+
+
+POSTGRES = os.environ.get("RESEARCH_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/research_test")
+
+
+def service_absent(what: str):
+    """Skip where a service is truly absent; with RESEARCH_REQUIRE_SERVICES=1 (CI) fail instead."""
+    if os.environ.get("RESEARCH_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{what} is required here (RESEARCH_REQUIRE_SERVICES=1) but absent")
+    pytest.skip(f"{what} is not available on this machine")
+
+
+@pytest.fixture
+def postgres():
+    """The test PostgreSQL URL, emptied of studies."""
+    import optuna
+
+    from research import storage
+    from research.errors import ConfigError
+
+    try:
+        backend = storage.open_storage(POSTGRES)
+    except ConfigError as err:
+        service_absent(f"PostgreSQL ({err})")
+    for name in optuna.get_all_study_names(storage=backend):
+        optuna.delete_study(study_name=name, storage=backend)
+    return POSTGRES

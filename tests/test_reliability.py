@@ -23,8 +23,8 @@ from optuna.trial import TrialState
 
 from research import cli, estimate, experiment, storage
 from research.errors import ConfigError
-from tests.test_search import TINY, _assert_exactly_once, _overrides, _worker
-from tests.test_services import POSTGRES, _absent
+from tests.conftest import service_absent
+from tests.test_search import TINY, _assert_exactly_once, _overrides, _worker, _worker_argv
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -55,14 +55,8 @@ def test_load_8_workers_200_trials_on_a_journal(tmp_path, data_root):
 
 
 @pytest.mark.service
-def test_load_8_workers_200_trials_on_postgresql(tmp_path, data_root):
-    try:
-        backend = storage.open_storage(POSTGRES)
-    except ConfigError as err:
-        _absent(f"PostgreSQL ({err})")
-    for name in optuna.get_all_study_names(storage=backend):
-        optuna.delete_study(study_name=name, storage=backend)
-    _load(POSTGRES, tmp_path, data_root)
+def test_load_8_workers_200_trials_on_postgresql(postgres, tmp_path, data_root):
+    _load(postgres, tmp_path, data_root)
 
 
 def _checkpointed_pids(url: str) -> set[int]:
@@ -112,15 +106,12 @@ def test_chaos_repeated_sigkills_lose_no_trial(tmp_path, data_root):
 
 
 @pytest.mark.service
-def test_postgresql_down_for_30_seconds_mid_sweep(tmp_path, data_root):
+def test_postgresql_down_for_30_seconds_mid_sweep(postgres, tmp_path, data_root):
     cluster = os.environ.get("RESEARCH_TEST_PG_CLUSTER")
     if not cluster:
-        _absent("a PostgreSQL cluster this test may stop (RESEARCH_TEST_PG_CLUSTER)")
-    backend = storage.open_storage(POSTGRES)
-    for name in optuna.get_all_study_names(storage=backend):
-        optuna.delete_study(study_name=name, storage=backend)
+        service_absent("a PostgreSQL cluster this test may stop (RESEARCH_TEST_PG_CLUSTER)")
     overrides = _overrides(tmp_path, data_root, "train.steps=600", "search.trials=9", "search.stale_after_s=120.0")
-    workers = [_worker(POSTGRES, overrides, i) for i in range(2)]
+    workers = [_worker(postgres, overrides, i) for i in range(2)]
     time.sleep(15)
     subprocess.run(["pg_ctlcluster", *cluster.split(), "stop"], check=True)
     time.sleep(30)
@@ -128,7 +119,7 @@ def test_postgresql_down_for_30_seconds_mid_sweep(tmp_path, data_root):
     outputs = [w.communicate(timeout=900)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), [o[-3000:] for o in outputs]
     assert any("storage unreachable" in o for o in outputs)  # a message says what happened
-    study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(POSTGRES))
+    study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(postgres))
     _assert_exactly_once(study, 9, chunks=60)
 
 
@@ -136,7 +127,7 @@ def _tmpfs(path, size="256k"):
     os.makedirs(path, exist_ok=True)
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
     if done.returncode != 0:
-        _absent(f"a tmpfs mount for the disk-fault test ({done.stderr.decode().strip()})")
+        service_absent(f"a tmpfs mount for the disk-fault test ({done.stderr.decode().strip()})")
 
 
 @pytest.mark.parametrize("fault", ["full", "read-only"])
@@ -155,14 +146,7 @@ def test_journal_on_a_full_or_read_only_disk_is_a_clear_error_and_keeps_trials(t
                     pass
         else:
             subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        argv = [
-            "worker",
-            "--config",
-            TINY,
-            "--storage",
-            url,
-            *[a for o in _overrides(tmp_path, data_root) for a in ("--set", o)],
-        ]
+        argv = _worker_argv(url, _overrides(tmp_path, data_root))
         done = subprocess.run([sys.executable, "-m", "research", *argv], capture_output=True, text=True, timeout=300)
         assert done.returncode == 2, done.stderr[-2000:]
         message = done.stderr.strip().splitlines()[-1]
@@ -235,14 +219,7 @@ def test_bad_input_never_corrupts_an_existing_study(tmp_path, data_root):
     study.optimize(lambda t: t.suggest_float("alpha", 0.5, 8.0, log=True), n_trials=3)
     before = open(url, "rb").read()
     for bad in (["search.trials=-1"], ["train.optimizer='lion'"], ["search.alpha_range=(0, 1)"]):
-        argv = [
-            "worker",
-            "--config",
-            TINY,
-            "--storage",
-            url,
-            *[a for o in _overrides(tmp_path, data_root, *bad) for a in ("--set", o)],
-        ]
+        argv = _worker_argv(url, _overrides(tmp_path, data_root, *bad))
         assert cli.main(argv) == 2
     assert open(url, "rb").read() == before
 

@@ -22,9 +22,14 @@ def _overrides(tmp_path, data_root, *extra):
     return [f"search.runs_dir={tmp_path}", f"data.data_dir={data_root}", *extra]
 
 
+def _worker_argv(url, overrides, index=0):
+    """`research worker` arguments for the tiny experiment (after `python -m research`)."""
+    argv = ["worker", "--config", TINY, "--storage", url, "--index", str(index)]
+    return argv + [a for o in overrides for a in ("--set", o)]
+
+
 def _worker(url, overrides, index=0):
-    argv = [sys.executable, "-m", "research", "worker", "--config", TINY, "--storage", url, "--index", str(index)]
-    argv += [a for o in overrides for a in ("--set", o)]
+    argv = [sys.executable, "-m", "research", *_worker_argv(url, overrides, index)]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

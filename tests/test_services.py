@@ -5,7 +5,6 @@ its service is truly absent; with RESEARCH_REQUIRE_SERVICES=1 (CI) absence is a 
 """
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -17,28 +16,10 @@ import optuna
 import pytest
 
 from research import storage
-from research.errors import ConfigError
+from tests.conftest import service_absent
 from tests.test_search import _assert_exactly_once, _overrides, _worker
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
-POSTGRES = os.environ.get("RESEARCH_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/research_test")
-
-
-def _absent(what: str):
-    if os.environ.get("RESEARCH_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{what} is required here (RESEARCH_REQUIRE_SERVICES=1) but absent")
-    pytest.skip(f"{what} is not available on this machine")
-
-
-@pytest.fixture
-def postgres():
-    try:
-        backend = storage.open_storage(POSTGRES)
-    except ConfigError as err:
-        _absent(f"PostgreSQL ({err})")
-    for name in optuna.get_all_study_names(storage=backend):
-        optuna.delete_study(study_name=name, storage=backend)
-    return POSTGRES
 
 
 def test_three_workers_on_postgresql_finish_exactly_the_budget(postgres, tmp_path, data_root):
@@ -60,7 +41,7 @@ def _free_port() -> int:
 def test_dashboard_serves_the_study_to_api_and_browser(tmp_path, data_root):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        _absent("Chromium")
+        service_absent("Chromium")
     journal = str(tmp_path / "studies.journal")
     study = optuna.create_study(study_name="dashboard-probe-study", storage=storage.open_storage(journal))
     study.optimize(lambda t: (t.suggest_float("alpha", 0.5, 8.0, log=True) - 2.0) ** 2, n_trials=5)
