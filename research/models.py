@@ -126,6 +126,37 @@ class MLP(nnx.Module):
         return self.readout(x), preacts
 
 
+class PatchConv(nnx.Module):
+    """A 'SAME' convolution as one matmul over shifted copies of the input (im2col).
+
+    Same kernel layout as nnx.Conv (*window, in, out), so fans and inits are unchanged. Under
+    vmap over a population XLA runs it as batched matmuls; a vmapped nnx.Conv becomes a
+    grouped convolution, over 10x slower on CPU (measured in the CNN experiment's setting).
+    """
+
+    def __init__(self, in_features: int, out_features: int, window, stride: int, *, kernel_init, bias_init, rngs):
+        self.kernel = nnx.Param(kernel_init(rngs.params(), (*window, in_features, out_features)))
+        self.bias = nnx.Param(bias_init(rngs.params(), (out_features,)))
+        self.window, self.stride = tuple(window), stride
+
+    def __call__(self, x: Array) -> Array:
+        spatial = x.shape[1:-1]
+        pads = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in self.window]
+        padded = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+        shifts = itertools.product(*(range(k) for k in self.window))
+        patches = jnp.concatenate(
+            [
+                padded[(slice(None), *(slice(o, o + n) for o, n in zip(offset, spatial, strict=True)))]
+                for offset in shifts
+            ],
+            axis=-1,
+        )
+        if self.stride > 1:
+            patches = patches[(slice(None), *(slice(None, None, self.stride) for _ in spatial))]
+        kernel = self.kernel[...]
+        return patches @ kernel.reshape(-1, kernel.shape[-1]) + self.bias[...]
+
+
 class CNN(nnx.Module):
     """Plain 1-D or 2-D convolutional net without normalisation, global-average-pooled readout."""
 
@@ -137,16 +168,7 @@ class CNN(nnx.Module):
         self.activation = activations.get(cfg.activation)
         self.layers = _module_list(
             [
-                nnx.Conv(
-                    a,
-                    b,
-                    (cfg.kernel_size,) * ndim,
-                    cfg.stride,
-                    padding="SAME",
-                    kernel_init=kernel,
-                    bias_init=bias,
-                    rngs=rngs,
-                )
+                PatchConv(a, b, (cfg.kernel_size,) * ndim, cfg.stride, kernel_init=kernel, bias_init=bias, rngs=rngs)
                 for a, b in itertools.pairwise(features)
             ]
         )
