@@ -113,9 +113,11 @@ def test_postgresql_down_for_30_seconds_mid_sweep(postgres, tmp_path, data_root)
     overrides = _overrides(tmp_path, data_root, "train.steps=600", "search.trials=9", "search.stale_after_s=120.0")
     workers = [_worker(postgres, overrides, i) for i in range(2)]
     time.sleep(15)
-    subprocess.run(["pg_ctlcluster", *cluster.split(), "stop"], check=True)
-    time.sleep(30)
-    subprocess.run(["pg_ctlcluster", *cluster.split(), "start"], check=True)
+    try:
+        subprocess.run(["pg_ctlcluster", *cluster.split(), "stop"], check=True)
+        time.sleep(30)
+    finally:  # whatever happens, the server comes back for the tests after this one
+        subprocess.run(["pg_ctlcluster", *cluster.split(), "start"], check=True)
     outputs = [w.communicate(timeout=900)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), [o[-3000:] for o in outputs]
     assert any("storage unreachable" in o for o in outputs)  # a message says what happened
