@@ -111,3 +111,19 @@ def test_report_files_from_a_tiny_study(tmp_path, data_root):
     for stem in ("tiny-quick-forward_log_ratio-objective", "tiny-quick-forward_log_ratio-depth"):
         for ext in ("png", "pdf"):
             assert (tmp_path / "report" / "figures" / f"{stem}.{ext}").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_report_draws_training_curves_for_a_trained_study(tmp_path, data_root):
+    overrides = [
+        f"search.runs_dir={tmp_path}",
+        f"data.data_dir={data_root}",
+        "search.trials=8",
+        "search.trials_per_batch=4",
+    ]
+    url = str(tmp_path / "studies.journal")
+    search.Worker(experiment.load(TINY, "quick", overrides), url, echo=lambda _: None).run()
+    report.write(url, tmp_path / "report")
+    row = json.loads((tmp_path / "report" / "report.json").read_text())[0]
+    assert row["objective"] == "train_loss" and row["trials"] == 8 and row["alpha_star"] is not None
+    assert (tmp_path / "report" / "figures" / "tiny-quick-train_loss-curves.png").stat().st_size > 1000
