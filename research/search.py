@@ -26,7 +26,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from research import checkpoint, models, probes, storage, theory
+from research import checkpoint, init, models, probes, storage, theory
 from research import data as datalib
 from research import train as trainlib
 from research.errors import ConfigError, choice, integer, number, require
@@ -107,10 +107,25 @@ def create_study(cfg, url: str, name: str) -> optuna.Study:
 
 
 def predictions(cfg) -> dict[str, float | None]:
-    """Every theory's alpha for the experiment's activation and fan mode."""
-    mode = cfg.model.init.get("mode", "fan_in")
-    mode = mode if mode in theory.MODES else "fan_in"
-    return {p.theory: p.alpha for p in theory.predict(cfg.model.activation, mode, float(cfg.model.sigma_b))}
+    """Every theory's alpha for the experiment, in the units its search uses.
+
+    Theory speaks of s in Var(W) = s / fan; the search's alpha multiplies init.scale (c), and
+    for the fixed-variance family (mode "fixed") there is no fan: s / fan_in becomes
+    alpha = s / (c * fan_in) with the hidden layers' fan_in.
+    """
+    spec = init.from_config(cfg.model.init)
+    mode = spec.mode if spec.mode in theory.MODES else "fan_in"
+    per_unit = spec.scale * (_hidden_fan_in(cfg.model) if spec.mode == "fixed" else 1)
+    preds = theory.predict(cfg.model.activation, mode, float(cfg.model.sigma_b))
+    return {p.theory: None if p.alpha is None else p.alpha / per_unit for p in preds}
+
+
+def _hidden_fan_in(model) -> int:
+    if model.name == "mlp":
+        return models.hidden_widths(model)[-1]
+    if model.name == "cnn":
+        return model.kernel_size ** (len(model.input_shape) - 1) * model.channels
+    return model.hidden
 
 
 def code_version() -> str:
