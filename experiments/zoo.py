@@ -3,9 +3,10 @@
     research sweep --config experiments/zoo.py:activation=gelu   # one activation, quick: about 3 min
     make suite                                                   # every activation
 
-Probes at initialisation: the forward signal (second-moment rule 1/E[phi^2]) and, with faint
-inputs, the Jacobian gain (the edge of chaos where a stable one exists). Training: MNIST-1D,
-20 layers x 128, 600 steps.
+Probes at initialisation: one layer's forward gain at unit input variance (what defines the
+second-moment rule 1/E[phi^2]) and the forward signal's log-ratio across 20 layers (where
+non-homogeneous activations settle at their own fixed point q*). Training: MNIST-1D, 20
+layers x 128, 600 steps.
 """
 
 from research import experiment
@@ -19,7 +20,8 @@ def get_config(profile: str = "quick", activation: str = "gelu"):
     cfg.train.update({"steps": 600})
     cfg.search.update(
         {"alpha_range": (0.25, 16.0), "trials": 16, "trials_per_batch": 8, "seeds": 2,
-         "objectives": ("forward_log_ratio", "train_loss")}
+         "objectives": ("forward_one_layer", "forward_log_ratio", "train_loss"),
+         "probe_inputs": "gaussian", "probe_seeds": 32}
     )  # fmt: skip
     if profile == "paper":
         experiment.paper_scale(cfg)

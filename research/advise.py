@@ -38,8 +38,7 @@ def advise(cfg, study=None) -> dict:
     forward = preds["second_moment"].alpha
     evidence = None
     if study is not None:
-        obs = estimate.from_trials(study.get_trials(deepcopy=False))
-        est = estimate.estimate(obs, {k: p.alpha for k, p in preds.items()}, alpha_range=tuple(cfg.search.alpha_range))
+        _, est = estimate.for_study(study, cfg, {k: p.alpha for k, p in preds.items()})
         if est.status == "ok":
             evidence = est
     recurrent_alpha = eoc.alpha if eoc.alpha is not None else forward

@@ -28,6 +28,7 @@ class Observations:
     trial: np.ndarray  # [n] trial index, the unit the bootstrap resamples
     log_lr: np.ndarray | None = None
     diverged_alpha: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    seed: np.ndarray | None = None  # [n] seed of each value; shared seeds are resampled too
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,30 +63,37 @@ class Estimate:
         return out
 
 
-def from_trials(trials: Sequence, diverged_value: float | None = None) -> Observations:
-    """Observations from Optuna trials (complete ones; every seed of each)."""
-    xs, ys, ids, lrs, diverged = [], [], [], [], []
+def from_trials(trials: Sequence, signed: str | None = None) -> Observations:
+    """Observations from Optuna trials (complete ones; every seed of each).
+
+    `signed` names a probe statistic whose signed per-seed log-ratio (user attribute
+    "log_slope") replaces the objective: its zero, not a minimum, is then the optimum.
+    """
+    xs, ys, ids, lrs, diverged, seeds = [], [], [], [], [], []
     for i, t in enumerate(trials):
         if t.state.name != "COMPLETE" or "alpha" not in t.params:
             continue
-        values = t.user_attrs.get("seed_values") or [t.value]
+        values = (
+            (t.user_attrs.get("log_slope", {}).get(signed) if signed else None)
+            or t.user_attrs.get("seed_values")
+            or [t.value]
+        )
         flags = t.user_attrs.get("diverged") or [False] * len(values)
-        for value, bad in zip(values, flags, strict=False):
+        seed_ids = t.user_attrs.get("seeds") or list(range(len(values)))
+        for value, bad, seed in zip(values, flags, seed_ids, strict=False):
             if bad or value is None or not math.isfinite(value):
                 diverged.append(t.params["alpha"])
                 continue
             xs.append(math.log(t.params["alpha"]))
             ys.append(value)
             ids.append(i)
+            seeds.append(seed)
             lrs.append(math.log(t.params["learning_rate"]) if "learning_rate" in t.params else np.nan)
     lr = np.asarray(lrs)
     return Observations(
-        np.asarray(xs),
-        np.asarray(ys, float),
-        np.asarray(ids),
-        None if np.all(np.isnan(lr)) else lr,
-        np.asarray(diverged),
-    )
+        np.asarray(xs), np.asarray(ys, float), np.asarray(ids), None if np.all(np.isnan(lr)) else lr,
+        np.asarray(diverged), np.asarray(seeds),
+    )  # fmt: skip
 
 
 def estimate(
@@ -96,11 +104,13 @@ def estimate(
     tolerance: float = 0.05,
     n_boot: int = 400,
     seed: int = 0,
+    signed: bool = False,
 ) -> Estimate:
     """alpha*, its bootstrap 95% interval, the near-optimal band and each theory's verdict.
 
     `tolerance` is the near-optimal band's width as a fraction of the fitted objective's
-    range over the searched alphas.
+    range over the searched alphas. With `signed`, the values are a signed log-ratio and
+    alpha* is the fit's zero (the objective is its absolute value).
     """
     n_trials = len(np.unique(obs.trial))
     diverged_above = float(obs.diverged_alpha.min()) if obs.diverged_alpha.size else None
@@ -129,23 +139,21 @@ def estimate(
         )
     grid = np.linspace(max(lo, obs.log_alpha.min()), min(hi, obs.log_alpha.max()), _GRID)
     bandwidth = _choose_bandwidth(obs)
-    curve = _profile(obs, grid, bandwidth)
-    best = int(np.nanargmin(curve))
+    fit = _profile(obs, grid, bandwidth)
+    curve = np.abs(fit) if signed else fit
+    best, log_star = _optimum(grid, fit, signed)
     spread = np.nanmax(curve) - np.nanmin(curve)
     band = _band(grid, curve, tolerance * spread)
     noise = _noise(obs)
     rng = np.random.default_rng(seed)
-    trials = np.unique(obs.trial)
     minima = []
     for _ in range(n_boot):
-        pick = rng.choice(trials, size=len(trials), replace=True)
-        rows = np.concatenate([np.flatnonzero(obs.trial == t) for t in pick])
-        boot = _profile(_take(obs, rows), grid, bandwidth)
+        boot = _profile(_take(obs, _resample(obs, rng)), grid, bandwidth)
         if np.all(np.isnan(boot)):
             continue
-        minima.append(grid[int(np.nanargmin(boot))])
+        minima.append(_optimum(grid, boot, signed)[1])
     interval = (float(np.exp(np.percentile(minima, 2.5))), float(np.exp(np.percentile(minima, 97.5))))
-    alpha = float(np.exp(grid[best]))
+    alpha = float(np.exp(log_star))
     seeds = max(len(obs.value) / max(n_trials, 1), 1)
     wide = math.log(interval[1] / interval[0]) > 0.5 * (grid[-1] - grid[0])
     if wide or spread < 2 * noise / math.sqrt(seeds):  # the minimiser wanders: no optimum to report
@@ -158,6 +166,28 @@ def estimate(
         status, alpha, interval, band, n_trials, len(obs.value), bandwidth, diverged_above,
         np.exp(grid), curve, _compare(predictions, alpha, interval, status),
     )  # fmt: skip
+
+
+def for_study(study, cfg, predictions: Mapping[str, float | None]) -> tuple[Observations, Estimate]:
+    """The estimate for an Optuna study of experiment `cfg` (probe objectives: the signed zero)."""
+    from research.search import PROBED
+
+    stat = PROBED.get(cfg.search.objective)
+    obs = from_trials(study.get_trials(deepcopy=False), signed=stat)
+    return obs, estimate(obs, predictions, alpha_range=tuple(cfg.search.alpha_range), signed=stat is not None)
+
+
+def _optimum(grid: np.ndarray, fit: np.ndarray, signed: bool) -> tuple[int, float]:
+    """(grid index, log alpha) of the fit's minimum, or of its zero crossing nearest |fit|'s minimum."""
+    best = int(np.nanargmin(np.abs(fit) if signed else fit))
+    if not signed:
+        return best, float(grid[best])
+    crossings = np.flatnonzero(np.sign(fit[:-1]) * np.sign(fit[1:]) < 0)
+    if not len(crossings):
+        return best, float(grid[best])
+    i = int(crossings[np.argmin(np.abs(crossings - best))])
+    root = grid[i] - fit[i] * (grid[i + 1] - grid[i]) / (fit[i + 1] - fit[i])
+    return int(np.argmin(np.abs(grid - root))), float(root)
 
 
 def _compare(predictions, alpha, interval, status) -> tuple[Comparison, ...]:
@@ -177,10 +207,25 @@ def _compare(predictions, alpha, interval, status) -> tuple[Comparison, ...]:
     return tuple(out)
 
 
+def _resample(obs: Observations, rng: np.random.Generator) -> np.ndarray:
+    """Rows of one bootstrap draw: trials with replacement and, when every trial ran the same
+    seeds (common random numbers: the same weight draws at every alpha), seeds too, so the
+    interval carries the seed-to-seed variation that no number of trials averages out."""
+    trials = np.unique(obs.trial)
+    picked_trials = rng.choice(trials, size=len(trials), replace=True)
+    by_trial = {t: np.flatnonzero(obs.trial == t) for t in trials}
+    if obs.seed is None or len(np.unique(obs.seed)) < 2:
+        return np.concatenate([by_trial[t] for t in picked_trials])
+    seeds = np.unique(obs.seed)
+    picked_seeds = rng.choice(seeds, size=len(seeds), replace=True)
+    rows = [by_trial[t][obs.seed[by_trial[t]] == s] for t in picked_trials for s in picked_seeds]
+    return np.concatenate(rows)
+
+
 def _take(obs: Observations, rows: np.ndarray) -> Observations:
-    return Observations(
-        obs.log_alpha[rows], obs.value[rows], obs.trial[rows], None if obs.log_lr is None else obs.log_lr[rows]
-    )
+    lr = None if obs.log_lr is None else obs.log_lr[rows]
+    seed = None if obs.seed is None else obs.seed[rows]
+    return Observations(obs.log_alpha[rows], obs.value[rows], obs.trial[rows], lr, seed=seed)
 
 
 def _profile(obs: Observations, grid: np.ndarray, bandwidth: float) -> np.ndarray:

@@ -38,8 +38,7 @@ def collect(url: str) -> list[dict]:
             continue  # not one of ours
         cfg = ml_collections.ConfigDict(study.user_attrs["config"])
         preds = search.predictions(cfg)  # derived from the config, in the search's units
-        obs = estimate.from_trials(study.get_trials(deepcopy=False))
-        est = estimate.estimate(obs, preds, alpha_range=tuple(cfg.search.alpha_range))
+        obs, est = estimate.for_study(study, cfg, preds)
         records.append({"study": name, "config": cfg, "theory": preds, "estimate": est, "observations": obs})
     return records
 

@@ -34,7 +34,12 @@ from research.errors import ConfigError, choice, integer, number, require
 log = logging.getLogger(__name__)
 
 TRAINED = ("train_loss", "val_loss", "val_error")
-PROBED = {"forward_log_ratio": "forward", "backward_log_ratio": "backward", "jacobian_log_gain": "jacobian"}
+PROBED = {
+    "forward_log_ratio": "forward",
+    "backward_log_ratio": "backward",
+    "jacobian_log_gain": "jacobian",
+    "forward_one_layer": "forward",  # log(q_2 / q_1) with inputs scaled so that q_1 = 1
+}
 OBJECTIVES = (*TRAINED, *PROBED)
 SAMPLERS = ("tpe", "qmc", "grid", "gp", "random")
 PRUNERS = ("none", "hyperband", "successive_halving", "median")
@@ -51,6 +56,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.alpha_groups = ()  # layer groups alpha scales; empty: all (others stay at 1)
     cfg.learning_rate_range = ()  # (lo, hi) searches lr jointly (log-uniform); empty: train.learning_rate
     cfg.seeds = 3  # repeats of every trial; the objective is their mean
+    cfg.probe_seeds = 8  # repeats for the (cheap) objectives at initialisation
     cfg.trials = 24  # finished trials the study must hold, shared by all workers
     cfg.trials_per_batch = 8  # trials trained as one program (population = this x seeds)
     cfg.sampler = "tpe"
@@ -59,6 +65,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.pruner = "none"
     cfg.probe_batch = 256  # inputs for the signal-propagation objectives
     cfg.probe_input_scale = 1.0  # scales the probe inputs: small values start near q = 0
+    cfg.probe_inputs = "data"  # or "gaussian": iid N(0, 1) inputs, the mean-field assumption
     cfg.checkpoint_every_chunks = 2
     cfg.heartbeat_s = 10.0
     cfg.stale_after_s = 120.0  # a running trial without a heartbeat this long is failed and retried
@@ -75,6 +82,8 @@ def validate(cfg) -> None:
         if objective not in OBJECTIVES:
             raise choice("search.objective", objective, OBJECTIVES)
     number(cfg.probe_input_scale, "search.probe_input_scale", "a number > 0", lambda v: v > 0)
+    if cfg.probe_inputs not in ("data", "gaussian"):
+        raise choice("search.probe_inputs", cfg.probe_inputs, ("data", "gaussian"))
     require(isinstance(cfg.runs_dir, str) and cfg.runs_dir, f"search.runs_dir must be a path; got {cfg.runs_dir!r}.")
     if cfg.sampler not in SAMPLERS:
         raise choice("search.sampler", cfg.sampler, SAMPLERS)
@@ -83,7 +92,15 @@ def validate(cfg) -> None:
     _check_range("search.alpha_range", cfg.alpha_range)
     if cfg.learning_rate_range != ():
         _check_range("search.learning_rate_range", cfg.learning_rate_range)
-    for field in ("seeds", "trials", "trials_per_batch", "grid_points", "probe_batch", "checkpoint_every_chunks"):
+    for field in (
+        "seeds",
+        "probe_seeds",
+        "trials",
+        "trials_per_batch",
+        "grid_points",
+        "probe_batch",
+        "checkpoint_every_chunks",
+    ):
         integer(cfg[field], f"search.{field}")
     for field in ("heartbeat_s", "stale_after_s", "poll_s"):
         number(cfg[field], f"search.{field}", "a number of seconds > 0", lambda v: v > 0)
@@ -305,7 +322,8 @@ class Worker:
             not unknown,
             f"search.alpha_groups {sorted(unknown)} are not layer groups of this model ({sorted(self.groups)}).",
         )
-        self.size = self.scfg.trials_per_batch * self.scfg.seeds
+        self.seeds = self.scfg.probe_seeds if self.scfg.objective in PROBED else self.scfg.seeds
+        self.size = self.scfg.trials_per_batch * self.seeds
         if self.scfg.objective in PROBED:
             self._probe = jax.jit(jax.vmap(self._probe_member, in_axes=(0, 0)))
             self.trainer = None
@@ -385,14 +403,14 @@ class Worker:
         self.study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
 
     def _population(self, trials) -> trainlib.Population:
-        seeds = self.scfg.seeds
+        seeds = self.seeds
         alpha = np.repeat([t.params["alpha"] for t in trials], seeds)
         lr = np.repeat([t.params.get("learning_rate", self.cfg.train.learning_rate) for t in trials], seeds)
         per_group = {g: alpha if g in self.alpha_groups else np.ones_like(alpha) for g in self.groups}
         return trainlib.Population.create(self.groups, per_group, lr, np.tile(np.arange(seeds), len(trials)))
 
     def _train(self, trials, population):
-        seeds, objective = self.scfg.seeds, self.scfg.objective
+        seeds, objective = self.seeds, self.scfg.objective
         ckpt_dir = os.path.join(self.ckpt_root, uuid.uuid4().hex[:12])
         ckpt = checkpoint.Checkpointer(ckpt_dir, every_chunks=self.scfg.checkpoint_every_chunks, keep=1)
         for slot, trial in enumerate(trials):
@@ -456,19 +474,24 @@ class Worker:
         source.close()
         if restored is None:
             return None
-        seeds = self.scfg.seeds
+        seeds = self.seeds
         members = [t.user_attrs["slot"] * seeds + s for t in trials for s in range(seeds)]
         state, curves = restored
         self.echo(f"[{self.id}] resuming trials {[t.number for t in trials]} at step {int(state['step'])}")
         return self.trainer.select(state, members, population), curves.select(members)
 
     def _probe_member(self, alpha, seed):
-        x = self.dataset.x_train[: self.scfg.probe_batch] * self.scfg.probe_input_scale
+        x = self.dataset.x_train[: self.scfg.probe_batch]
+        if self.scfg.probe_inputs == "gaussian":
+            x = jax.random.normal(jax.random.key(10_000), x.shape, x.dtype)
+        x = x * self.scfg.probe_input_scale
+        if self.scfg.objective == "forward_one_layer":  # the first pre-activation at unit variance,
+            x = x / jnp.sqrt(alpha[self.groups[0]])  # as second_moment's z ~ N(0, 1) assumes
         graph = models.graphdef(self.cfg.model)
         return probes.measure(self.cfg.model, graph, jax.random.key(seed), alpha, x)
 
     def _probe_values(self, population):
-        seeds, stat = self.scfg.seeds, PROBED[self.scfg.objective]
+        seeds, stat = self.seeds, PROBED[self.scfg.objective]
         pad = self.size - population.size
         alpha = {g: jnp.asarray(np.concatenate([a, np.repeat(a[:1], pad)])) for g, a in population.alpha.items()}
         seed = jnp.asarray(np.concatenate([population.seed, np.repeat(population.seed[:1], pad)]))
@@ -476,6 +499,8 @@ class Worker:
         slopes = {
             name: np.asarray(probes.log_slope(jnp.asarray(getattr(stats, name)))) for name in probes.Stats._fields
         }
+        if self.scfg.objective == "forward_one_layer":
+            slopes["forward"] = np.log(stats.forward[:, 1] / stats.forward[:, 0])
 
         def outcome(i: int):
             members = slice(i * seeds, (i + 1) * seeds)
