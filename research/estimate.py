@@ -237,7 +237,8 @@ def _profile(obs: Observations, grid: np.ndarray, bandwidth: float) -> np.ndarra
     spread = np.array([bandwidth, bandwidth * (np.ptp(obs.log_lr) / max(np.ptp(obs.log_alpha), 1e-9))])
     x = np.stack([obs.log_alpha, obs.log_lr], axis=1)
     surface = _local_quadratic(x, obs.value, points, spread).reshape(len(grid), len(lr_grid))
-    return np.nanmin(surface, axis=1)
+    lowest = np.min(np.where(np.isnan(surface), np.inf, surface), axis=1)
+    return np.where(np.isinf(lowest), np.nan, lowest)  # no data near any lr at this alpha
 
 
 def _local_quadratic(x: np.ndarray, y: np.ndarray, at: np.ndarray, bandwidth: np.ndarray) -> np.ndarray:
