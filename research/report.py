@@ -61,7 +61,7 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
             paths = [objective_figure(r, out / "figures")]
             if r["config"].model.name in ("mlp", "cnn"):
                 paths.append(depth_figure(r, out / "figures"))
-            if r["config"].search.objective in ("train_loss", "val_loss", "val_error") and r["estimate"].alpha:
+            if r["config"].search.objective in ("train_loss", "val_loss", "val_error"):
                 paths.append(curves_figure(r, out / "figures"))
             text += f"\n![{r['study']}](figures/{paths[0].name})\n"
     (out / "report.md").write_text(text)
@@ -194,12 +194,14 @@ def depth_figure(r: dict, folder: pathlib.Path, alphas=(0.5, 1.0, 2.0, 4.0)) -> 
 
 
 def curves_figure(r: dict, folder: pathlib.Path) -> pathlib.Path:
-    """Training curves at Xavier (alpha 1), He (alpha 2), fixed std 0.01 and the estimated alpha*."""
+    """Training curves at Xavier (alpha 1), He (alpha 2), fixed std 0.01 and alpha* (when estimated)."""
     from research import data, train
 
     cfg = r["config"]
     dataset = data.load(cfg.data)
-    inits = {"Xavier (alpha 1)": 1.0, "He (alpha 2)": 2.0, f"alpha* = {r['estimate'].alpha:.3g}": r["estimate"].alpha}
+    inits = {"Xavier (alpha 1)": 1.0, "He (alpha 2)": 2.0}
+    if r["estimate"].alpha:
+        inits[f"alpha* = {r['estimate'].alpha:.3g}"] = r["estimate"].alpha
     fixed = ml_collections.ConfigDict(cfg.model.to_dict())
     fixed.init = {"scale": 1e-4, "mode": "fixed", "distribution": cfg.model.init.get("distribution", "normal")}
     runs = [(cfg.model, list(inits.values()), list(inits)), (fixed, [1.0], ["fixed std 0.01"])]
