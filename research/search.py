@@ -359,7 +359,7 @@ class Worker:
             trial = self.study.ask()
             heartbeat.hold(trial)
             if self._admitted(trial):
-                _suggest(trial, self.scfg, self.cfg.train.learning_rate)
+                _suggest(trial, self.scfg)
                 trials.append(trial)
             else:
                 heartbeat.release(trial)
@@ -517,7 +517,8 @@ class Worker:
         return outcome
 
 
-def _suggest(trial: optuna.Trial, cfg, default_lr: float) -> None:
+def _suggest(trial: optuna.Trial, cfg) -> None:
+    """Sample (or, for an enqueued retry, read back) the trial's alpha and learning rate."""
     trial.suggest_float("alpha", *cfg.alpha_range, log=True)
     if cfg.learning_rate_range:
         trial.suggest_float("learning_rate", *cfg.learning_rate_range, log=True)

@@ -143,11 +143,10 @@ class Trainer:
 
     def _chunk(self, state: State) -> tuple[State, dict[str, Array]]:
         cfg, n = self.cfg, len(self.data.x_train)
-        plan_fn = lambda k: datalib.batch_plan(k, n, cfg.batch_size, cfg.steps)  # noqa: E731
         if cfg.shared_data_order:
-            plan = plan_fn(jax.random.key(cfg.data_seed))
+            plan = datalib.batch_plan(jax.random.key(cfg.data_seed), n, cfg.batch_size, cfg.steps)
         else:
-            plan = jax.vmap(plan_fn)(_member_keys(state["seed"])[:, 1])
+            plan = datalib.batch_plans(_member_keys(state["seed"])[:, 1], n, cfg.batch_size, cfg.steps)
         chunk_plan = jax.lax.dynamic_slice_in_dim(plan, state["step"], cfg.chunk_steps, axis=-2)
         chunk_plan = jnp.moveaxis(chunk_plan, -2, 0)  # [steps, (P,) batch]
         member_step = jax.vmap(self._member_step, in_axes=(0, 0, 0, 0, None if cfg.shared_data_order else 0))
