@@ -313,7 +313,7 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.echo = echo
         self.study = create_study(cfg, url, self.name)
-        self.study.sampler = make_sampler(self.scfg, self.scfg.sampler_seed + 1000 * worker_index + os.getpid() % 1000)
+        self.study.sampler = make_sampler(self.scfg, self.scfg.sampler_seed + 1000 * worker_index)
         self.dataset = datalib.load(cfg.data)
         self.groups = models.groups(cfg.model)
         self.alpha_groups = tuple(self.scfg.alpha_groups) or self.groups
