@@ -338,10 +338,10 @@ class Worker:
         told, batches = 0, 0
         with Heartbeat(self.study, self.scfg.heartbeat_s, self.id) as heartbeat:
             while max_batches is None or batches < max_batches:
-                _retry(lambda: reap_stale(self.study, self.scfg.stale_after_s))
-                trials = _retry(lambda: self._ask_batch(heartbeat))
+                retry(lambda: reap_stale(self.study, self.scfg.stale_after_s))
+                trials = retry(lambda: self._ask_batch(heartbeat))
                 if not trials:
-                    if _retry(lambda: counts(self.study))["finished"] >= self.scfg.trials:
+                    if retry(lambda: counts(self.study))["finished"] >= self.scfg.trials:
                         break
                     time.sleep(self.scfg.poll_s)  # others hold the rest; wait to reap or finish
                     continue
@@ -391,7 +391,7 @@ class Worker:
             heartbeat.release(trial)
             attrs, value, state = results(i)
             try:
-                _retry(lambda: self._record(trial, attrs, value, state))  # noqa: B023  (called at once)
+                retry(lambda: self._record(trial, attrs, value, state))  # noqa: B023  (called at once)
                 told += 1
             except optuna.exceptions.UpdateFinishedTrialError:
                 self.echo(f"[{self.id}] trial {trial.number} was taken over by another worker; its result is dropped")
@@ -414,8 +414,8 @@ class Worker:
         ckpt_dir = os.path.join(self.ckpt_root, uuid.uuid4().hex[:12])
         ckpt = checkpoint.Checkpointer(ckpt_dir, every_chunks=self.scfg.checkpoint_every_chunks, keep=1)
         for slot, trial in enumerate(trials):
-            _retry(lambda: self.study._storage.set_trial_user_attr(trial._trial_id, "checkpoint", ckpt_dir))  # noqa: B023
-            _retry(lambda: self.study._storage.set_trial_user_attr(trial._trial_id, "slot", slot))  # noqa: B023
+            retry(lambda: self.study._storage.set_trial_user_attr(trial._trial_id, "checkpoint", ckpt_dir))  # noqa: B023
+            retry(lambda: self.study._storage.set_trial_user_attr(trial._trial_id, "slot", slot))  # noqa: B023
         initial = self._resume(trials, population)
         resumed_at = int(initial[0]["step"]) if initial else 0  # read now: training donates the state
         pruned: set[int] = set()
@@ -425,8 +425,8 @@ class Worker:
             for i, trial in enumerate(trials):
                 if i in pruned:
                     continue
-                _retry(lambda: trial.report(float(values[i]), chunk))  # noqa: B023  (called at once)
-                if self.scfg.pruner != "none" and _retry(trial.should_prune):
+                retry(lambda: trial.report(float(values[i]), chunk))  # noqa: B023  (called at once)
+                if self.scfg.pruner != "none" and retry(trial.should_prune):
                     pruned.add(i)
             if len(pruned) == len(trials):
                 raise _AllPruned
@@ -434,7 +434,7 @@ class Worker:
         if initial is not None:
             for chunk, row in enumerate(initial[1].array(objective).T, start=1):  # retries keep their curves
                 for i, trial in enumerate(trials):
-                    _retry(lambda: trial.report(float(row.reshape(len(trials), seeds)[i].mean()), chunk))  # noqa: B023
+                    retry(lambda: trial.report(float(row.reshape(len(trials), seeds)[i].mean()), chunk))  # noqa: B023
         try:
             result = trainlib.train(self.trainer, population, on_chunk=on_chunk, checkpointer=ckpt, initial=initial)
         except _AllPruned:
@@ -554,7 +554,7 @@ def _jsonable(value):
     return value
 
 
-def _retry(call, attempts: int = 8, first_wait_s: float = 1.0):
+def retry(call, attempts: int = 8, first_wait_s: float = 1.0):
     """Run a storage call, retrying with exponential backoff while the storage is unreachable."""
     import sqlalchemy
 

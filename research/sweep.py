@@ -47,7 +47,7 @@ def run(path: str, profile: str, overrides: list[str], url: str | None, workers:
     with tqdm(total=target, desc=name, unit="trial", dynamic_ncols=True) as bar:
         while procs:
             time.sleep(cfg.search.poll_s)
-            c = search._retry(lambda: search.counts(study))
+            c = search.retry(lambda: search.counts(study))
             bar.n = min(c["finished"], target)
             bar.set_postfix_str(f"running {c['running']}, best alpha {_best_alpha(study)}", refresh=False)
             bar.refresh()
