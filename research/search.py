@@ -259,8 +259,7 @@ class Heartbeat:
             self._ids.add(trial._trial_id)
 
     def release(self, trial: optuna.Trial) -> None:
-        with self._lock:
-            self._ids.discard(trial._trial_id)
+        self.release_id(trial._trial_id)
 
     def _run(self) -> None:
         failing = False

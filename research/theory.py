@@ -17,7 +17,7 @@ from scipy import optimize
 
 from research import activations
 from research.activations import Activation
-from research.errors import ConfigError, choice
+from research.errors import choice, number
 
 THEORIES = ("xavier", "he", "lecun", "second_moment", "edge_of_chaos", "pytorch_gain")
 MODES = ("fan_in", "fan_out", "fan_avg")
@@ -271,10 +271,5 @@ def _x64():
 
 def validate_sigma_b(sigma_b: float) -> float:
     """sigma_b as a float >= 0, or a clear error."""
-    try:
-        value = float(sigma_b)
-    except (TypeError, ValueError):
-        raise ConfigError(f"sigma_b must be a number >= 0; got {sigma_b!r}.") from None
-    if not value >= 0.0:
-        raise ConfigError(f"sigma_b must be a number >= 0; got {sigma_b!r}.")
-    return value
+    number(sigma_b, "sigma_b", "a number >= 0", lambda v: v >= 0)
+    return float(sigma_b)
