@@ -40,9 +40,10 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench")
     args = parser.parse_args()
 
+    train.use_cpu_cores()  # what the sweep's workers do; the tutorial loop runs on device 0 as written
     dataset = data.load(data.default_config("mnist1d"))
     ceiling = matmul_rate()
-    print(f"matmul ceiling: {ceiling / 1e9:.1f} GFLOP/s ({jax.devices()[0].device_kind})")
+    print(f"matmul ceiling: {ceiling / 1e9:.1f} GFLOP/s ({jax.devices()[0].device_kind}, {jax.device_count()} devices)")
     engine = [engine_run(dataset, p, args.steps, args.depth, args.width) for p in args.populations]
     for row in engine:
         print(
@@ -62,6 +63,7 @@ def main() -> None:
             "platform": platform.platform(),
             "device": jax.devices()[0].device_kind,
             "cpus": os.cpu_count(),
+            "devices": jax.device_count(),
             "jax": jax.__version__,
         },
         "task": {
@@ -144,15 +146,26 @@ def tutorial_run(dataset, trials: int, steps: int, depth: int, width: int) -> di
 
 
 def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
-    """Dense float32 matmul FLOP/s through XLA: the machine's ceiling for this work."""
-    a = jax.random.normal(jax.random.key(0), (n, n))
+    """Dense float32 matmul FLOP/s through XLA, the machine's ceiling for this work: the better of
+    one n x n product on the default device and one per device run side by side."""
+    devices = jax.devices()
+    one = jax.random.normal(jax.random.key(0), (1, n, n))
+    rates = [_matmul_rate(one, repeats)]
+    if len(devices) > 1:
+        mesh = jax.make_mesh((len(devices),), ("devices",), devices=devices)
+        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("devices"))
+        rates.append(_matmul_rate(jax.device_put(jnp.concatenate([one] * len(devices)), sharding), repeats))
+    return max(rates)
+
+
+def _matmul_rate(a: jax.Array, repeats: int) -> float:
     f = jax.jit(lambda a: a @ a)
     f(a).block_until_ready()
     start = time.perf_counter()
     for _ in range(repeats):
         out = f(a)
     out.block_until_ready()
-    return 2 * n**3 * repeats / (time.perf_counter() - start)
+    return 2 * a.shape[0] * a.shape[1] ** 3 * repeats / (time.perf_counter() - start)
 
 
 def write(report: dict, out: pathlib.Path) -> None:
@@ -160,7 +173,7 @@ def write(report: dict, out: pathlib.Path) -> None:
     (out / "bench.json").write_text(json.dumps(report, indent=2))
     machine = report["machine"]
     lines = [
-        f"# Benchmark ({machine['device']}, {machine['cpus']} CPUs, jax {machine['jax']})",
+        f"# Benchmark ({machine['device']} x {machine['devices']}, {machine['cpus']} CPUs, jax {machine['jax']})",
         "",
         f"Task: MNIST-1D, {report['task']['depth']}-layer {report['task']['width']}-wide ReLU MLP, "
         f"{report['task']['steps']} steps of batch 128, SGD momentum 0.9.",

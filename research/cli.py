@@ -193,8 +193,9 @@ def _lsuv(args: argparse.Namespace) -> int:
 
 @_command("report")
 def _report(args: argparse.Namespace) -> int:
-    from research import report, storage
+    from research import report, storage, train
 
+    train.use_cpu_cores()
     path = report.write(args.storage or storage.default_url(), args.out, figures=not args.no_figures)
     print(path.read_text())
     print(f"written: {path.parent}/report.{{md,tex,json}} and {path.parent}/figures/")
@@ -263,6 +264,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     if len(args.config) != 1:
         raise ConfigError("a worker takes exactly one --config.")
+    train.use_cpu_cores()
     if args.compilation_cache:
         train.enable_compilation_cache(args.compilation_cache)
     cfg = experiment.load(args.config[0], args.profile, args.set)

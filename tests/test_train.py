@@ -127,15 +127,42 @@ def test_sharded_population_equals_unsharded(tmp_path, data_root):
         devices = {{d.id for d in state["params"]["readout"]["kernel"].sharding.device_set}}
         a = train.train(sharded, pop)
         b = train.train(train.Trainer(model, tcfg, ds, devices=jax.devices()[:1]), pop)
-        losses = {{"a": a.final["train_loss"].tolist(), "b": b.final["train_loss"].tolist()}}
-        print(json.dumps({{"devices": len(devices), **losses}}))
+        six = train.Population.create(models.groups(model), np.linspace(1.0, 3.0, 6), 0.02, np.arange(6))
+        padded = len(sharded.start(six)["seed"])  # 2 per device: one block of 2 on each
+        c = train.train(sharded, six)
+        d = train.train(train.Trainer(model, tcfg, ds, devices=jax.devices()[:1]), six)
+        losses = {{k: r.final["train_loss"].tolist() for k, r in zip("abcd", (a, b, c, d))}}
+        print(json.dumps({{"devices": len(devices), "padded": padded, **losses}}))
     """)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["devices"] == 4  # 3 members padded to 4, one per device
+    assert out["padded"] == 8
     np.testing.assert_allclose(out["a"], out["b"], rtol=1e-5)
+    np.testing.assert_allclose(out["c"], out["d"], rtol=1e-5)
+
+
+def test_member_blocks_change_the_schedule_not_the_results(mnist1d):
+    finals = {}
+    for block in (1, 2, 4):
+        model, trainer = _setup(mnist1d, member_block=block, steps=100)
+        population = _population(model, [1.0, 2.0, 3.0], [0.02, 0.03, 0.01], [0, 1, 2])
+        assert len(trainer.start(population)["seed"]) == {1: 3, 2: 4, 4: 3}[block]  # whole blocks only
+        finals[block] = train.train(trainer, population).curves.array("step_loss")
+    np.testing.assert_allclose(finals[1], finals[2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(finals[1], finals[4], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("xla_flags", "expected"), [("", len(os.sched_getaffinity(0))), ("3", 3)])
+def test_use_cpu_cores_gives_one_device_per_core_unless_xla_flags_say(xla_flags, expected):
+    flags = f"--xla_force_host_platform_device_count={xla_flags}" if xla_flags else ""
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    script = "from research import train; train.use_cpu_cores(); import jax; print(jax.device_count())"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip().splitlines()[-1]) == expected
 
 
 @pytest.mark.parametrize(
