@@ -44,7 +44,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.shared_data_order = True  # one batch order (from data_seed) for all members, else one per seed
     cfg.data_seed = 0
     cfg.diverged_value = 10.0  # the loss reported for a member that produced NaN/inf (error: 1)
-    cfg.member_block = 0  # members a device trains side by side through a chunk; 0: 2 on CPU, else all
+    cfg.member_block = 0  # most members a device trains side by side through a chunk; 0: 2 on CPU, else all
     return cfg
 
 
@@ -274,15 +274,15 @@ class Trainer:
         return self.place(State(picked))
 
     def _padding(self, size: int) -> int:
-        """Copies of member 0 appended: up to `population_size`, then to whole blocks on every device."""
+        """Copies of member 0 appended: up to `population_size`, then to a multiple of the devices."""
         per_device = -(-max(size, self.population_size) // len(self.devices))
-        per_device = -(-per_device // self._block(per_device)) * self._block(per_device)
         return per_device * len(self.devices) - size
 
     def _block(self, members: int) -> int:
-        """Members trained side by side on one device (config `member_block`, at most `members`)."""
-        block = self.cfg.member_block or (2 if self.devices[0].platform == "cpu" else members)
-        return min(block, members)
+        """Members a device trains side by side: the largest divisor of `members` up to the config's
+        `member_block` (0: 2 on CPU, all elsewhere), so blocks never need padding."""
+        most = self.cfg.member_block or (2 if self.devices[0].platform == "cpu" else members)
+        return max(b for b in range(1, min(most, members) + 1) if members % b == 0)
 
     def _member_sharding(self):
         return jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec("trials"))
@@ -398,9 +398,16 @@ def use_cpu_cores() -> None:
     XLA_FLAGS wins, and once JAX has started the call changes nothing."""
     if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         try:
-            jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
+            jax.config.update("jax_num_cpu_devices", cpu_cores())
         except RuntimeError:  # JAX already started: its devices stay as they are
             pass
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity where the OS tells it, else all of them)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def enable_compilation_cache(path: str) -> None:
