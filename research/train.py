@@ -145,12 +145,12 @@ class Trainer:
         )
 
     def _chunk(self, state: State) -> tuple[State, dict[str, Array]]:
-        members = tuple(state[k] for k in ("params", "opt", "diverged", "diverged_step", "learning_rate", "seed"))
+        members = tuple(state[k] for k in ("params", "opt", "diverged", "diverged_step", "learning_rate"))
         steps = self._steps
         if self._mesh is not None:  # each device trains its own members: no communication at all
-            spec = jax.sharding.PartitionSpec("trials")
-            steps = jax.shard_map(steps, mesh=self._mesh, in_specs=(spec, jax.sharding.PartitionSpec()), out_specs=spec)
-        params, opt, diverged, diverged_step, losses, gnorms = steps(members, state["step"])
+            spec, replicated = jax.sharding.PartitionSpec("trials"), jax.sharding.PartitionSpec()
+            steps = jax.shard_map(steps, mesh=self._mesh, in_specs=(spec, spec, replicated), out_specs=spec)
+        params, opt, diverged, diverged_step, losses, gnorms = steps(members, state["seed"], state["step"])
         cfg = self.cfg
         step = state["step"] + cfg.chunk_steps
         new = State(state, params=params, opt=opt, diverged=diverged, diverged_step=diverged_step, step=step)
@@ -164,32 +164,28 @@ class Trainer:
         )
         return new, metrics
 
-    def _steps(self, members: tuple, step: Array) -> tuple:
+    def _steps(self, members: tuple, seed: Array, step: Array) -> tuple:
         """One chunk of steps for a device's members, `block` at a time: a block's weights stay
         in cache through the chunk, where a whole population's would stream from memory each step."""
-        cfg, n = self.cfg, len(self.data.x_train)
-        seed = members[-1]
+        cfg, n, size = self.cfg, len(self.data.x_train), len(seed)
+        block = self._block(size)
+        split = lambda a: a.reshape(size // block, block, *a.shape[1:])  # noqa: E731
+        blocked = jax.tree.map(split, members)
         if cfg.shared_data_order:
             plan = datalib.batch_plan(jax.random.key(cfg.data_seed), n, cfg.batch_size, cfg.steps)
             plan = jax.lax.dynamic_slice_in_dim(plan, step, cfg.chunk_steps, axis=0)  # [steps, batch]
+            out = jax.lax.map(lambda m: self._train_block(m, plan, None, step), blocked)
         else:
-            plan = datalib.batch_plans(_member_keys(seed)[:, 1], n, cfg.batch_size, cfg.steps)
-            plan = jax.lax.dynamic_slice_in_dim(plan, step, cfg.chunk_steps, axis=1)  # [P, steps, batch]
-            members = (*members, plan)
-        size = len(seed)
-        block = self._block(size)
-        blocked = jax.tree.map(lambda a: a.reshape(size // block, block, *a.shape[1:]), members)
-        out = jax.lax.map(lambda m: self._train_block(m, step, plan if cfg.shared_data_order else None), blocked)
+            plans = datalib.batch_plans(_member_keys(seed)[:, 1], n, cfg.batch_size, cfg.steps)
+            plans = jax.lax.dynamic_slice_in_dim(plans, step, cfg.chunk_steps, axis=1)  # [P, steps, batch]
+            train_block = lambda mp: self._train_block(mp[0], jnp.moveaxis(mp[1], 1, 0), 0, step)  # noqa: E731
+            out = jax.lax.map(train_block, (blocked, split(plans)))
         return jax.tree.map(lambda a: a.reshape(size, *a.shape[2:]), out)
 
-    def _train_block(self, members: tuple, step: Array, shared_plan: Array | None) -> tuple:
-        """`lax.scan` over the chunk's steps of a block of members, each step vmapped over them."""
-        if shared_plan is None:
-            params, opt, diverged, diverged_step, learning_rate, _, plan = members
-            plan, data_axis = jnp.moveaxis(plan, 1, 0), 0  # [steps, block, batch]
-        else:
-            params, opt, diverged, diverged_step, learning_rate, _ = members
-            plan, data_axis = shared_plan, None
+    def _train_block(self, members: tuple, plan: Array, data_axis: int | None, step: Array) -> tuple:
+        """`lax.scan` over the chunk's steps (`plan`: [steps, (block,) batch]) of a block of members,
+        each step vmapped over them."""
+        params, opt, diverged, diverged_step, learning_rate = members
         member_step = jax.vmap(self._member_step, in_axes=(0, 0, 0, 0, data_axis))
 
         def body(carry, indices):

@@ -177,6 +177,7 @@ def test_use_cpu_cores_gives_one_device_per_core_unless_xla_flags_say(xla_flags,
         ("steps", 0, "train.steps must be an integer >= 1"),
         ("chunk_steps", 30, "multiple of train.chunk_steps"),
         ("momentum", 1.5, "train.momentum"),
+        ("member_block", -1, "train.member_block must be an integer >= 0"),
     ],
 )
 def test_bad_training_settings_name_the_field(mnist1d, field, value, message):
