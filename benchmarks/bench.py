@@ -26,7 +26,7 @@ import optax
 import optuna
 from flax import nnx
 
-from research import data, models, train
+from research import data, devices, models, train
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench")
     args = parser.parse_args()
 
-    train.use_cpu_cores()  # what the sweep's workers do; the tutorial loop runs on device 0 as written
+    devices.use_cpu_cores()  # what the sweep's workers do; the tutorial loop runs on device 0 as written
     dataset = data.load(data.default_config("mnist1d"))
     ceiling = matmul_rate()
     print(f"matmul ceiling: {ceiling / 1e9:.1f} GFLOP/s ({jax.devices()[0].device_kind}, {jax.device_count()} devices)")
@@ -209,9 +209,8 @@ def _model_config(depth: int, width: int):
 
 
 def _flops_per_step(model, batch: int) -> float:
-    """Matmul FLOPs of one training step: forward 2BMN per layer, backward twice that."""
-    widths = [model.input_dim, *models.hidden_widths(model), model.num_outputs]
-    return 6.0 * batch * sum(a * b for a, b in zip(widths, widths[1:], strict=False))
+    """Matmul FLOPs of one training step: the forward pass, and twice that backward."""
+    return 3.0 * batch * models.forward_flops(model, (model.input_dim,))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import math
 import jax
 from flax import nnx
 
-from research import estimate, init, models, theory
+from research import estimate, init, models, predictions, theory
 
 
 def layers(model_cfg) -> list[tuple[str, tuple[int, ...]]]:
@@ -30,50 +30,51 @@ def layers(model_cfg) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def advise(cfg, study=None) -> dict:
-    """Per-layer recommendations; `study` (an Optuna study of this experiment) adds evidence."""
+    """Per-layer recommendations; `study` (an Optuna study of this experiment) adds evidence.
+
+    Searched layers are given in the experiment's own units (its init spec at alpha, from
+    predictions.for_model), so a fixed-variance experiment gets a fixed std, not a fan rule.
+    """
     model = cfg.model
-    mode = model.init.get("mode", "fan_in") if model.init.get("mode", "fan_in") in theory.MODES else "fan_in"
-    preds = {p.theory: p for p in theory.predict(model.activation, mode, float(model.sigma_b))}
-    eoc = preds["edge_of_chaos"]
-    forward = preds["second_moment"].alpha
+    mode = predictions.theory_mode(model)
+    raw = {p.theory: p for p in theory.predict(model.activation, mode, float(model.sigma_b))}
+    searched = predictions.for_model(model)
     evidence = None
     if study is not None:
-        _, est = estimate.for_study(study, cfg, {k: p.alpha for k, p in preds.items()})
+        _, est = estimate.for_study(study, cfg, searched)
         if est.status == "ok":
             evidence = est
-    recurrent_alpha = eoc.alpha if eoc.alpha is not None else forward
-    rows = []
-    for path, shape in layers(model):
-        fan_in, fan_out = init.fans(shape)
-        if path.startswith("readout"):
-            alpha, source, spec = 1.0, "LeCun (readout kept fixed)", init.lecun()
-        elif "recurrent" in path or (path.startswith("rnn/") and path.split("/")[-1].startswith("h")):
-            alpha, source, spec = (
-                recurrent_alpha,
-                "edge of chaos (recurrent: time plays depth)",
-                init.InitSpec(1.0, "fan_in"),
-            )
-        elif evidence is not None:
-            alpha, source, spec = (
-                evidence.alpha,
-                f"study alpha* {evidence.alpha:.3g} {_ci(evidence)}",
-                init.InitSpec(1.0, mode),
-            )
-        else:
-            alpha, source, spec = forward, "forward variance 1/E[phi^2]", init.InitSpec(1.0, mode)
-        var = init.variance(spec, shape, alpha)
-        rows.append({"layer": path, "shape": shape, "fan_in": fan_in, "fan_out": fan_out, "alpha": alpha,
-                     "mode": spec.mode, "std": math.sqrt(var), "source": source})  # fmt: skip
+    rows = [_layer(path, shape, model, raw, searched, evidence) for path, shape in layers(model)]
+    forward = raw["second_moment"].alpha
     return {
         "activation": model.activation,
         "mode": mode,
-        "theory": {k: p.alpha for k, p in preds.items()},
+        "theory": {k: p.alpha for k, p in raw.items()},
         "closest_preset": _closest(forward, model.activation),
-        "edge_of_chaos_note": eoc.note,
+        "edge_of_chaos_note": raw["edge_of_chaos"].note,
         "depth_scale_at_forward": theory.depth_scale(model.activation, forward, float(model.sigma_b)),
         "layers": rows,
         "evidence": None if evidence is None else {"alpha": evidence.alpha, "interval": evidence.interval},
     }
+
+
+def _layer(path: str, shape: tuple[int, ...], model, raw: dict, searched: dict, evidence) -> dict:
+    """One kernel's recommendation: readout fixed, recurrence at the edge of chaos, the rest searched."""
+    fan_in, fan_out = init.fans(shape)
+    if path.startswith("readout"):
+        alpha, source, spec = 1.0, "LeCun (readout kept fixed)", init.lecun()
+    elif "recurrent" in path or (path.startswith("rnn/") and path.split("/")[-1].startswith("h")):
+        eoc = raw["edge_of_chaos"].alpha
+        alpha = eoc if eoc is not None else raw["second_moment"].alpha
+        source, spec = "edge of chaos (recurrent: time plays depth)", init.InitSpec(1.0, "fan_in")
+    elif evidence is not None:
+        alpha, source = evidence.alpha, f"study alpha* {evidence.alpha:.3g} {_ci(evidence)}"
+        spec = init.from_config(model.init)
+    else:
+        alpha, source, spec = searched["second_moment"], "forward variance 1/E[phi^2]", init.from_config(model.init)
+    std = math.sqrt(init.variance(spec, shape, alpha))
+    return {"layer": path, "shape": shape, "fan_in": fan_in, "fan_out": fan_out, "alpha": alpha,
+            "mode": spec.mode, "std": std, "source": source}  # fmt: skip
 
 
 def _ci(est) -> str:

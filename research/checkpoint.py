@@ -1,9 +1,11 @@
 """Orbax checkpoints of an in-flight population, so a killed worker loses no progress.
 
 A checkpoint holds the whole training state (parameters, optimiser state, step, seeds,
-flags) and a JSON record (population hyperparameters, curves so far, trial numbers).
+flags) and a JSON record (the population's hyperparameters and its curves so far).
 Writes are atomic (orbax finalises a temporary directory by renaming it); a bounded
 number is kept; a checkpoint that fails to restore is skipped for the one before it.
+`resume_members` picks some members of a checkpointed population to start a new one: how a
+retried trial continues where its dead worker stopped.
 """
 
 from __future__ import annotations
@@ -21,24 +23,40 @@ from research import train as trainlib
 log = logging.getLogger(__name__)
 
 
+def resume_members(
+    directory: str, trainer: trainlib.Trainer, members: list[int], population: trainlib.Population
+) -> tuple[trainlib.TrainState, trainlib.Curves] | None:
+    """Members `members` of the population checkpointed in `directory`, placed as the start of
+    `population` (whose members they must be, in order), with their curves; None if unreadable."""
+    source = Checkpointer(directory, keep=1)
+    try:
+        record = source.record()
+        if record is None:
+            return None
+        restored = source.restore(trainer, trainlib.Population.from_json(record["population"]))
+    finally:
+        source.close()
+    if restored is None:
+        return None
+    state, curves = restored
+    return trainer.select(state, members, population), curves.select(members)
+
+
 class Checkpointer:
     """Saves every `every_chunks` chunks under `directory`, keeping the newest `keep`."""
 
-    def __init__(
-        self, directory: str | os.PathLike, *, every_chunks: int = 1, keep: int = 2, metadata: dict | None = None
-    ):
+    def __init__(self, directory: str | os.PathLike, *, every_chunks: int = 1, keep: int = 2):
         self.directory = os.path.abspath(os.fspath(directory))
-        self.metadata = dict(metadata or {})
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, save_interval_steps=every_chunks, enable_async_checkpointing=False
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def maybe_save(
-        self, chunk: int, state: trainlib.State, population: trainlib.Population, curves: trainlib.Curves
+        self, chunk: int, state: trainlib.TrainState, population: trainlib.Population, curves: trainlib.Curves
     ) -> bool:
         """Save at `chunk` if the interval says so; True when written."""
-        record = {"population": population.to_json(), "curves": curves.to_json(), "chunk": chunk, **self.metadata}
+        record = {"population": population.to_json(), "curves": curves.to_json(), "chunk": chunk}
         leaves = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(state))}
         return self.manager.save(
             chunk, args=ocp.args.Composite(state=ocp.args.PyTreeSave(leaves), record=ocp.args.JsonSave(record))
@@ -46,7 +64,7 @@ class Checkpointer:
 
     def restore(
         self, trainer: trainlib.Trainer, population: trainlib.Population
-    ) -> tuple[trainlib.State, trainlib.Curves] | None:
+    ) -> tuple[trainlib.TrainState, trainlib.Curves] | None:
         """The newest readable checkpoint of this population as (state, curves), or None."""
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
@@ -61,7 +79,7 @@ class Checkpointer:
         return None
 
     def record(self) -> dict[str, Any] | None:
-        """The JSON record of the newest checkpoint (population, curves, metadata), if any."""
+        """The JSON record of the newest checkpoint (population, curves, chunk), if any."""
         step = self.manager.latest_step()
         if step is None:
             return None

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from research.errors import ConfigError
+from research.errors import ConfigError, choice
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM}
@@ -139,15 +139,15 @@ def _status(args: argparse.Namespace) -> int:
 def _advise(args: argparse.Namespace) -> int:
     import optuna
 
-    from research import advise, experiment, storage
+    from research import advise, experiment, search, storage
 
     cfg = experiment.load(args.config, args.profile)
     study = None
     url = args.storage or storage.default_url(cfg.search.runs_dir)
     if args.storage or os.path.exists(url):
-        name = experiment.study_name(cfg)
-        if name in optuna.get_all_study_names(storage=storage.open_storage(url)):
-            study = optuna.load_study(study_name=name, storage=storage.open_storage(url))
+        backend, name = storage.open_storage(url), search.study_name(cfg)
+        if name in optuna.get_all_study_names(storage=backend):
+            study = optuna.load_study(study_name=name, storage=backend)
     advice = advise.advise(cfg, study)
     if args.json:
         print(json.dumps(advice, indent=2, default=str))
@@ -172,30 +172,25 @@ def _lsuv(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from research import data, experiment, lsuv, theory
+    from research import data, experiment, lsuv
 
     cfg = experiment.load(args.config, args.profile)
     dataset = data.load(cfg.data)
-    found = lsuv.scales(cfg.model, dataset.x_train[: args.batch], jax.random.key(0))
-    forward = theory.second_moment(cfg.model.activation, "fan_in")
-    rows = [
-        [str(i + 1), f"{a:.3g}", "1 (standardised inputs)" if i == 0 else f"{forward:.3g}"] for i, a in enumerate(found)
-    ]
+    rows = lsuv.compare(cfg.model, dataset.x_train[: args.batch], jax.random.key(0))
     print(f"LSUV on {cfg.name} ({cfg.model.activation}): alpha = Var(W) * fan_in per layer")
-    print(_markdown(["layer", "LSUV alpha", "theory 1/E[phi^2]"], rows))
-    later = found[1:]
-    print(
-        f"layers 2-{len(found)}: median {np.median(later):.3g},"
-        f" range [{later.min():.3g}, {later.max():.3g}]; theory {forward:.3g}"
-    )
+    table = [[str(i), f"{a:.3g}", "1 (standardised inputs)" if i == 1 else f"{t:.3g}"] for i, a, t in rows]
+    print(_markdown(["layer", "LSUV alpha", "theory 1/E[phi^2]"], table))
+    later = np.array([a for _, a, _ in rows[1:]])
+    print(f"layers 2-{len(rows)}: median {np.median(later):.3g}, range [{later.min():.3g}, {later.max():.3g}];"
+          f" theory {rows[-1][2]:.3g}")  # fmt: skip
     return 0
 
 
 @_command("report")
 def _report(args: argparse.Namespace) -> int:
-    from research import report, storage, train
+    from research import devices, report, storage
 
-    train.use_cpu_cores()
+    devices.use_cpu_cores()
     path = report.write(args.storage or storage.default_url(), args.out, figures=not args.no_figures)
     print(path.read_text())
     print(f"written: {path.parent}/report.{{md,tex,json}} and {path.parent}/figures/")
@@ -231,42 +226,32 @@ def _is_loopback(host: str, ipaddress) -> bool:
 
 @_command("sweep")
 def _sweep(args: argparse.Namespace) -> int:
-    from research import sweep
+    from research import experiment, report, storage, sweep
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be an integer >= 1; got {args.workers}.")
-    overrides = list(args.set) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
     if args.trials is not None and args.trials < 1:
         raise ConfigError(f"--trials must be an integer >= 1; got {args.trials}.")
-    studies = [
-        s for path in args.config for s in sweep.run_all(path, args.profile, overrides, args.storage, args.workers)
-    ]
+    overrides = list(args.set) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
+    configs = [(path, experiment.load(path, args.profile, overrides)) for path in args.config]  # all checked first
+    studies = [s for path, cfg in configs for s in sweep.run_all(cfg, path, overrides, args.storage, args.workers)]
     if not args.no_report:
-        from research import report, storage
-
-        url = args.storage or storage.default_url(experiment_runs_dir(args, overrides))
-        path = report.write(url, os.path.join(experiment_runs_dir(args, overrides), "report"))
+        runs_dir = configs[0][1].search.runs_dir
+        path = report.write(args.storage or storage.default_url(runs_dir), os.path.join(runs_dir, "report"))
         print("\n" + path.read_text())
         print(f"report: {path} (figures in {path.parent / 'figures'})")
     return 0 if studies else 1
 
 
-def experiment_runs_dir(args: argparse.Namespace, overrides: list[str]) -> str:
-    """The runs directory the sweep used (search.runs_dir of the first config)."""
-    from research import experiment
-
-    return experiment.load(args.config[0], args.profile, overrides).search.runs_dir
-
-
 @_command("worker")
 def _worker(args: argparse.Namespace) -> int:
-    from research import experiment, search, storage, train
+    from research import devices, experiment, search, storage
 
     if len(args.config) != 1:
         raise ConfigError("a worker takes exactly one --config.")
-    train.use_cpu_cores()
+    devices.use_cpu_cores()
     if args.compilation_cache:
-        train.enable_compilation_cache(args.compilation_cache)
+        devices.enable_compilation_cache(args.compilation_cache)
     cfg = experiment.load(args.config[0], args.profile, args.set)
     url = args.storage or storage.default_url(cfg.search.runs_dir)
     worker = search.Worker(cfg, url, worker_index=args.index, echo=lambda line: print(line, flush=True))
@@ -309,66 +294,31 @@ def _theory(args: argparse.Namespace) -> int:
 
 @_command("probe")
 def _probe(args: argparse.Namespace) -> int:
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
+    from research import models, probes
 
-    from research import probes
-
-    cfg = _probe_model_config(args)
+    if args.model not in models.MODELS:
+        raise choice("--model", args.model, models.MODELS)
+    init = {"scale": 1.0, "mode": args.mode, "distribution": args.distribution}
+    cfg = models.probe_config(args.model, args.activation, args.depth, args.width, init, args.sigma_b)
     alpha = args.alpha if args.alpha is not None else (2.0 if cfg.activation.startswith("relu") else 1.0)
     if not (alpha > 0 and math.isfinite(alpha)):
         raise ConfigError(f"--alpha must be a positive finite number; got {args.alpha!r}.")
     if args.seeds < 1 or args.batch < 1:
         raise ConfigError(f"--seeds and --batch must be integers >= 1; got {args.seeds} and {args.batch}.")
-    x = probes.gaussian_inputs(cfg, jax.random.key(10_000), args.batch, length=args.depth)
-    stats = probes.grid(cfg, jnp.array([alpha]), jnp.arange(args.seeds), x)
-    median = {f: np.median(np.asarray(getattr(stats, f))[0], axis=0) for f in probes.Stats._fields}
-    slope = {f: float(np.median(np.asarray(probes.log_slope(getattr(stats, f)))[0])) for f in probes.Stats._fields}
+    per_layer, ratio = probes.summary(cfg, alpha, args.seeds, args.batch, length=args.depth)
     if args.json:
-        print(
-            json.dumps(
-                {"alpha": alpha, "per_layer": {f: v.tolist() for f, v in median.items()}, "log_ratio_per_layer": slope}
-            )
-        )
+        per_layer = {f: v.tolist() for f, v in per_layer.items()}
+        print(json.dumps({"alpha": alpha, "per_layer": per_layer, "log_ratio_per_layer": ratio}))
         return 0
-    unit = "step" if cfg.name == "rnn" else "layer"
+    unit = models.family(cfg).depth_unit
     print(
         f"{cfg.name} {cfg.activation}, {args.depth} {unit}s x {args.width}, alpha {alpha:g} on {args.mode}"
         f" ({args.distribution}); median of {args.seeds} seeds\n"
     )
-    rows = [[str(i + 1), *(f"{median[f][i]:.4g}" for f in probes.Stats._fields)] for i in range(len(median["forward"]))]
+    rows = [[str(i + 1), *(f"{per_layer[f][i]:.4g}" for f in per_layer)] for i in range(len(per_layer["forward"]))]
     print(_markdown([unit, "forward E[h^2]", "backward E[g^2]", "jacobian gain"], rows))
-    print(
-        "\nfitted log-ratio per " + unit + " (0 = preserved): " + ", ".join(f"{f} {v:+.4f}" for f, v in slope.items())
-    )
+    print(f"\nfitted log-ratio per {unit} (0 = preserved): " + ", ".join(f"{f} {v:+.4f}" for f, v in ratio.items()))
     return 0
-
-
-def _probe_model_config(args: argparse.Namespace):
-    from research import models
-
-    if args.model not in models.MODELS:
-        from research.errors import choice
-
-        raise choice("--model", args.model, models.MODELS)
-    if args.depth < 1:
-        raise ConfigError(f"--depth must be an integer >= 1; got {args.depth}.")
-    if args.width < 1:
-        raise ConfigError(f"--width must be an integer >= 1; got {args.width}.")
-    cfg = models.default_config(args.model)
-    cfg.activation = args.activation
-    cfg.sigma_b = args.sigma_b
-    cfg.init = {"scale": 1.0, "mode": args.mode, "distribution": args.distribution}
-    if args.model == "mlp":
-        cfg.depth, cfg.width, cfg.input_dim = args.depth, args.width, args.width
-    elif args.model == "cnn":
-        cfg.depth, cfg.channels, cfg.input_shape = args.depth, args.width, (64, args.width)
-    else:
-        cfg.hidden, cfg.input_dim = args.width, args.width
-        cfg.recurrent_init = dict(cfg.init)
-    models.validate(cfg)
-    return cfg
 
 
 def _fmt(value: float | None) -> str:

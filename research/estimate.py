@@ -1,8 +1,8 @@
 """alpha* from all trials of a study: a smooth fit, its minimiser, a bootstrap interval.
 
 The optimum of a noisy objective is not the best trial. Every seed of every trial enters a
-local quadratic regression of the objective on log alpha (bandwidth by leave-one-out
-cross-validation); alpha* is the fit's minimiser, and trials resampled with replacement
+local quadratic regression of the objective on log alpha (bandwidth by 10-fold
+cross-validation over trials); alpha* is the fit's minimiser, and trials resampled with replacement
 give its 95% interval. Diverged seeds are left out of the fit and reported; a study with
 too few or uninformative trials says so instead of returning a number it cannot support.
 """
@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from research import objectives
 
 _GRID = 241  # evaluation points of the fit across the searched log-alpha range
 _BANDWIDTHS = np.array([0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0])  # in units of log alpha
@@ -170,11 +172,9 @@ def estimate(
 
 def for_study(study, cfg, predictions: Mapping[str, float | None]) -> tuple[Observations, Estimate]:
     """The estimate for an Optuna study of experiment `cfg` (probe objectives: the signed zero)."""
-    from research.search import PROBED
-
-    stat = PROBED.get(cfg.search.objective)
-    obs = from_trials(study.get_trials(deepcopy=False), signed=stat)
-    return obs, estimate(obs, predictions, alpha_range=tuple(cfg.search.alpha_range), signed=stat is not None)
+    objective = objectives.get(cfg.search.objective)
+    obs = from_trials(study.get_trials(deepcopy=False), signed=objective.statistic)
+    return obs, estimate(obs, predictions, alpha_range=tuple(cfg.search.alpha_range), signed=objective.signed)
 
 
 def _optimum(grid: np.ndarray, fit: np.ndarray, signed: bool) -> tuple[int, float]:
@@ -254,7 +254,7 @@ def _local_quadratic(x: np.ndarray, y: np.ndarray, at: np.ndarray, bandwidth: np
 
 
 def _choose_bandwidth(obs: Observations) -> float:
-    """Leave-one-trial-out cross-validation over a small set of bandwidths."""
+    """10-fold cross-validation over trials (whole trials held out) on a small set of bandwidths."""
     trials = np.unique(obs.trial)
     folds = np.array_split(np.random.default_rng(0).permutation(trials), min(10, len(trials)))
     scores = []

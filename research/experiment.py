@@ -59,6 +59,15 @@ def load(path: str, profile: str = "quick", overrides: list[str] | tuple[str, ..
     return cfg
 
 
+def derive(cfg: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
+    """A validated, locked copy of a loaded config with `overrides` applied (the config stays as it is)."""
+    new = ml_collections.ConfigDict(cfg.to_dict())
+    apply_overrides(new, overrides)
+    validate(new)
+    new.lock()
+    return new
+
+
 def _options(suffix: str) -> dict:
     options = {}
     for item in filter(None, suffix.split(",")):
@@ -105,11 +114,6 @@ def validate(cfg) -> None:
     train.validate(cfg.train)
     search.validate(cfg.search)
     data.validate(cfg.data)
-
-
-def study_name(cfg) -> str:
-    """Studies are named after the experiment, the profile and the objective."""
-    return f"{cfg.name}-{cfg.profile}-{cfg.search.objective}"
 
 
 def mnist1d_mlp(name: str, activation: str, mode: str, depth: int = 20, width: int = 128) -> ml_collections.ConfigDict:

@@ -12,14 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from research import init, models
+from research import init, models, theory
 from research.errors import ConfigError
 
 
 def scales(model_cfg, x: jax.Array, key: jax.Array, *, tol: float = 0.1, max_iter: int = 10) -> np.ndarray:
     """alpha = Var(W_l) * fan_in_l found by LSUV for each hidden layer of an MLP or CNN."""
-    if model_cfg.name not in ("mlp", "cnn"):
-        raise ConfigError(f"LSUV here handles model.name mlp or cnn; got {model_cfg.name!r}.")
+    if models.family(model_cfg).recurrent:
+        raise ConfigError(f"LSUV here handles feed-forward models (mlp, cnn); got {model_cfg.name!r}.")
     cfg = models.default_config(model_cfg.name)
     cfg.update(model_cfg.to_dict())
     cfg.init = {"scale": 1.0, "mode": "fan_in", "distribution": "orthogonal"}
@@ -36,3 +36,10 @@ def scales(model_cfg, x: jax.Array, key: jax.Array, *, tol: float = 0.1, max_ite
         kernel = state["layers"][layer]["kernel"]
         found.append(float(jnp.var(kernel)) * init.fans(kernel.shape)[0])
     return np.asarray(found)
+
+
+def compare(model_cfg, x: jax.Array, key: jax.Array) -> list[tuple[int, float, float]]:
+    """(layer, LSUV's alpha, theory's alpha) per hidden layer: 1 for the first (standardised inputs,
+    no activation before it), 1/E[phi^2] after it."""
+    forward = theory.second_moment(model_cfg.activation, "fan_in")
+    return [(i + 1, float(a), 1.0 if i == 0 else forward) for i, a in enumerate(scales(model_cfg, x, key))]

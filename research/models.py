@@ -7,8 +7,10 @@ returns its logits and the per-layer pre-activations that the probes measure.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -20,15 +22,21 @@ from research import init as initlib
 from research.errors import ConfigError, choice, integer, number, require
 
 Array = jax.Array
-MODELS = ("mlp", "cnn", "rnn")
 CELLS = ("vanilla", "lstm", "gru")
 Alpha = float | Array | Mapping[str, float | Array]
 
 
+def family(cfg_or_name) -> Family:
+    """The registered family of a model config (or of a name); unknown names list the accepted ones."""
+    name = cfg_or_name if isinstance(cfg_or_name, str) else cfg_or_name.get("name")
+    if name not in FAMILIES:
+        raise choice("model.name", name, tuple(FAMILIES))
+    return FAMILIES[name]
+
+
 def default_config(name: str) -> ml_collections.ConfigDict:
     """Small defaults for each model family (the quick MNIST-1D shapes)."""
-    if name not in MODELS:
-        raise choice("model.name", name, MODELS)
+    fam = family(name)
     cfg = ml_collections.ConfigDict()
     cfg.name = name
     cfg.activation = "relu"
@@ -36,29 +44,13 @@ def default_config(name: str) -> ml_collections.ConfigDict:
     cfg.num_outputs = 10
     cfg.init = ml_collections.ConfigDict({"scale": 1.0, "mode": "fan_in", "distribution": "normal"})
     cfg.readout_init = ml_collections.ConfigDict({"preset": "lecun", "distribution": "normal"})
-    if name == "mlp":
-        cfg.input_dim = 40
-        cfg.depth = 20
-        cfg.width = 128
-        cfg.widths = ()  # per-layer widths; empty means depth x width
-    elif name == "cnn":
-        cfg.input_shape = (40, 1)  # spatial dims then channels: (length, c) or (h, w, c)
-        cfg.depth = 10
-        cfg.channels = 32
-        cfg.kernel_size = 3
-        cfg.stride = 1
-    else:
-        cfg.activation = "tanh"
-        cfg.cell = "vanilla"
-        cfg.input_dim = 1
-        cfg.hidden = 128
-        cfg.recurrent_init = ml_collections.ConfigDict({"scale": 1.0, "mode": "fan_in", "distribution": "normal"})
+    cfg.update(fam.defaults())
     return cfg
 
 
 def groups(cfg) -> tuple[str, ...]:
     """Names of the layer groups whose scale `alpha` sets (one alpha each)."""
-    return ("input", "recurrent") if cfg.name == "rnn" else ("hidden",)
+    return family(cfg).groups
 
 
 def hidden_widths(cfg) -> list[int]:
@@ -78,34 +70,34 @@ def hidden_widths(cfg) -> list[int]:
 
 def validate(cfg) -> None:
     """Stop with one clear sentence on the first bad model setting."""
-    if cfg.get("name") not in MODELS:
-        raise choice("model.name", cfg.get("name"), MODELS)
+    fam = family(cfg)
     activations.get(cfg.activation)
     number(cfg.sigma_b, "model.sigma_b", "a number >= 0", lambda v: v >= 0)
     integer(cfg.num_outputs, "model.num_outputs")
     initlib.from_config(cfg.init)
     initlib.from_config(cfg.readout_init)
-    if cfg.name == "mlp":
-        hidden_widths(cfg)
-    elif cfg.name == "cnn":
-        require(
-            isinstance(cfg.depth, int) and cfg.depth >= 1, f"model.depth must be an integer >= 1; got {cfg.depth!r}."
-        )
-        require(
-            len(cfg.input_shape) in (2, 3),
-            f"model.input_shape must be (length, c) or (h, w, c); got {cfg.input_shape}.",
-        )
-        for field in ("channels", "kernel_size", "stride"):
-            value = cfg[field]
-            require(isinstance(value, int) and value >= 1, f"model.{field} must be an integer >= 1; got {value!r}.")
-    else:
-        if cfg.cell not in CELLS:
-            raise choice("model.cell", cfg.cell, CELLS)
-        require(
-            isinstance(cfg.hidden, int) and cfg.hidden >= 1,
-            f"model.hidden must be an integer >= 1; got {cfg.hidden!r}.",
-        )
-        initlib.from_config(cfg.recurrent_init)
+    fam.validate(cfg)
+
+
+def probe_config(name: str, activation: str, depth: int, width: int, init: dict, sigma_b: float = 0.0):
+    """A square model of family `name` for probing: `depth` layers (an RNN: time steps) of `width`."""
+    integer(depth, "--depth")
+    integer(width, "--width")
+    cfg = default_config(name)
+    cfg.update({"activation": activation, "sigma_b": sigma_b, "init": dict(init)})
+    family(cfg).resize(cfg, depth, width)
+    validate(cfg)
+    return cfg
+
+
+def input_shape(cfg, batch: int, length: int = 40) -> tuple[int, ...]:
+    """Shape of a batch of inputs the model takes (a recurrent family: `length` time steps)."""
+    return (batch, *family(cfg).input_shape(cfg, length))
+
+
+def forward_flops(cfg, example_shape: tuple[int, ...]) -> float:
+    """Matmul FLOPs (2 per multiply-add) of one example's forward pass, readout included."""
+    return family(cfg).flops(cfg, tuple(example_shape))
 
 
 class MLP(nnx.Module):
@@ -232,24 +224,21 @@ class RNN(nnx.Module):
         return self.readout(h), list(preacts)
 
 
-_CLASSES = {"mlp": MLP, "cnn": CNN, "rnn": RNN}
-
-
 def build(cfg, alpha: Alpha = 1.0, *, rngs: nnx.Rngs) -> nnx.Module:
     """The model `cfg` describes, its searched layers at scale `alpha`."""
     validate(cfg)
-    return _CLASSES[cfg.name](cfg, alpha, rngs=rngs)
+    return family(cfg).module(cfg, alpha, rngs=rngs)
 
 
 def init_state(cfg, key: Array, alpha: Alpha) -> nnx.State:
     """Parameters of a fresh model as a pure function of (key, alpha): vmap and jit apply."""
-    return nnx.state(_CLASSES[cfg.name](cfg, alpha, rngs=nnx.Rngs(params=key)), nnx.Param)
+    return nnx.state(family(cfg).module(cfg, alpha, rngs=nnx.Rngs(params=key)), nnx.Param)
 
 
 def graphdef(cfg) -> nnx.GraphDef:
     """The static structure of the model, shared by every member of a population."""
     validate(cfg)
-    model = nnx.eval_shape(lambda: _CLASSES[cfg.name](cfg, 1.0, rngs=nnx.Rngs(0)))
+    model = nnx.eval_shape(lambda: family(cfg).module(cfg, 1.0, rngs=nnx.Rngs(0)))
     return nnx.split(model, nnx.Param)[0]
 
 
@@ -293,3 +282,119 @@ def _readout(cfg, width: int, rngs: nnx.Rngs) -> nnx.Linear:
 def _module_list(modules: list[nnx.Module]):
     """nnx.List where flax has it (>= 0.12), a plain list before."""
     return nnx.List(modules) if hasattr(nnx, "List") else modules
+
+
+# --- the registry: everything the rest of the code asks of a family -------------------------
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """One model family. Adding a family is one `Family` entry in `FAMILIES`, nothing else."""
+
+    name: str
+    module: type[nnx.Module]
+    defaults: Callable[[], dict]  # the family's own config fields
+    validate: Callable  # (cfg) -> None, raising ConfigError
+    groups: tuple[str, ...]  # layer groups with their own alpha; the first is the one theory speaks of
+    hidden_fan_in: Callable  # (cfg) -> fan_in of a typical searched layer
+    describe: Callable  # (cfg) -> "20x128", for tables
+    input_shape: Callable  # (cfg, length) -> one example's shape
+    flops: Callable  # (cfg, example_shape) -> forward matmul FLOPs
+    resize: Callable  # (cfg, depth, width) -> None: a square probe model
+    recurrent: bool = False  # time plays depth: probes perturb the first step only
+    depth_unit: str = "layer"
+
+
+def _mlp_validate(cfg) -> None:
+    hidden_widths(cfg)
+    integer(cfg.input_dim, "model.input_dim")
+
+
+def _mlp_flops(cfg, example_shape) -> float:
+    widths = [math.prod(example_shape), *hidden_widths(cfg), cfg.num_outputs]
+    return 2.0 * sum(a * b for a, b in itertools.pairwise(widths))
+
+
+def _mlp_resize(cfg, depth: int, width: int) -> None:
+    cfg.update({"depth": depth, "width": width, "input_dim": width})
+
+
+def _cnn_validate(cfg) -> None:
+    integer(cfg.depth, "model.depth")
+    require(
+        len(cfg.input_shape) in (2, 3), f"model.input_shape must be (length, c) or (h, w, c); got {cfg.input_shape}."
+    )
+    for field in ("channels", "kernel_size", "stride"):
+        integer(cfg[field], f"model.{field}")
+
+
+def _cnn_flops(cfg, example_shape) -> float:
+    ndim, spatial, total = len(example_shape) - 1, list(example_shape[:-1]), 0.0
+    for c_in in [example_shape[-1]] + [cfg.channels] * (cfg.depth - 1):
+        spatial = [-(-n // cfg.stride) for n in spatial]
+        total += 2.0 * math.prod(spatial) * cfg.kernel_size**ndim * c_in * cfg.channels
+    return total + 2.0 * cfg.channels * cfg.num_outputs
+
+
+def _cnn_resize(cfg, depth: int, width: int) -> None:
+    cfg.update({"depth": depth, "channels": width, "input_shape": (64, width)})
+
+
+def _rnn_validate(cfg) -> None:
+    if cfg.cell not in CELLS:
+        raise choice("model.cell", cfg.cell, CELLS)
+    integer(cfg.hidden, "model.hidden")
+    integer(cfg.input_dim, "model.input_dim")
+    initlib.from_config(cfg.recurrent_init)
+
+
+def _rnn_flops(cfg, example_shape) -> float:
+    gates = {"vanilla": 1, "lstm": 4, "gru": 3}[cfg.cell]
+    per_step = 2.0 * gates * (cfg.input_dim + cfg.hidden) * cfg.hidden
+    return example_shape[0] * per_step + 2.0 * cfg.hidden * cfg.num_outputs
+
+
+def _rnn_resize(cfg, depth: int, width: int) -> None:
+    cfg.update({"hidden": width, "input_dim": width, "recurrent_init": dict(cfg.init)})
+
+
+FAMILIES: dict[str, Family] = {
+    "mlp": Family(
+        "mlp", MLP,
+        defaults=lambda: {"input_dim": 40, "depth": 20, "width": 128, "widths": ()},  # widths: per layer, or ()
+        validate=_mlp_validate,
+        groups=("hidden",),
+        hidden_fan_in=lambda cfg: hidden_widths(cfg)[-1],
+        describe=lambda cfg: f"widths {list(cfg.widths)}" if cfg.widths else f"{cfg.depth}x{cfg.width}",
+        input_shape=lambda cfg, length: (cfg.input_dim,),
+        flops=_mlp_flops,
+        resize=_mlp_resize,
+    ),
+    "cnn": Family(
+        "cnn", CNN,
+        # input_shape: spatial dims then channels, (length, c) or (h, w, c)
+        defaults=lambda: {"input_shape": (40, 1), "depth": 10, "channels": 32, "kernel_size": 3, "stride": 1},
+        validate=_cnn_validate,
+        groups=("hidden",),
+        hidden_fan_in=lambda cfg: cfg.kernel_size ** (len(cfg.input_shape) - 1) * cfg.channels,
+        describe=lambda cfg: f"{cfg.depth}x{cfg.channels}",
+        input_shape=lambda cfg, length: tuple(cfg.input_shape),
+        flops=_cnn_flops,
+        resize=_cnn_resize,
+    ),
+    "rnn": Family(
+        "rnn", RNN,
+        defaults=lambda: {
+            "activation": "tanh", "cell": "vanilla", "input_dim": 1, "hidden": 128,
+            "recurrent_init": ml_collections.ConfigDict({"scale": 1.0, "mode": "fan_in", "distribution": "normal"}),
+        },
+        validate=_rnn_validate,
+        groups=("input", "recurrent"),
+        hidden_fan_in=lambda cfg: cfg.hidden,
+        describe=lambda cfg: f"{cfg.cell} {cfg.hidden}",
+        input_shape=lambda cfg, length: (length, cfg.input_dim),
+        flops=_rnn_flops,
+        resize=_rnn_resize,
+        recurrent=True,
+        depth_unit="step",
+    ),
+}  # fmt: skip
+MODELS = tuple(FAMILIES)

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from research import models
 from research.errors import ConfigError
@@ -38,9 +39,8 @@ def measure(cfg, graph, key: Array, alpha, x: Array) -> Stats:
     grads = jax.grad(readout)([jnp.zeros_like(h) for h in preacts])
     tangent = _input_tangent(cfg, k_tangent, x)
     _, jvps = jax.jvp(lambda xx: models.apply(graph, state, xx)[1], (x,), (tangent,))
-    tangent_power = (
-        jnp.sum(tangent**2) / tangent[0].size / x.shape[0] if cfg.name != "rnn" else jnp.mean(tangent[:, 0] ** 2)
-    )
+    recurrent = models.family(cfg).recurrent
+    tangent_power = jnp.mean(tangent[:, 0] ** 2) if recurrent else jnp.sum(tangent**2) / tangent[0].size / x.shape[0]
     return Stats(
         forward=jnp.stack([jnp.mean(h**2) for h in preacts]),
         backward=jnp.stack([jnp.mean(g**2) for g in grads]),
@@ -53,7 +53,7 @@ def grid(cfg, alphas, seeds: Array, x: Array) -> Stats:
 
     `alphas` is an array [A], or a dict of [A] arrays, one per layer group (models.groups).
     """
-    if cfg.name == "rnn" and cfg.cell != "vanilla":
+    if cfg.get("cell", "vanilla") != "vanilla":
         raise ConfigError(f"probes need model.cell 'vanilla'; got {cfg.cell!r}.")
     graph = models.graphdef(cfg)
     one = lambda alpha, seed: measure(cfg, graph, jax.random.key(seed), alpha, x)  # noqa: E731
@@ -72,19 +72,23 @@ def log_slope(values: Array) -> Array:
 
 
 def gaussian_inputs(cfg, key: Array, batch: int, length: int = 40) -> Array:
-    """Standard normal inputs of the shape the model takes (RNN: `length` steps)."""
-    if cfg.name == "mlp":
-        shape = (batch, cfg.input_dim)
-    elif cfg.name == "cnn":
-        shape = (batch, *cfg.input_shape)
-    else:
-        shape = (batch, length, cfg.input_dim)
-    return jax.random.normal(key, shape)
+    """Standard normal inputs of the shape the model takes (a recurrent model: `length` steps)."""
+    return jax.random.normal(key, models.input_shape(cfg, batch, length))
 
 
 def _input_tangent(cfg, key: Array, x: Array) -> Array:
-    """A random input direction; for an RNN only the first step, so time plays depth."""
+    """A random input direction; for a recurrent model only the first step, so time plays depth."""
     v = jax.random.normal(key, x.shape, x.dtype)
-    if cfg.name == "rnn":
+    if models.family(cfg).recurrent:
         v = v * (jnp.arange(x.shape[1]) == 0)[None, :, None]
     return v
+
+
+def summary(cfg, alpha: float, seeds: int, batch: int, length: int = 40) -> tuple[dict, dict]:
+    """Per-layer medians over `seeds` fresh models on Gaussian inputs, and each statistic's median
+    fitted log-ratio per layer: what `research probe` prints."""
+    x = gaussian_inputs(cfg, jax.random.key(10_000), batch, length=length)
+    stats = grid(cfg, jnp.array([alpha]), jnp.arange(seeds), x)
+    per_layer = {f: np.median(np.asarray(getattr(stats, f))[0], axis=0) for f in Stats._fields}
+    ratio = {f: float(np.median(np.asarray(log_slope(getattr(stats, f)))[0])) for f in Stats._fields}
+    return per_layer, ratio

@@ -23,7 +23,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
-from research import estimate, models, probes, search, storage, theory  # noqa: E402
+from research import estimate, models, predictions, probes, storage, theory  # noqa: E402
 
 COLUMNS = theory.THEORIES
 
@@ -37,7 +37,7 @@ def collect(url: str) -> list[dict]:
         if "config" not in study.user_attrs:
             continue  # not one of ours
         cfg = ml_collections.ConfigDict(study.user_attrs["config"])
-        preds = search.predictions(cfg)  # derived from the config, in the search's units
+        preds = predictions.for_model(cfg.model)  # derived from the config, in the search's units
         obs, est = estimate.for_study(study, cfg, preds)
         records.append({"study": name, "config": cfg, "theory": preds, "estimate": est, "observations": obs})
     return records

@@ -15,20 +15,21 @@ import time
 import optuna
 from tqdm import tqdm
 
-from research import experiment, search, storage
+from research import coordination, experiment, search, storage
 
 
-def run_all(path: str, profile: str, overrides: list[str], url: str | None, workers: int) -> list[optuna.Study]:
-    """One study per objective the experiment lists (search.objectives)."""
-    cfg = experiment.load(path, profile, overrides)
+def run_all(cfg, path: str, overrides: list[str], url: str | None, workers: int) -> list[optuna.Study]:
+    """One study per objective the experiment `cfg` (loaded from `path` with `overrides`) lists."""
     objectives = tuple(cfg.search.objectives) or (cfg.search.objective,)
-    return [run(path, profile, [*overrides, f"search.objective='{o}'"], url, workers) for o in objectives]
+    runs = [[*overrides, f"search.objective='{o}'"] for o in objectives]
+    return [run(experiment.derive(cfg, extra[-1:]), path, extra, url, workers) for extra in runs]
 
 
-def run(path: str, profile: str, overrides: list[str], url: str | None, workers: int, *, echo=print) -> optuna.Study:
-    """Sweep the experiment in `path` to its trial budget; returns the study."""
-    cfg = experiment.load(path, profile, overrides)
-    name = experiment.study_name(cfg)
+def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, echo=print) -> optuna.Study:
+    """Sweep experiment `cfg` to its trial budget with `workers` processes (each loads `path` with
+    `overrides` itself, as a cluster worker would); returns the study."""
+    name = search.study_name(cfg)
+    profile = cfg.profile
     url = url or storage.default_url(cfg.search.runs_dir)
     study = search.create_study(cfg, url, name)
     logs = os.path.join(cfg.search.runs_dir, "logs")
@@ -47,7 +48,7 @@ def run(path: str, profile: str, overrides: list[str], url: str | None, workers:
     with tqdm(total=target, desc=name, unit="trial", dynamic_ncols=True) as bar:
         while procs:
             time.sleep(cfg.search.poll_s)
-            c = search.retry(lambda: search.counts(study))
+            c = coordination.retry(lambda: coordination.counts(study))
             bar.n = min(c["finished"], target)
             bar.set_postfix_str(f"running {c['running']}, best alpha {_best_alpha(study)}", refresh=False)
             bar.refresh()
@@ -59,7 +60,7 @@ def run(path: str, profile: str, overrides: list[str], url: str | None, workers:
                     restarts += 1
                     tqdm.write(f"worker {index} exited with status {proc.returncode}; restarting it")
                     procs[index] = launch(index)
-    c = search.counts(study)
+    c = coordination.counts(study)
     if c["finished"] < target:
         raise RuntimeError(f"{name}: workers stopped with {c['finished']} of {target} trials finished; see {logs}/")
     echo(summary(study, time.time() - started))
@@ -68,7 +69,7 @@ def run(path: str, profile: str, overrides: list[str], url: str | None, workers:
 
 def summary(study: optuna.Study, seconds: float | None = None) -> str:
     """The study's best alpha next to every theory's prediction."""
-    c = search.counts(study)
+    c = coordination.counts(study)
     took = f" in {seconds / 60:.1f} min" if seconds is not None else ""
     lines = [
         f"{study.study_name}: {c['finished']} finished trials ({c['complete']} complete, {c['pruned']} pruned){took}"

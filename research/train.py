@@ -10,9 +10,10 @@ On CPU each device trains its members a small block at a time, so a block's weig
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -27,6 +28,7 @@ Array = jax.Array
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 LOSSES = ("cross_entropy", "mse")
 METRICS = ("train_loss", "val_loss", "val_error", "grad_norm")
+STOP = "stop"  # what an on_chunk callback returns to end training early
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -101,13 +103,27 @@ class Population:
         )
 
 
-class State(dict):
-    """The population's training state: a dict pytree (params, opt, step, flags, lr, seed)."""
+@flax.struct.dataclass
+class TrainState:
+    """The population's training state; every field has the members on its leading axis but `step`."""
+
+    params: Any
+    opt: Any
+    step: Array  # shared by all members
+    diverged: Array
+    diverged_step: Array  # the step a member froze at, -1 while healthy
+    learning_rate: Array
+    seed: Array
 
 
-jax.tree_util.register_pytree_node(
-    State, lambda s: (tuple(s.values()), tuple(s.keys())), lambda keys, vals: State(zip(keys, vals, strict=True))
-)
+class _Members(NamedTuple):
+    """What a chunk updates per member (a device's share of them under shard_map)."""
+
+    params: Any
+    opt: Any
+    diverged: Array
+    diverged_step: Array
+    learning_rate: Array
 
 
 class Trainer:
@@ -131,10 +147,10 @@ class Trainer:
         self.chunk = jax.jit(self._chunk, donate_argnums=0)
 
     # --- the pure programs ------------------------------------------------------------------
-    def _init(self, alpha: Mapping[str, Array], learning_rate: Array, seed: Array) -> State:
+    def _init(self, alpha: Mapping[str, Array], learning_rate: Array, seed: Array) -> TrainState:
         init_keys = _member_keys(seed)[:, 0]
         params = jax.vmap(lambda k, a: models.init_state(self.model_cfg, k, a))(init_keys, dict(alpha))
-        return State(
+        return TrainState(
             params=params,
             opt=jax.vmap(self.tx.init)(params),
             step=jnp.zeros((), jnp.int32),
@@ -144,17 +160,16 @@ class Trainer:
             seed=seed,
         )
 
-    def _chunk(self, state: State) -> tuple[State, dict[str, Array]]:
-        members = tuple(state[k] for k in ("params", "opt", "diverged", "diverged_step", "learning_rate"))
+    def _chunk(self, state: TrainState) -> tuple[TrainState, dict[str, Array]]:
+        members = _Members(state.params, state.opt, state.diverged, state.diverged_step, state.learning_rate)
         steps = self._steps
         if self._mesh is not None:  # each device trains its own members: no communication at all
             spec, replicated = jax.sharding.PartitionSpec("trials"), jax.sharding.PartitionSpec()
             steps = jax.shard_map(steps, mesh=self._mesh, in_specs=(spec, spec, replicated), out_specs=spec)
-        params, opt, diverged, diverged_step, losses, gnorms = steps(members, state["seed"], state["step"])
-        cfg = self.cfg
-        step = state["step"] + cfg.chunk_steps
-        new = State(state, params=params, opt=opt, diverged=diverged, diverged_step=diverged_step, step=step)
-        metrics = self._evaluate(params)
+        members, losses, gnorms = steps(members, state.seed, state.step)
+        cfg, diverged = self.cfg, members.diverged
+        new = state.replace(**members._asdict(), step=state.step + cfg.chunk_steps)
+        metrics = self._evaluate(members.params)
         metrics["grad_norm"] = jnp.where(diverged, jnp.nan, jnp.mean(gnorms, axis=1))
         metrics["step_loss"] = losses  # [P, chunk_steps]
         for name in ("train_loss", "val_loss"):
@@ -164,7 +179,7 @@ class Trainer:
         )
         return new, metrics
 
-    def _steps(self, members: tuple, seed: Array, step: Array) -> tuple:
+    def _steps(self, members: _Members, seed: Array, step: Array) -> tuple[_Members, Array, Array]:
         """One chunk of steps for a device's members, `block` at a time: a block's weights stay
         in cache through the chunk, where a whole population's would stream from memory each step."""
         cfg, n, size = self.cfg, len(self.data.x_train), len(seed)
@@ -182,7 +197,7 @@ class Trainer:
             out = jax.lax.map(train_block, (blocked, split(plans)))
         return jax.tree.map(lambda a: a.reshape(size, *a.shape[2:]), out)
 
-    def _train_block(self, members: tuple, plan: Array, data_axis: int | None, step: Array) -> tuple:
+    def _train_block(self, members: _Members, plan: Array, data_axis: int | None, step: Array) -> tuple:
         """`lax.scan` over the chunk's steps (`plan`: [steps, (block,) batch]) of a block of members,
         each step vmapped over them."""
         params, opt, diverged, diverged_step, learning_rate = members
@@ -196,7 +211,7 @@ class Trainer:
 
         carry = (params, opt, diverged, diverged_step, step)
         (params, opt, diverged, diverged_step, _), (losses, gnorms) = jax.lax.scan(body, carry, plan)
-        return params, opt, diverged, diverged_step, losses.T, gnorms.T
+        return _Members(params, opt, diverged, diverged_step, learning_rate), losses.T, gnorms.T
 
     def _member_step(self, params, opt, diverged, learning_rate, indices):
         """One optimiser step of one member; a NaN/inf loss or gradient freezes it where it stands."""
@@ -227,7 +242,7 @@ class Trainer:
         return jax.vmap(member)(params)
 
     # --- the host loop ----------------------------------------------------------------------
-    def start(self, population: Population) -> State:
+    def start(self, population: Population) -> TrainState:
         """A fresh population state, sharded over local devices when there are several."""
         population.validate(self.groups)
         pad = self._padding(population.size)
@@ -240,34 +255,35 @@ class Trainer:
             args = jax.device_put(args, self._member_sharding())
         return self.init(*args)
 
-    def place(self, state: State) -> State:
+    def place(self, state: TrainState) -> TrainState:
         """Put a host state on the devices, members sharded when there are several."""
         if self._mesh is None:
             return jax.device_put(state)
         replicated = jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec())
-        return State(
-            {k: jax.device_put(v, replicated if k == "step" else self._member_sharding()) for k, v in state.items()}
+        members = {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if f.name != "step"}
+        return state.replace(
+            step=jax.device_put(state.step, replicated), **jax.device_put(members, self._member_sharding())
         )
 
-    def chunks(self, state: State, population_size: int) -> Iterator[tuple[State, dict[str, np.ndarray]]]:
+    def chunks(self, state: TrainState, population_size: int) -> Iterator[tuple[TrainState, dict[str, np.ndarray]]]:
         """Train chunk after chunk from `state`'s step, yielding host metrics of real members."""
-        while int(state["step"]) < self.cfg.steps:
+        while int(state.step) < self.cfg.steps:
             state, metrics = self.chunk(state)
             yield state, {k: np.asarray(v)[:population_size] for k, v in metrics.items()}
 
-    def evaluate(self, state: State, population_size: int) -> dict[str, np.ndarray]:
+    def evaluate(self, state: TrainState, population_size: int) -> dict[str, np.ndarray]:
         """Evaluation metrics of `state`'s parameters, on the host, real members only."""
-        return {k: np.asarray(v)[:population_size] for k, v in self._evaluate(state["params"]).items()}
+        return {k: np.asarray(v)[:population_size] for k, v in self._evaluate(state.params).items()}
 
-    def select(self, state: State, members: list[int], population: Population) -> State:
+    def select(self, state: TrainState, members: list[int], population: Population) -> TrainState:
         """Members `members` of a (host) state as a new population's state, padded and placed."""
         population.validate(self.groups)
         index = np.asarray(members + [members[0]] * self._padding(len(members)))
-        picked = {k: (v if k == "step" else jax.tree.map(lambda a: np.asarray(a)[index], v)) for k, v in state.items()}
+        picked = jax.tree.map(lambda a: np.asarray(a)[index], state.replace(step=None))  # None: no leaves
         for name, values in (("learning_rate", population.learning_rate), ("seed", population.seed)):
-            if not np.array_equal(picked[name][: len(members)], values):
+            if not np.array_equal(getattr(picked, name)[: len(members)], values):
                 raise ValueError(f"checkpoint members do not match the population's {name}")
-        return self.place(State(picked))
+        return self.place(picked.replace(step=state.step))
 
     def _padding(self, size: int) -> int:
         """Copies of member 0 appended: up to `population_size`, then to a multiple of the devices."""
@@ -331,39 +347,43 @@ class Result:
     diverged_step: np.ndarray
     curves: Curves
     layer_variance: np.ndarray  # [P, layers] at the end, on validation inputs
+    stopped: bool = False  # on_chunk ended training before the last step
 
 
 def train(
     trainer: Trainer,
     population: Population,
     *,
-    on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+    on_chunk: Callable[[int, dict[str, np.ndarray]], str | None] | None = None,
     checkpointer=None,
-    initial: tuple[State, Curves] | None = None,
+    initial: tuple[TrainState, Curves] | None = None,
 ) -> Result:
     """Train `population` to the end, from `initial` (state, curves) if given, else resuming
-    from `checkpointer` when it holds a state, else from scratch."""
+    from `checkpointer` when it holds a state, else from scratch. `on_chunk` sees each chunk's
+    metrics and may return STOP to end training there (every member pruned, say)."""
     restored = initial or (checkpointer.restore(trainer, population) if checkpointer else None)
     state, curves = restored if restored else (trainer.start(population), Curves())
-    last = None
+    last, stopped = None, False
     for new_state, last in trainer.chunks(state, population.size):
         state = new_state
         curves.add(last)
-        chunk = int(state["step"]) // trainer.cfg.chunk_steps
-        if on_chunk:
-            on_chunk(chunk, last)
-        if checkpointer:
+        chunk = int(state.step) // trainer.cfg.chunk_steps
+        stopped = bool(on_chunk) and on_chunk(chunk, last) == STOP
+        if checkpointer and not stopped:
             checkpointer.maybe_save(chunk, state, population, curves)
+        if stopped:
+            break
     if last is None:  # restored a finished state: only its last evaluation is needed
         last = trainer.evaluate(state, population.size)
     n = population.size
     return Result(
         population=population,
         final={name: curves.array(name)[:, -1] for name in METRICS},
-        diverged=np.asarray(state["diverged"])[:n],
-        diverged_step=np.asarray(state["diverged_step"])[:n],
+        diverged=np.asarray(state.diverged)[:n],
+        diverged_step=np.asarray(state.diverged_step)[:n],
         curves=curves,
         layer_variance=last["layer_variance"],
+        stopped=stopped,
     )
 
 
@@ -385,32 +405,6 @@ def validate(cfg) -> None:
     number(cfg.diverged_value, "train.diverged_value", "a finite number", lambda v: True)
     integer(cfg.data_seed, "train.data_seed", minimum=0)
     integer(cfg.member_block, "train.member_block", minimum=0)
-
-
-def use_cpu_cores() -> None:
-    """Expose one CPU device per core, so a Trainer shards its population over the cores and each
-    core trains its own members: about 1.25x the throughput of one device whose every small matmul
-    is split across all cores (`make bench`). Call before JAX starts; a device count already set in
-    XLA_FLAGS wins, and once JAX has started the call changes nothing."""
-    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-        try:
-            jax.config.update("jax_num_cpu_devices", cpu_cores())
-        except RuntimeError:  # JAX already started: its devices stay as they are
-            pass
-
-
-def cpu_cores() -> int:
-    """Cores this process may run on (its affinity where the OS tells it, else all of them)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def enable_compilation_cache(path: str) -> None:
-    """Persist compiled programs under `path`, so workers on a cluster reuse them."""
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def _optimizer(cfg) -> optax.GradientTransformation:

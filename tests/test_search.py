@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from research import cli, experiment, search, storage
+from research import cli, coordination, experiment, search, storage
 from research.errors import ConfigError
 
 TINY = os.path.join(os.path.dirname(__file__), "fixtures", "tiny_experiment.py")
@@ -176,5 +176,5 @@ def test_worker_cli_rejects_a_missing_config(capsys):
 
 
 def test_jsonable_user_attrs():
-    assert search._jsonable({"a": [np.float32(1.5), float("nan")], "b": np.int64(3)}) == {"a": [1.5, None], "b": 3}
-    json.dumps(search._jsonable([np.inf]), allow_nan=False)
+    assert coordination.jsonable({"a": [np.float32(1.5), float("nan")], "b": np.int64(3)}) == {"a": [1.5, None], "b": 3}
+    json.dumps(coordination.jsonable([np.inf]), allow_nan=False)

@@ -1,0 +1,185 @@
+"""How workers share one study through its storage alone: budget, heartbeats, reaping, retries.
+
+Any number of workers, on one machine or a cluster, ask trials from the same study. A trial
+is admitted only while fewer than the budget's trials are ahead of it, so the count of
+finished trials is exact under races; a live trial carries its worker's heartbeat, and a
+trial whose heartbeat stops is failed and enqueued once more (with its checkpoint, so the
+retry resumes). Everything goes through Optuna's public API, on any storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+log = logging.getLogger(__name__)
+
+LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials by state; surplus trials (asked past the budget in a race) count nowhere."""
+    out = {state.name.lower(): 0 for state in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        if not t.user_attrs.get("surplus"):
+            out[t.state.name.lower()] += 1
+    out["finished"] = out["complete"] + out["pruned"]
+    return out
+
+
+def ask_batch(
+    study: optuna.Study, heartbeat: Heartbeat, budget: int, most: int, suggest: Callable[[optuna.Trial], None]
+) -> list[optuna.Trial]:
+    """Up to `most` trials this worker may run now (waiting retries first, as Optuna asks them),
+    each held by `heartbeat` and given its parameters by `suggest`; a trial asked past `budget`
+    in a race is failed as surplus."""
+    c = counts(study)
+    live = c["complete"] + c["pruned"] + c["running"] + c["waiting"]
+    trials = []
+    for _ in range(min(most, max(0, budget - live) + c["waiting"])):
+        trial = study.ask()
+        heartbeat.hold(trial)
+        if _admitted(study, trial, budget):
+            suggest(trial)
+            trials.append(trial)
+        else:
+            heartbeat.release(trial)
+            trial.set_user_attr("surplus", True)
+            study.tell(trial, state=TrialState.FAIL)
+    return trials
+
+
+def reap_stale(study: optuna.Study, stale_after_s: float) -> int:
+    """Fail RUNNING trials whose heartbeat stopped, and give every such failure one retry.
+
+    A retry carries the dead population's checkpoint and slot, so it resumes where it
+    stopped. A failure whose retry was never enqueued (the reaper died in between) gets
+    one on the next call; a rare duplicate retry is rejected as surplus when asked.
+    Returns how many trials this call failed.
+    """
+    now, reaped = time.time(), 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        beat = t.user_attrs.get("heartbeat") or (t.datetime_start.timestamp() if t.datetime_start else now)
+        if now - beat <= stale_after_s:
+            continue
+        try:
+            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker finished or failed it between the check and the write
+        reaped += 1
+        log.warning("trial %d: worker %s stopped beating; failed for a retry", t.number, t.user_attrs.get("worker"))
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    for t in trials:
+        if t.state == TrialState.FAIL and not t.user_attrs.get("surplus") and t.number not in retried:
+            retry = {"retry_of": t.number, "failure": f"stale: no heartbeat from {t.user_attrs.get('worker')}"}
+            retry.update({key: t.user_attrs[key] for key in ("checkpoint", "slot") if key in t.user_attrs})
+            study.enqueue_trial(t.params, user_attrs=retry)
+    return reaped
+
+
+def record(study: optuna.Study, trial: optuna.Trial, attrs: dict, value: float | None, state: TrialState) -> None:
+    """Store a finished trial's attributes (as strict JSON), then tell its value and state."""
+    for key, item in attrs.items():
+        trial.set_user_attr(key, jsonable(item))
+    study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+
+
+class Heartbeat:
+    """A thread that stamps every trial this worker holds, so others can tell it is alive."""
+
+    def __init__(self, interval_s: float, worker: str):
+        self._interval, self._worker = interval_s, worker
+        self._held: dict[int, optuna.Trial] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def hold(self, trial: optuna.Trial) -> None:
+        trial.set_user_attr("worker", self._worker)
+        trial.set_user_attr("heartbeat", time.time())
+        with self._lock:
+            self._held[trial.number] = trial
+
+    def release(self, trial: optuna.Trial) -> None:
+        with self._lock:
+            self._held.pop(trial.number, None)
+
+    def _run(self) -> None:
+        failing = False
+        while not self._stop.wait(self._interval):
+            with self._lock:
+                held = list(self._held.values())
+            for trial in held:
+                try:
+                    trial.set_user_attr("heartbeat", time.time())
+                    failing = False
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    self.release(trial)
+                except Exception as err:  # storage down: keep trying, the reaper's grace covers it
+                    if not failing:
+                        log.warning(
+                            "heartbeat failed (%s); retrying every %.0f s", err.__class__.__name__, self._interval
+                        )
+                    failing = True
+                    break
+
+
+def retry(call, attempts: int = 8, first_wait_s: float = 1.0):
+    """Run a storage call, retrying with exponential backoff while the storage is unreachable."""
+    import sqlalchemy
+
+    wait = first_wait_s
+    for attempt in range(attempts):
+        try:
+            return call()
+        except (
+            sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.InterfaceError,
+            optuna.exceptions.StorageInternalError,  # how RDBStorage wraps a failed commit
+            ConnectionError,
+        ) as err:
+            if attempt == attempts - 1:
+                raise
+            log.warning("storage unreachable (%s); retrying in %.0f s", err.__class__.__name__, wait)
+            print(f"storage unreachable ({err.__class__.__name__}); retrying in {wait:.0f} s", flush=True)
+            time.sleep(wait)
+            wait = min(wait * 2, 60.0)
+
+
+def jsonable(value):
+    """User attributes as strict JSON: NaN and inf become None."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    return value
+
+
+def _admitted(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
+    """Within the budget: fewer than `budget` live or finished trials numbered before it."""
+    ahead = sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=LIVE)
+        if t.number < trial.number and not t.user_attrs.get("surplus")
+    )
+    return ahead < budget
