@@ -24,9 +24,9 @@ $(VENV)/.installed: pyproject.toml
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The quick inner loop: unit tests only.
+# The quick inner loop: every test not marked slow or needing a service.
 test-fast: venv
-	$(PY) -m pytest -m "not slow and not service and not reliability" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not service" $(PYTEST_ARGS)
 
 # Load, faults and bad input alone (part of `make test` too).
 test-reliability: venv

@@ -55,7 +55,13 @@ def _command(name: str):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="research", description="Is Xavier/He really the optimal init scale?")
     sub = parser.add_subparsers(dest="command")
+    _theory_and_probe_parsers(sub)
+    _sweep_and_worker_parsers(sub)
+    _reading_parsers(sub)
+    return parser
 
+
+def _theory_and_probe_parsers(sub) -> None:
     theory = sub.add_parser("theory", help="every theory's predicted optimal alpha")
     theory.add_argument("--activation", action="append", help="NAME or NAME:PARAM (repeatable); default: all")
     theory.add_argument("--mode", default="fan_in", help="fan_in | fan_out | fan_avg")
@@ -76,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--seeds", type=int, default=4)
     probe.add_argument("--batch", type=int, default=256)
     probe.add_argument("--json", action="store_true")
+
+
+def _sweep_and_worker_parsers(sub) -> None:
     for name, text in (("sweep", "run a sweep: W local workers, one progress bar"), ("worker", "one sweep worker")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--config", action="append", required=True, help="experiment file (repeatable for sweep)")
@@ -91,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
         else:
             cmd.add_argument("--index", type=int, default=0, help="worker index (seeds its sampler)")
             cmd.add_argument("--compilation-cache", default=None, help="persistent XLA cache directory")
+
+
+def _reading_parsers(sub) -> None:
     status = sub.add_parser("status", help="every study in a storage: trial counts, best alpha, theory")
     status.add_argument("--storage", default=None, help="default: runs/studies.journal")
 
@@ -117,7 +129,6 @@ def _parser() -> argparse.ArgumentParser:
     dash.add_argument(
         "--expose", action="store_true", help="allow a non-loopback --host (anyone who reaches it can edit)"
     )
-    return parser
 
 
 @_command("status")

@@ -125,20 +125,9 @@ def estimate(
         hi = min(hi, math.log(diverged_above))
     empty = np.zeros(0)
     if n_trials < 6 or len(np.unique(obs.log_alpha)) < 5:
-        comparisons = _compare(predictions, None, None, "too few trials")
-        return Estimate(
-            "too few trials",
-            None,
-            None,
-            None,
-            n_trials,
-            len(obs.value),
-            None,
-            diverged_above,
-            empty,
-            empty,
-            comparisons,
-        )
+        few = "too few trials"
+        return Estimate(few, None, None, None, n_trials, len(obs.value), None, diverged_above, empty, empty,
+                        _compare(predictions, None, None, few))  # fmt: skip
     grid = np.linspace(max(lo, obs.log_alpha.min()), min(hi, obs.log_alpha.max()), _GRID)
     bandwidth = _choose_bandwidth(obs)
     fit = _profile(obs, grid, bandwidth)
@@ -147,13 +136,7 @@ def estimate(
     spread = np.nanmax(curve) - np.nanmin(curve)
     band = _band(grid, curve, tolerance * spread)
     noise = _noise(obs)
-    rng = np.random.default_rng(seed)
-    minima = []
-    for _ in range(n_boot):
-        boot = _profile(_take(obs, _resample(obs, rng)), grid, bandwidth)
-        if np.all(np.isnan(boot)):
-            continue
-        minima.append(_optimum(grid, boot, signed)[1])
+    minima = _bootstrap_optima(obs, grid, bandwidth, signed, n_boot, seed)
     interval = (float(np.exp(np.percentile(minima, 2.5))), float(np.exp(np.percentile(minima, 97.5))))
     alpha = float(np.exp(log_star))
     seeds = max(len(obs.value) / max(n_trials, 1), 1)
@@ -175,6 +158,18 @@ def for_study(study, cfg, predictions: Mapping[str, float | None]) -> tuple[Obse
     objective = objectives.get(cfg.search.objective)
     obs = from_trials(study.get_trials(deepcopy=False), signed=objective.statistic)
     return obs, estimate(obs, predictions, alpha_range=tuple(cfg.search.alpha_range), signed=objective.signed)
+
+
+def _bootstrap_optima(obs: Observations, grid, bandwidth: float, signed: bool, n_boot: int, seed: int) -> list:
+    """log alpha* of each bootstrap replicate (replicates with no fit anywhere are skipped)."""
+    rng = np.random.default_rng(seed)
+    minima = []
+    for _ in range(n_boot):
+        boot = _profile(_take(obs, _resample(obs, rng)), grid, bandwidth)
+        if np.all(np.isnan(boot)):
+            continue
+        minima.append(_optimum(grid, boot, signed)[1])
+    return minima
 
 
 def _optimum(grid: np.ndarray, fit: np.ndarray, signed: bool) -> tuple[int, float]:

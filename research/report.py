@@ -2,8 +2,9 @@
 
 Reads whatever studies a storage holds and writes report.md, report.tex, report.json and,
 per study, the objective against alpha (fit, interval, predictions), per-layer variance
-at initialisation across depth (after Glorot & Bengio 2010) and training curves at the
-Xavier, He, fixed-std-0.01 and empirical-optimum inits.
+at initialisation across depth (after Glorot & Bengio 2010) and, for trained objectives,
+the stored training curves (mean and range over seeds) of the trials nearest each
+prediction and the empirical optimum. Nothing is trained here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
-from research import estimate, models, predictions, probes, storage, theory  # noqa: E402
+from research import estimate, models, objectives, predictions, probes, storage, theory  # noqa: E402
 
 COLUMNS = theory.THEORIES
 
@@ -39,7 +40,10 @@ def collect(url: str) -> list[dict]:
         cfg = ml_collections.ConfigDict(study.user_attrs["config"])
         preds = predictions.for_model(cfg.model)  # derived from the config, in the search's units
         obs, est = estimate.for_study(study, cfg, preds)
-        records.append({"study": name, "config": cfg, "theory": preds, "estimate": est, "observations": obs})
+        trials = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        records.append(
+            {"study": name, "config": cfg, "theory": preds, "estimate": est, "observations": obs, "trials": trials}
+        )
     return records
 
 
@@ -59,10 +63,10 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
     if figures:
         for r in records:
             paths = [objective_figure(r, out / "figures")]
-            if r["config"].model.name in ("mlp", "cnn"):
+            if not models.family(r["config"].model).recurrent:
                 paths.append(depth_figure(r, out / "figures"))
-            if r["config"].search.objective in ("train_loss", "val_loss", "val_error"):
-                paths.append(curves_figure(r, out / "figures"))
+            if objectives.get(r["config"].search.objective).trained:
+                paths.append(curves_figure(r, out / "figures", r["trials"]))
             text += f"\n![{r['study']}](figures/{paths[0].name})\n"
     (out / "report.md").write_text(text)
     return out / "report.md"
@@ -74,7 +78,7 @@ def row(r: dict) -> dict:
     supported = [c.theory for c in est.comparisons if c.verdict == "supported"]
     return {
         "experiment": r["study"],
-        "model": f"{cfg.model.name} {_depth(cfg)}",
+        "model": f"{cfg.model.name} {models.family(cfg.model).describe(cfg.model)}",
         "activation": cfg.model.activation,
         "mode": cfg.model.init.get("mode", "preset"),
         "objective": cfg.search.objective,
@@ -193,31 +197,39 @@ def depth_figure(r: dict, folder: pathlib.Path, alphas=(0.5, 1.0, 2.0, 4.0)) -> 
     return _save(fig, folder / f"{r['study']}-depth")
 
 
-def curves_figure(r: dict, folder: pathlib.Path) -> pathlib.Path:
-    """Training curves at Xavier (alpha 1), He (alpha 2), fixed std 0.01 and alpha* (when estimated)."""
-    from research import data, train
-
-    cfg = r["config"]
-    dataset = data.load(cfg.data)
-    inits = {"Xavier (alpha 1)": 1.0, "He (alpha 2)": 2.0}
+def curves_figure(r: dict, folder: pathlib.Path, trials: list) -> pathlib.Path:
+    """Stored training curves of the trials nearest each prediction and alpha*: mean over seeds
+    with their range as a band (the report trains nothing; the curves are the study's own)."""
+    targets = {f"{name} {alpha:.3g}": alpha for name, alpha in r["theory"].items() if alpha}
     if r["estimate"].alpha:
-        inits[f"alpha* = {r['estimate'].alpha:.3g}"] = r["estimate"].alpha
-    fixed = ml_collections.ConfigDict(cfg.model.to_dict())
-    fixed.init = {"scale": 1e-4, "mode": "fixed", "distribution": cfg.model.init.get("distribution", "normal")}
-    runs = [(cfg.model, list(inits.values()), list(inits)), (fixed, [1.0], ["fixed std 0.01"])]
+        targets[f"alpha* {r['estimate'].alpha:.3g}"] = r["estimate"].alpha
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for model, alphas, labels in runs:
-        trainer = train.Trainer(model, cfg.train, dataset)
-        population = train.Population.create(models.groups(model), alphas, cfg.train.learning_rate, 0)
-        losses = train.train(trainer, population).curves.array("step_loss")
-        for label, curve in zip(labels, losses, strict=True):
-            ax.plot(np.arange(1, len(curve) + 1), np.where(np.isfinite(curve), curve, np.nan), label=label, lw=1)
+    drawn = {}
+    for label, alpha in sorted(targets.items(), key=lambda kv: kv[1]):
+        trial = _nearest(trials, alpha)
+        if trial is None or "curves" not in trial.user_attrs:
+            continue
+        drawn.setdefault(trial.number, []).append(label)
+    chunk_steps = r["config"].train.chunk_steps
+    for i, (number, labels) in enumerate(drawn.items()):
+        trial = next(t for t in trials if t.number == number)
+        curves = np.asarray(trial.user_attrs["curves"]["train_loss"], float)  # [seeds, chunks]
+        steps = chunk_steps * np.arange(1, curves.shape[1] + 1)
+        label = f"{', '.join(labels)} (trial alpha {trial.params['alpha']:.3g}, {len(curves)} seeds)"
+        ax.plot(steps, np.nanmean(curves, axis=0), color=f"C{i}", lw=1.5, label=label)
+        ax.fill_between(steps, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), color=f"C{i}", alpha=0.15)
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss (batch)")
+    ax.set_ylabel("training loss (evaluation set)")
     ax.set_yscale("log")
-    ax.set_title(f"{r['study']}: training from each init (seed 0)")
-    ax.legend(fontsize=8)
+    ax.set_title(f"{r['study']}: stored curves, mean and range over seeds")
+    if drawn:
+        ax.legend(fontsize=7)
     return _save(fig, folder / f"{r['study']}-curves")
+
+
+def _nearest(trials: list, alpha: float):
+    """The complete trial whose alpha is nearest `alpha` in log scale (None for no trials)."""
+    return min(trials, key=lambda t: abs(math.log(t.params["alpha"] / alpha)), default=None)
 
 
 def _save(fig, stem: pathlib.Path) -> pathlib.Path:
@@ -226,18 +238,6 @@ def _save(fig, stem: pathlib.Path) -> pathlib.Path:
     fig.savefig(stem.with_suffix(".pdf"))
     plt.close(fig)
     return stem.with_suffix(".png")
-
-
-def _depth(cfg) -> str:
-    if cfg.model.name == "rnn":
-        return f"{cfg.model.cell} {cfg.model.hidden}"
-    if cfg.model.name == "mlp":
-        return (
-            f"{len(models.hidden_widths(cfg.model))}x{cfg.model.width}"
-            if not cfg.model.widths
-            else f"widths {list(cfg.model.widths)}"
-        )
-    return f"{cfg.model.depth}x{cfg.model.channels}"
 
 
 def _star(row: dict) -> str:

@@ -9,6 +9,7 @@ On CPU each device trains its members a small block at a time, so a block's weig
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -143,11 +144,13 @@ class Trainer:
         self.population_size = population_size  # pad smaller populations to this: one compile
         self.devices = list(devices or jax.local_devices())
         self._mesh = _trials_mesh(self.devices) if len(self.devices) > 1 else None
+        self.traces = collections.Counter()  # program -> times traced (each trace is a compilation)
         self.init = jax.jit(self._init)
         self.chunk = jax.jit(self._chunk, donate_argnums=0)
 
     # --- the pure programs ------------------------------------------------------------------
     def _init(self, alpha: Mapping[str, Array], learning_rate: Array, seed: Array) -> TrainState:
+        self.traces["init"] += 1  # runs at trace time only
         init_keys = _member_keys(seed)[:, 0]
         params = jax.vmap(lambda k, a: models.init_state(self.model_cfg, k, a))(init_keys, dict(alpha))
         return TrainState(
@@ -161,6 +164,7 @@ class Trainer:
         )
 
     def _chunk(self, state: TrainState) -> tuple[TrainState, dict[str, Array]]:
+        self.traces["chunk"] += 1  # runs at trace time only
         members = _Members(state.params, state.opt, state.diverged, state.diverged_step, state.learning_rate)
         steps = self._steps
         if self._mesh is not None:  # each device trains its own members: no communication at all

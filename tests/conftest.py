@@ -24,16 +24,6 @@ def mnist1d(data_root):
     return data.load(cfg)
 
 
-POSTGRES = os.environ.get("RESEARCH_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/research_test")
-
-
-def service_absent(what: str):
-    """Skip where a service is truly absent; with RESEARCH_REQUIRE_SERVICES=1 (CI) fail instead."""
-    if os.environ.get("RESEARCH_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{what} is required here (RESEARCH_REQUIRE_SERVICES=1) but absent")
-    pytest.skip(f"{what} is not available on this machine")
-
-
 @pytest.fixture
 def postgres():
     """The test PostgreSQL URL, emptied of studies."""
@@ -41,6 +31,7 @@ def postgres():
 
     from research import storage
     from research.errors import ConfigError
+    from tests.helpers import POSTGRES, service_absent
 
     try:
         backend = storage.open_storage(POSTGRES)

@@ -9,12 +9,11 @@ import pytest
 
 from research import advise, experiment, lsuv, models
 from research.cli import main
-
-EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments")
+from tests import helpers
 
 
 def test_relu_mlp_gets_he_and_a_lecun_readout():
-    cfg = experiment.load(os.path.join(EXPERIMENTS, "he_relu_mlp.py"))
+    cfg = experiment.load(os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"))
     rows = {r["layer"]: r for r in advise.advise(cfg)["layers"]}
     assert rows["layers/5"]["alpha"] == pytest.approx(2.0, abs=1e-6)
     assert rows["layers/5"]["std"] == pytest.approx(math.sqrt(2 / 128), rel=1e-6)
@@ -22,18 +21,29 @@ def test_relu_mlp_gets_he_and_a_lecun_readout():
 
 
 def test_tanh_mlp_gets_the_forward_rule_and_rnn_recurrence_the_edge_of_chaos():
-    tanh = experiment.load(os.path.join(EXPERIMENTS, "xavier_tanh_mlp.py"))
+    tanh = experiment.load(os.path.join(helpers.EXPERIMENTS, "xavier_tanh_mlp.py"))
     advice = advise.advise(tanh)
     # fan_avg: Glorot's compromise between forward (2.54) and backward (2.15).
     assert advice["layers"][3]["alpha"] == pytest.approx(advice["theory"]["second_moment"])
     assert 2.15 < advice["layers"][3]["alpha"] < 2.54
-    rnn = {r["layer"]: r for r in advise.advise(experiment.load(os.path.join(EXPERIMENTS, "tanh_rnn.py")))["layers"]}
+    rnn = {
+        r["layer"]: r
+        for r in advise.advise(experiment.load(os.path.join(helpers.EXPERIMENTS, "tanh_rnn.py")))["layers"]
+    }
     assert rnn["recurrent"]["alpha"] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_advise_command_prints_a_table(capsys):
     assert (
-        main(["advise", "--config", os.path.join(EXPERIMENTS, "he_relu_mlp.py"), "--storage", "/nonexistent/x.journal"])
+        main(
+            [
+                "advise",
+                "--config",
+                os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"),
+                "--storage",
+                "/nonexistent/x.journal",
+            ]
+        )
         == 0
     )
     out = capsys.readouterr().out

@@ -2,14 +2,12 @@
 
 import json
 import math
-import os
 
 import numpy as np
 import pytest
 
 from research import estimate, experiment, report, search
-
-TINY = os.path.join(os.path.dirname(__file__), "fixtures", "tiny_experiment.py")
+from tests import helpers
 
 
 def _draw(rng, trials=30, seeds=3, noise=0.05, optimum=2.0, lo=0.5, hi=8.0):
@@ -99,7 +97,7 @@ def test_profile_over_a_jointly_searched_learning_rate():
 def test_report_files_from_a_tiny_study(tmp_path, data_root):
     overrides = [f"search.runs_dir={tmp_path}", f"data.data_dir={data_root}", "search.objective='forward_log_ratio'",
                  "search.trials=12", "search.trials_per_batch=6", "model.depth=8", "model.width=64"]  # fmt: skip
-    cfg = experiment.load(TINY, "quick", overrides)
+    cfg = experiment.load(helpers.TINY, "quick", overrides)
     url = str(tmp_path / "studies.journal")
     search.Worker(cfg, url, echo=lambda _: None).run()
     path = report.write(url, tmp_path / "report")
@@ -122,7 +120,7 @@ def test_report_draws_training_curves_for_a_trained_study(tmp_path, data_root):
         "search.trials_per_batch=4",
     ]
     url = str(tmp_path / "studies.journal")
-    search.Worker(experiment.load(TINY, "quick", overrides), url, echo=lambda _: None).run()
+    search.Worker(experiment.load(helpers.TINY, "quick", overrides), url, echo=lambda _: None).run()
     report.write(url, tmp_path / "report")
     row = json.loads((tmp_path / "report" / "report.json").read_text())[0]
     assert row["objective"] == "train_loss" and row["trials"] == 8 and row["alpha_star"] is not None

@@ -1,10 +1,7 @@
 """Sweeps: storages by URL, exact trial counts under concurrency, SIGKILL, the probe optimum."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -14,51 +11,7 @@ from optuna.trial import TrialState
 
 from research import cli, coordination, experiment, search, storage
 from research.errors import ConfigError
-
-TINY = os.path.join(os.path.dirname(__file__), "fixtures", "tiny_experiment.py")
-
-
-def _overrides(tmp_path, data_root, *extra):
-    return [f"search.runs_dir={tmp_path}", f"data.data_dir={data_root}", *extra]
-
-
-def _worker_argv(url, overrides, index=0):
-    """`research worker` arguments for the tiny experiment (after `python -m research`)."""
-    argv = ["worker", "--config", TINY, "--storage", url, "--index", str(index)]
-    return argv + [a for o in overrides for a in ("--set", o)]
-
-
-def _worker(url, overrides, index=0):
-    argv = [sys.executable, "-m", "research", *_worker_argv(url, overrides, index)]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _assert_exactly_once(study: optuna.Study, target: int, chunks: int = 4) -> list:
-    trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == target
-    assert len({t.number for t in complete}) == target
-    # Every failed trial is either surplus (asked past the budget in a race) or stale, and then
-    # its chain of retries (a retry can be killed too) ends in exactly one complete trial.
-    retries = {}
-    for t in trials:
-        if "retry_of" in t.user_attrs and not t.user_attrs.get("surplus"):
-            assert t.user_attrs["retry_of"] not in retries, "two live retries of one trial"
-            retries[t.user_attrs["retry_of"]] = t
-    by_number = {t.number: t for t in trials}
-    for t in trials:
-        assert t.state in (TrialState.COMPLETE, TrialState.FAIL)
-        if t.state == TrialState.FAIL and not t.user_attrs.get("surplus"):
-            end = t
-            while end.state != TrialState.COMPLETE:
-                assert end.number in retries, f"trial {end.number} failed and was never retried"
-                end = by_number[retries[end.number].number]
-    retried = [t.user_attrs["retry_of"] for t in complete if "retry_of" in t.user_attrs]
-    assert len(retried) == len(set(retried))
-    for t in complete:
-        # Full curves, also for retries (resumed from a checkpoint, they keep the chunks before it).
-        assert len(t.user_attrs["seed_values"]) == 2 and len(t.user_attrs["curves"]["train_loss"][0]) == chunks
-    return complete
+from tests import helpers
 
 
 def test_journal_is_the_default_and_bad_urls_are_one_sentence(tmp_path):
@@ -74,14 +27,13 @@ def test_journal_is_the_default_and_bad_urls_are_one_sentence(tmp_path):
 
 def test_passwords_are_never_shown():
     assert "secret" not in storage.redact("postgresql://user:secret@host:5432/db")
-    try:
+    with pytest.raises(ConfigError) as err:
         storage.open_storage("postgresql://user:secret@127.0.0.1:1/db")
-    except ConfigError as err:
-        assert "secret" not in str(err) and "***" in str(err)
+    assert "secret" not in str(err.value) and "***" in str(err.value)
 
 
 def test_study_records_config_theory_and_version(tmp_path, data_root):
-    cfg = experiment.load(TINY, "quick", _overrides(tmp_path, data_root))
+    cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root))
     study = search.create_study(cfg, storage.default_url(tmp_path), "tiny-quick-train_loss")
     assert study.user_attrs["config"]["model"]["depth"] == 3
     assert study.user_attrs["theory"]["he"] == 2.0 and study.user_attrs["theory"]["second_moment"] == pytest.approx(2.0)
@@ -91,20 +43,20 @@ def test_study_records_config_theory_and_version(tmp_path, data_root):
 @pytest.mark.slow
 def test_three_workers_on_a_journal_finish_exactly_the_budget(tmp_path, data_root):
     url = str(tmp_path / "tiny.journal")
-    overrides = _overrides(tmp_path, data_root, "search.trials=13")
-    workers = [_worker(url, overrides, i) for i in range(3)]
+    overrides = helpers.overrides(tmp_path, data_root, "search.trials=13")
+    workers = [helpers.worker(url, overrides, i) for i in range(3)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
     study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(url))
-    _assert_exactly_once(study, 13)
+    helpers.assert_exactly_once(study, 13)
     assert sum(1 for out in outputs if "trials [" in out) >= 2  # the work was shared
 
 
 @pytest.mark.slow
 def test_a_sigkilled_worker_loses_no_trial_and_its_trials_resume(tmp_path, data_root):
     url = str(tmp_path / "tiny.journal")
-    long = _overrides(tmp_path, data_root, "train.steps=3000", "train.chunk_steps=100", "search.trials=6")
-    victim = _worker(url, long, 0)
+    long = helpers.overrides(tmp_path, data_root, "train.steps=3000", "train.chunk_steps=100", "search.trials=6")
+    victim = helpers.worker(url, long, 0)
     ckpts = tmp_path / "checkpoints" / "tiny-quick-train_loss"
     deadline = time.time() + 300
     while time.time() < deadline and not any(p.name.isdigit() for p in ckpts.rglob("*") if p.is_dir()):
@@ -112,11 +64,11 @@ def test_a_sigkilled_worker_loses_no_trial_and_its_trials_resume(tmp_path, data_
     time.sleep(0.5)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    survivor = _worker(url, long, 1)
+    survivor = helpers.worker(url, long, 1)
     out = survivor.communicate(timeout=600)[0]
     assert survivor.returncode == 0, out
     study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(url))
-    complete = _assert_exactly_once(study, 6, chunks=30)
+    complete = helpers.assert_exactly_once(study, 6, chunks=30)
     failed = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.FAIL]
     stale = [t for t in failed if not t.user_attrs.get("surplus")]
     assert stale, "the killed worker held trials"
@@ -128,7 +80,7 @@ def test_a_sigkilled_worker_loses_no_trial_and_its_trials_resume(tmp_path, data_
 
 @pytest.mark.slow
 def test_probe_sweep_finds_he_on_relu(tmp_path, data_root):
-    overrides = _overrides(
+    overrides = helpers.overrides(
         tmp_path,
         data_root,
         "model.depth=20",
@@ -138,7 +90,7 @@ def test_probe_sweep_finds_he_on_relu(tmp_path, data_root):
         "search.trials_per_batch=10",
         "search.probe_batch=256",
     )
-    cfg = experiment.load(TINY, "quick", overrides)
+    cfg = experiment.load(helpers.TINY, "quick", overrides)
     worker = search.Worker(cfg, str(tmp_path / "probe.journal"), echo=lambda _: None)
     assert worker.run() == 40
     best = worker.study.best_trial.params["alpha"]
@@ -146,8 +98,8 @@ def test_probe_sweep_finds_he_on_relu(tmp_path, data_root):
 
 
 def test_sweep_command_prints_best_alpha_and_theory(tmp_path, data_root, capsys):
-    overrides = _overrides(tmp_path, data_root, "search.trials=4", "search.trials_per_batch=2")
-    argv = ["sweep", "--config", TINY, "--storage", str(tmp_path / "s.journal"), "--workers", "1"]
+    overrides = helpers.overrides(tmp_path, data_root, "search.trials=4", "search.trials_per_batch=2")
+    argv = ["sweep", "--config", helpers.TINY, "--storage", str(tmp_path / "s.journal"), "--workers", "1"]
     assert cli.main(argv + [a for o in overrides for a in ("--set", o)]) == 0
     out = capsys.readouterr().out
     assert "4 finished trials" in out and "best trial: alpha =" in out and "he 2" in out
@@ -167,7 +119,7 @@ def test_sweep_command_prints_best_alpha_and_theory(tmp_path, data_root, capsys)
 )
 def test_bad_search_settings_name_the_field(override, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
-        experiment.load(TINY, "quick", [override])
+        experiment.load(helpers.TINY, "quick", [override])
 
 
 def test_worker_cli_rejects_a_missing_config(capsys):

@@ -16,20 +16,19 @@ import optuna
 import pytest
 
 from research import storage
-from tests.conftest import service_absent
-from tests.test_search import _assert_exactly_once, _overrides, _worker
-
-pytestmark = [pytest.mark.service, pytest.mark.slow]
+from tests import helpers
 
 
+@pytest.mark.slow
+@pytest.mark.service
 def test_three_workers_on_postgresql_finish_exactly_the_budget(postgres, tmp_path, data_root):
-    overrides = _overrides(tmp_path, data_root, "search.trials=13")
-    workers = [_worker(postgres, overrides, i) for i in range(3)]
+    overrides = helpers.overrides(tmp_path, data_root, "search.trials=13")
+    workers = [helpers.worker(postgres, overrides, i) for i in range(3)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
     assert all("postgres:postgres" not in out for out in outputs)  # no password in logs
     study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(postgres))
-    _assert_exactly_once(study, 13)
+    helpers.assert_exactly_once(study, 13)
 
 
 def _free_port() -> int:
@@ -38,10 +37,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
+@pytest.mark.service
 def test_dashboard_serves_the_study_to_api_and_browser(tmp_path, data_root):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        service_absent("Chromium")
+        helpers.service_absent("Chromium")
     journal = str(tmp_path / "studies.journal")
     study = optuna.create_study(study_name="dashboard-probe-study", storage=storage.open_storage(journal))
     study.optimize(lambda t: (t.suggest_float("alpha", 0.5, 8.0, log=True) - 2.0) ** 2, n_trials=5)

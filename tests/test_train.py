@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from research import checkpoint, models, train
+from research import checkpoint, data, models, train
 from research.errors import ConfigError
 
 
@@ -29,8 +29,7 @@ def test_one_compilation_whatever_alpha_lr_and_seed(mnist1d):
     model, trainer = _setup(mnist1d)
     train.train(trainer, _population(model, [1.0, 2.0, 3.0], [0.01, 0.02, 0.05], [0, 1, 2]))
     train.train(trainer, _population(model, [0.3, 5.0, 1.7], [0.1, 0.001, 0.03], [7, 8, 9]))
-    assert trainer.chunk._cache_size() == 1
-    assert trainer.init._cache_size() == 1
+    assert trainer.traces == {"init": 1, "chunk": 1}
 
 
 @pytest.mark.parametrize("shared", [True, False])
@@ -94,6 +93,50 @@ def test_a_half_written_latest_checkpoint_falls_back_to_the_previous(mnist1d, tm
                 f.truncate(max(0, os.path.getsize(os.path.join(root, name)) // 3))
     restored = checkpoint.Checkpointer(tmp_path).restore(trainer, population)
     assert restored is not None and int(restored[0].step) == (latest - 1) * trainer.cfg.chunk_steps
+
+
+def test_on_chunk_stop_ends_training_at_that_chunk(mnist1d):
+    model, trainer = _setup(mnist1d)  # 4 chunks of 50 steps
+    population = _population(model, [1.0, 2.0], 0.02, [0, 1])
+    seen = []
+
+    def stop_after_two(chunk, metrics):
+        seen.append(chunk)
+        return train.STOP if chunk == 2 else None
+
+    stopped = train.train(trainer, population, on_chunk=stop_after_two)
+    full = train.train(trainer, population)
+    assert seen == [1, 2] and stopped.stopped and not full.stopped
+    assert stopped.curves.array("train_loss").shape == (2, 2) and full.curves.array("train_loss").shape == (2, 4)
+    np.testing.assert_array_equal(stopped.curves.array("train_loss"), full.curves.array("train_loss")[:, :2])
+
+
+FAMILIES = {  # (model family and shape, dataset and view): each family and cell, on a task it learns fast
+    "mlp": ({"name": "mlp", "depth": 3, "width": 32}, ("mnist1d", "flat")),
+    "cnn-1d": ({"name": "cnn", "depth": 3, "channels": 8, "input_shape": (40, 1)}, ("mnist1d", "image")),
+    "cnn-2d": ({"name": "cnn", "depth": 3, "channels": 8, "input_shape": (8, 8, 1)}, ("digits", "image")),
+    "rnn-vanilla": ({"name": "rnn", "hidden": 32, "input_dim": 8}, ("digits", "sequence")),
+    "rnn-lstm": ({"name": "rnn", "cell": "lstm", "hidden": 32, "input_dim": 8}, ("digits", "sequence")),
+    "rnn-gru": ({"name": "rnn", "cell": "gru", "hidden": 32, "input_dim": 8}, ("digits", "sequence")),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_model_family_trains_one_chunk_and_its_loss_falls(family, data_root):
+    fields, (dataset_name, view) = FAMILIES[family]
+    model = models.default_config(fields["name"])
+    model.update(fields)
+    data_cfg = data.default_config(dataset_name)
+    data_cfg.update({"view": view, "data_dir": str(data_root)})
+    dataset = data.load(data_cfg)
+    cfg = train.default_config()
+    cfg.update({"optimizer": "adam", "learning_rate": 1e-2, "steps": 100, "chunk_steps": 100})
+    trainer = train.Trainer(model, cfg, dataset)
+    population = train.Population.create(models.groups(model), 1.0, 1e-2, [0, 1])
+    before = trainer.evaluate(trainer.start(population), 2)["train_loss"]
+    after = train.train(trainer, population).final["train_loss"]
+    assert np.all(after < 0.95 * before), (before, after)
 
 
 def test_a_tiny_population_learns_mnist1d(mnist1d):

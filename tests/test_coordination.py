@@ -1,0 +1,67 @@
+"""Workers' shared protocol on a real journal: the budget, heartbeats, reaping and retries."""
+
+import time
+
+import optuna
+from optuna.trial import TrialState
+
+from research import coordination, storage
+
+
+def _study(tmp_path) -> optuna.Study:
+    return optuna.create_study(study_name="s", storage=storage.open_storage(str(tmp_path / "s.journal")))
+
+
+def _suggest(trial):
+    trial.suggest_float("alpha", 0.5, 8.0, log=True)
+
+
+def test_ask_batch_stops_at_the_budget(tmp_path):
+    study = _study(tmp_path)
+    beat = coordination.Heartbeat(60.0, "w")
+    first = coordination.ask_batch(study, beat, budget=3, most=2, suggest=_suggest)
+    second = coordination.ask_batch(study, beat, budget=3, most=2, suggest=_suggest)
+    assert len(first) == 2 and len(second) == 1
+    assert coordination.ask_batch(study, beat, budget=3, most=2, suggest=_suggest) == []
+    assert coordination.counts(study)["running"] == 3
+    assert all(t.user_attrs["worker"] == "w" for t in study.get_trials(deepcopy=False))
+
+
+def test_a_stale_trial_is_failed_once_and_retried_once_with_its_checkpoint(tmp_path):
+    study = _study(tmp_path)
+    beat = coordination.Heartbeat(60.0, "dead-worker")
+    (trial,) = coordination.ask_batch(study, beat, budget=1, most=1, suggest=_suggest)
+    trial.set_user_attr("checkpoint", "/ckpt/abc")
+    trial.set_user_attr("slot", 0)
+    trial.set_user_attr("heartbeat", time.time() - 1000)
+    assert coordination.reap_stale(study, stale_after_s=10.0) == 1
+    assert coordination.reap_stale(study, stale_after_s=10.0) == 0  # failed once, retried once
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    retry = trials[1]
+    assert retry.user_attrs["retry_of"] == trial.number
+    assert retry.user_attrs["checkpoint"] == "/ckpt/abc" and retry.user_attrs["slot"] == 0
+    # The retry is asked next and keeps its alpha.
+    (again,) = coordination.ask_batch(study, beat, budget=1, most=1, suggest=_suggest)
+    assert again.number == retry.number and again.params["alpha"] == trial.params["alpha"]
+
+
+def test_a_live_heartbeat_keeps_a_trial_from_being_reaped(tmp_path):
+    study = _study(tmp_path)
+    with coordination.Heartbeat(0.2, "alive") as beat:
+        (trial,) = coordination.ask_batch(study, beat, budget=1, most=1, suggest=_suggest)
+        stamped = study.get_trials(deepcopy=False)[0].user_attrs["heartbeat"]
+        time.sleep(1.0)
+        assert study.get_trials(deepcopy=False)[0].user_attrs["heartbeat"] > stamped  # the thread beats
+        assert coordination.reap_stale(study, stale_after_s=0.9) == 0
+        beat.release(trial)
+    assert study.get_trials(deepcopy=False)[0].state == TrialState.RUNNING
+
+
+def test_record_stores_strict_json_then_tells(tmp_path):
+    study = _study(tmp_path)
+    (trial,) = coordination.ask_batch(study, coordination.Heartbeat(60.0, "w"), budget=1, most=1, suggest=_suggest)
+    coordination.record(study, trial, {"seed_values": [1.5, float("nan")]}, 1.5, TrialState.COMPLETE)
+    done = study.get_trials(deepcopy=False)[0]
+    assert done.state == TrialState.COMPLETE and done.value == 1.5
+    assert done.user_attrs["seed_values"] == [1.5, None]

@@ -1,0 +1,26 @@
+"""Every experiment file loads, validates and locks in both profiles."""
+
+import pathlib
+
+import pytest
+
+from research import experiment, objectives, predictions
+from tests import helpers
+
+FILES = sorted(p.name for p in pathlib.Path(helpers.EXPERIMENTS).glob("*.py"))
+
+
+@pytest.mark.parametrize("profile", experiment.PROFILES)
+@pytest.mark.parametrize("name", FILES)
+def test_every_experiment_loads_in_every_profile(name, profile):
+    cfg = experiment.load(f"{helpers.EXPERIMENTS}/{name}", profile)
+    assert cfg.profile == profile and cfg.is_locked
+    for objective in (cfg.search.objective, *cfg.search.objectives):
+        objectives.get(objective)
+    assert predictions.for_model(cfg.model)["second_moment"] > 0
+
+
+def test_the_paper_profile_is_bigger_than_the_quick_one():
+    quick = experiment.load(f"{helpers.EXPERIMENTS}/he_relu_mlp.py", "quick")
+    paper = experiment.load(f"{helpers.EXPERIMENTS}/he_relu_mlp.py", "paper")
+    assert paper.search.trials > quick.search.trials and paper.train.steps > quick.train.steps
