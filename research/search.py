@@ -136,7 +136,7 @@ def make_sampler(cfg, worker_seed: int) -> optuna.samplers.BaseSampler:
         space = {"alpha": np.geomspace(*cfg.alpha_range, cfg.grid_points).tolist()}
         if cfg.learning_rate_range:
             space["learning_rate"] = np.geomspace(*cfg.learning_rate_range, 4).tolist()
-        return optuna.samplers.GridSampler(space, seed=cfg.sampler_seed)
+        return _GridSampler(space, seed=cfg.sampler_seed)
     try:
         import torch  # noqa: F401  (GPSampler's dependency)
     except ImportError:
@@ -144,6 +144,14 @@ def make_sampler(cfg, worker_seed: int) -> optuna.samplers.BaseSampler:
             "search.sampler 'gp' needs PyTorch; pip install torch, or use tpe, qmc, grid or random."
         ) from None
     return optuna.samplers.GPSampler(seed=worker_seed)
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, less its `study.stop()` once the grid is exhausted: that call works
+    only inside `study.optimize`, and workers ask and tell; here `search.trials` ends a study."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
 
 
 def make_pruner(cfg, chunks: int) -> optuna.pruners.BasePruner:

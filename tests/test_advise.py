@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from research import advise, experiment, lsuv, models
+from research import advise, experiment, lsuv, models, search
 from research.cli import main
 from tests import helpers
 
@@ -57,3 +57,27 @@ def test_lsuv_finds_he_for_relu_after_the_first_layer():
     found = lsuv.scales(cfg, x, jax.random.key(1))
     assert found[0] == pytest.approx(1.0, abs=0.12)  # unit-variance inputs, no activation before
     assert np.median(found[1:]) == pytest.approx(2.0, rel=0.15)
+
+
+def test_fixed_variance_is_advised_as_a_fixed_std_not_a_fan_rule():
+    # Var(W) = alpha * 1e-4: He's s = 2 on 128 units is alpha 156.25, std sqrt(2/128) = 0.125.
+    cfg = experiment.load(f"{helpers.EXPERIMENTS}/fixed_variance.py")
+    rows = {r["layer"]: r for r in advise.advise(cfg)["layers"]}
+    assert rows["layers/5"]["mode"] == "fixed" and rows["layers/5"]["alpha"] == pytest.approx(156.25)
+    assert rows["layers/5"]["std"] == pytest.approx(0.125, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_advise_takes_a_real_studys_alpha_star_in_the_studys_units(tmp_path, data_root):
+    # A fixed-variance study of the forward signal at 8 x 64: its zero is near He, alpha = 2/(64e-4) = 312.5.
+    extra = ["model.depth=8", "model.width=64", "model.init.mode='fixed'", "model.init.scale=1e-4",
+             "search.alpha_range=(30.0, 3000.0)", "search.objective='forward_log_ratio'", "search.trials=16",
+             "search.trials_per_batch=8", "search.probe_seeds=4", "search.probe_batch=128"]  # fmt: skip
+    cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *extra))
+    worker = search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+    assert worker.run() == 16
+    advice = advise.advise(cfg, worker.study)
+    assert advice["evidence"]["alpha"] == pytest.approx(312.5, rel=0.1)
+    hidden = [r for r in advice["layers"] if r["layer"].startswith("layers/")]
+    assert all(r["source"].startswith("study alpha*") and r["mode"] == "fixed" for r in hidden)
+    assert all(r["std"] == pytest.approx(math.sqrt(2 / 64), rel=0.05) for r in hidden)

@@ -4,12 +4,13 @@ import json
 import signal
 import time
 
+import jax.numpy as jnp
 import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from research import cli, coordination, experiment, search, storage
+from research import cli, coordination, data, estimate, experiment, models, probes, search, storage, train
 from research.errors import ConfigError
 from tests import helpers
 
@@ -130,3 +131,99 @@ def test_worker_cli_rejects_a_missing_config(capsys):
 def test_jsonable_user_attrs():
     assert coordination.jsonable({"a": [np.float32(1.5), float("nan")], "b": np.int64(3)}) == {"a": [1.5, None], "b": 3}
     json.dumps(coordination.jsonable([np.inf]), allow_nan=False)
+
+
+PROBE = ["search.objective='forward_log_ratio'", "search.trials=8", "search.trials_per_batch=4",
+         "search.probe_seeds=2", "search.probe_batch=32", "search.grid_points=8"]  # fmt: skip
+
+
+def _complete(study) -> list:
+    return [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", ["tpe", "qmc", "grid", "random"])
+def test_every_sampler_fills_the_budget_with_distinct_alphas_in_range(sampler, tmp_path, data_root):
+    cfg = experiment.load(
+        helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *PROBE, f"search.sampler='{sampler}'")
+    )
+    worker = search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+    assert worker.run() == 8
+    alphas = sorted(t.params["alpha"] for t in _complete(worker.study))
+    assert len(alphas) == 8 == len(set(alphas)) and 0.5 <= alphas[0] and alphas[-1] <= 8.0
+    if sampler == "grid":  # the geometric grid, each point once
+        np.testing.assert_allclose(alphas, np.geomspace(0.5, 8.0, 8), rtol=1e-12)
+
+
+def test_the_gp_sampler_names_its_missing_dependency():
+    cfg = experiment.load(helpers.TINY, "quick", ["search.sampler='gp'"])
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="search.sampler 'gp' needs PyTorch"):
+            search.make_sampler(cfg.search, 0)
+    else:
+        assert isinstance(search.make_sampler(cfg.search, 0), optuna.samplers.GPSampler)
+
+
+@pytest.mark.slow
+def test_pruned_trials_fill_the_budget_and_keep_no_result(tmp_path, data_root):
+    extra = ["search.pruner='median'", "search.sampler='random'", "search.alpha_range=(0.01, 100.0)",
+             "search.trials=12", "search.trials_per_batch=3"]  # fmt: skip
+    cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *extra))
+    worker = search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+    assert worker.run() == 12
+    trials = worker.study.get_trials(deepcopy=False)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert coordination.counts(worker.study)["finished"] == 12 and pruned, [t.state for t in trials]
+    assert all("seed_values" not in t.user_attrs for t in pruned)
+    assert all(len(t.user_attrs["seed_values"]) == 2 for t in _complete(worker.study))
+    # A pruned trial was told at the chunk it was pruned at, and no later.
+    assert all(max(t.intermediate_values) < 4 for t in pruned)
+
+
+@pytest.mark.slow
+def test_a_jointly_searched_learning_rate_trains_each_trial_at_its_own_rate(tmp_path, data_root):
+    extra = ["search.learning_rate_range=(0.003, 0.3)", "search.trials=4", "search.trials_per_batch=2"]
+    cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *extra))
+    worker = search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+    assert worker.run() == 4
+    trials = _complete(worker.study)
+    assert all(0.003 <= t.params["learning_rate"] <= 0.3 for t in trials)
+    assert len({t.params["learning_rate"] for t in trials}) == 4
+    assert estimate.from_trials(trials).log_lr is not None
+    # The first trial, retrained alone at its alpha and learning rate, gives the stored per-seed losses.
+    first = trials[0]
+    trainer = train.Trainer(cfg.model, cfg.train, data.load(cfg.data))
+    pop = train.Population.create(
+        models.groups(cfg.model), first.params["alpha"], first.params["learning_rate"], [0, 1]
+    )
+    np.testing.assert_allclose(
+        train.train(trainer, pop).final["train_loss"], first.user_attrs["seed_values"], rtol=1e-3
+    )
+
+
+@pytest.mark.slow
+def test_alpha_groups_scale_only_the_named_layer_groups(tmp_path, data_root):
+    extra = ["model.hidden=16", "search.objective='forward_log_ratio'", "search.trials=2", "search.trials_per_batch=2",
+             "search.probe_seeds=2", "search.probe_batch=16"]  # fmt: skip
+    cfg = experiment.load(f"{helpers.EXPERIMENTS}/tanh_rnn.py", "quick", helpers.overrides(tmp_path, data_root, *extra))
+    assert tuple(cfg.search.alpha_groups) == ("recurrent",)
+    worker = search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+    assert worker.run() == 2
+    x = data.load(cfg.data).x_train[:16] * cfg.search.probe_input_scale
+    for trial in _complete(worker.study):
+        a = jnp.array([trial.params["alpha"]])
+        only_recurrent = probes.grid(cfg.model, {"input": jnp.ones(1), "recurrent": a}, jnp.arange(2), x)
+        both = probes.grid(cfg.model, {"input": a, "recurrent": a}, jnp.arange(2), x)
+        stored = np.asarray(trial.user_attrs["per_layer"]["forward"])
+        np.testing.assert_allclose(stored, np.median(np.asarray(only_recurrent.forward)[0], axis=0), rtol=1e-4)
+        assert not np.allclose(stored, np.median(np.asarray(both.forward)[0], axis=0), rtol=1e-2)
+
+
+def test_alpha_groups_must_name_layer_groups(tmp_path, data_root):
+    cfg = experiment.load(
+        helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, "search.alpha_groups=('recurrent',)")
+    )
+    with pytest.raises(ConfigError, match=r"search.alpha_groups \['recurrent'\] are not layer groups"):
+        search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
