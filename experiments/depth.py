@@ -1,7 +1,7 @@
 """8. Depth: the near-optimal band narrows with depth, against the mean-field depth scale xi.
 
 tanh with sigma_b^2 = 0.05 (Schoenholz et al.): edge of chaos at alpha = 1.76, xi = 3.6 at
-alpha 1 and 25 at alpha 2 (THEORY.md). Run one depth per study:
+alpha 1 and 25 at alpha 2 (`research theory`, Schoenholz et al. 2017). Run one depth per study:
 
     research sweep --config experiments/depth.py:depth=10     # quick: about 2 min each
 """

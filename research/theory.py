@@ -1,7 +1,8 @@
 """Derived optima of the init scale `alpha` for any activation, and the mean-field depth scale.
 
 Expectations over z ~ N(0, 1) use Gauss-Hermite quadrature on each half line (the
-half-range rule), so ReLU-type kinks at 0 cost no accuracy; values meet ../shared/THEORY.md.
+half-range rule), so ReLU-type kinks at 0 cost no accuracy; tests/test_theory.py holds the
+values against closed forms and an independent adaptive integration.
 """
 
 from __future__ import annotations
