@@ -2,8 +2,9 @@
 
     research sweep --config experiments/he_relu_mlp.py        # quick: about 3 min on 2 cores
 
-quick: MNIST-1D, 20 layers x 128, SGD momentum 0.9, lr 0.01, 1000 steps of 128; 32 trials x 4 seeds of TPE on alpha in [0.5, 8] for the training loss,
-and 32 x 8 for the forward signal at initialisation (seconds).
+quick: MNIST-1D, 20 layers x 128, SGD momentum 0.9, lr 0.01, 1000 steps of 128; 32 trials
+x 4 seeds of TPE on alpha in [0.5, 8] for the training loss, and 32 x 8 for the forward
+signal at initialisation (seconds).
 """
 
 from research import experiment
