@@ -221,7 +221,7 @@ def curves_figure(r: dict, folder: pathlib.Path, trials: list) -> pathlib.Path:
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (evaluation set)")
     ax.set_yscale("log")
-    ax.set_title(f"{r['study']}: stored curves, mean and range over seeds")
+    ax.set_title(f"{r['study']}: seed mean and range", fontsize=10)
     if drawn:
         ax.legend(fontsize=7)
     return _save(fig, folder / f"{r['study']}-curves")

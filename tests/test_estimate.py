@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from research import estimate, experiment, report, search
+from research import estimate, experiment, report, search, train
 from tests import helpers
 
 
@@ -112,7 +112,7 @@ def test_report_files_from_a_tiny_study(tmp_path, data_root):
 
 
 @pytest.mark.slow
-def test_report_draws_training_curves_for_a_trained_study(tmp_path, data_root):
+def test_report_draws_stored_training_curves_and_trains_nothing(tmp_path, data_root, monkeypatch):
     overrides = [
         f"search.runs_dir={tmp_path}",
         f"data.data_dir={data_root}",
@@ -121,6 +121,11 @@ def test_report_draws_training_curves_for_a_trained_study(tmp_path, data_root):
     ]
     url = str(tmp_path / "studies.journal")
     search.Worker(experiment.load(helpers.TINY, "quick", overrides), url, echo=lambda _: None).run()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the report trained a model")
+
+    monkeypatch.setattr(train, "Trainer", no_training)
     report.write(url, tmp_path / "report")
     row = json.loads((tmp_path / "report" / "report.json").read_text())[0]
     assert row["objective"] == "train_loss" and row["trials"] == 8 and row["alpha_star"] is not None

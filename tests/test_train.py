@@ -171,7 +171,7 @@ def test_sharded_population_equals_unsharded(tmp_path, data_root):
         a = train.train(sharded, pop)
         b = train.train(train.Trainer(model, tcfg, ds, devices=jax.devices()[:1]), pop)
         six = train.Population.create(models.groups(model), np.linspace(1.0, 3.0, 6), 0.02, np.arange(6))
-        padded = len(sharded.start(six)["seed"])  # 2 per device (a block of 2 on each)
+        padded = len(sharded.start(six).seed)  # 2 per device (a block of 2 on each)
         c = train.train(sharded, six)
         d = train.train(train.Trainer(model, tcfg, ds, devices=jax.devices()[:1]), six)
         losses = {{k: r.final["train_loss"].tolist() for k, r in zip("abcd", (a, b, c, d))}}
@@ -193,7 +193,7 @@ def test_member_blocks_change_the_schedule_not_the_results(mnist1d):
         model, trainer = _setup(mnist1d, member_block=block, steps=100)
         population = _population(model, [1.0, 2.0, 3.0, 1.5], [0.02, 0.03, 0.01, 0.02], [0, 1, 2, 3])
         assert trainer._block(4) == block and trainer._block(3) == (3 if block == 4 else 1)  # divisors: no padding
-        assert len(trainer.start(population)["seed"]) == 4
+        assert len(trainer.start(population).seed) == 4
         finals[block] = train.train(trainer, population).curves.array("step_loss")
     # Other block shapes pick other kernels: the same maths up to float32 rounding, which
     # training then amplifies (measured: 2e-7 over the first 50 steps, up to 6e-4 by step 100).
