@@ -35,36 +35,41 @@ def counts(study: optuna.Study) -> dict[str, int]:
 
 
 def ask_batch(
-    study: optuna.Study, heartbeat: Heartbeat, budget: int, most: int, suggest: Callable[[optuna.Trial], None]
+    study: optuna.Study, heartbeat: Heartbeat, budget: int, most: int, suggest: Callable[[optuna.Trial], str | None]
 ) -> list[optuna.Trial]:
     """Up to `most` trials this worker may run now (waiting retries first, as Optuna asks them),
-    each held by `heartbeat` and given its parameters by `suggest`; a trial asked past `budget`
-    in a race is failed as surplus."""
+    each held by `heartbeat` and given its parameters by `suggest`, which returns why a trial
+    cannot run (a retry outside today's search space) or None; such a trial is rejected, and
+    one asked past `budget` in a race is failed as surplus."""
     c = counts(study)
     live = c["complete"] + c["pruned"] + c["running"] + c["waiting"]
     trials = []
     for _ in range(min(most, max(0, budget - live) + c["waiting"])):
         trial = study.ask()
         heartbeat.hold(trial)
-        if _admitted(study, trial, budget):
-            suggest(trial)
-            trials.append(trial)
-        else:
+        if not _admitted(study, trial, budget):
             heartbeat.release(trial)
             trial.set_user_attr("surplus", True)
             study.tell(trial, state=TrialState.FAIL)
+        elif (reason := suggest(trial)) is not None:
+            heartbeat.release(trial)
+            reject(study, trial, reason)
+            log.warning("trial %d rejected: %s", trial.number, reason)
+        else:
+            trials.append(trial)
     return trials
 
 
-def reap_stale(study: optuna.Study, stale_after_s: float) -> int:
-    """Fail RUNNING trials whose heartbeat stopped, and give every such failure one retry.
+def reap_stale(study: optuna.Study, stale_after_s: float, max_retries: int = 2) -> int:
+    """Fail RUNNING trials whose heartbeat stopped, and give such a failure a retry, at most
+    `max_retries` along one chain of retries (a trial that kills every worker never blocks a study).
 
     A retry carries the dead population's checkpoint and slot, so it resumes where it
     stopped. A failure whose retry was never enqueued (the reaper died in between) gets
     one on the next call; a rare duplicate retry is rejected as surplus when asked.
     Returns how many trials this call failed.
     """
-    now, reaped = time.time(), 0
+    now, reaped = time.time(), set()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         beat = t.user_attrs.get("heartbeat") or (t.datetime_start.timestamp() if t.datetime_start else now)
         if now - beat <= stale_after_s:
@@ -73,16 +78,32 @@ def reap_stale(study: optuna.Study, stale_after_s: float) -> int:
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker finished or failed it between the check and the write
-        reaped += 1
+        reaped.add(t.number)
         log.warning("trial %d: worker %s stopped beating; failed for a retry", t.number, t.user_attrs.get("worker"))
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get("retry_of") for t in trials}
     for t in trials:
-        if t.state == TrialState.FAIL and not t.user_attrs.get("surplus") and t.number not in retried:
-            retry = {"retry_of": t.number, "failure": f"stale: no heartbeat from {t.user_attrs.get('worker')}"}
-            retry.update({key: t.user_attrs[key] for key in ("checkpoint", "slot") if key in t.user_attrs})
-            study.enqueue_trial(t.params, user_attrs=retry)
-    return reaped
+        if t.state != TrialState.FAIL or t.number in retried or _final(t):
+            continue
+        attempt = t.user_attrs.get("attempt", 0) + 1
+        if attempt > max_retries:
+            if t.number in reaped:
+                log.warning("trial %d failed %d times; it is not retried (search.max_retries)", t.number, attempt)
+            continue
+        retry = {
+            "retry_of": t.number,
+            "attempt": attempt,
+            "failure": f"stale: no heartbeat from {t.user_attrs.get('worker')}",
+        }
+        retry.update({key: t.user_attrs[key] for key in ("checkpoint", "slot") if key in t.user_attrs})
+        study.enqueue_trial(t.params, user_attrs=retry)
+    return len(reaped)
+
+
+def reject(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    """Fail a trial for good (no retry), with `reason` recorded on it."""
+    trial.set_user_attr("rejected", reason)
+    study.tell(trial, state=TrialState.FAIL)
 
 
 def record(study: optuna.Study, trial: optuna.Trial, attrs: dict, value: float | None, state: TrialState) -> None:
@@ -173,6 +194,11 @@ def jsonable(value):
     if isinstance(value, np.integer | np.bool_):
         return value.item()
     return value
+
+
+def _final(trial) -> bool:
+    """Failed trials that are never retried: surplus asks and rejected trials."""
+    return bool(trial.user_attrs.get("surplus") or trial.user_attrs.get("rejected"))
 
 
 def _admitted(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:

@@ -10,11 +10,11 @@ is minimised).
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 
 import ml_collections
@@ -28,6 +28,10 @@ from research.errors import ConfigError, choice, integer, number, require
 
 SAMPLERS = ("tpe", "qmc", "grid", "gp", "random")
 PRUNERS = ("none", "hyperband", "successive_halving", "median")
+# What float32 training represents with room to spare: alpha scales a variance that deep
+# products raise to the depth's power, and a learning rate multiplies every update.
+ALPHA_LIMITS = (1e-6, 1e6)
+LEARNING_RATE_LIMITS = (1e-8, 1e2)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -52,6 +56,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.checkpoint_every_chunks = 2
     cfg.heartbeat_s = 10.0
     cfg.stale_after_s = 120.0  # a running trial without a heartbeat this long is failed and retried
+    cfg.max_retries = 2  # retries of one trial whose workers keep dying; then it stays failed
     cfg.poll_s = 2.0
     cfg.runs_dir = "runs"
     return cfg
@@ -71,9 +76,10 @@ def validate(cfg) -> None:
         raise choice("search.sampler", cfg.sampler, SAMPLERS)
     if cfg.pruner not in PRUNERS:
         raise choice("search.pruner", cfg.pruner, PRUNERS)
-    _check_range("search.alpha_range", cfg.alpha_range)
+    _check_range("search.alpha_range", cfg.alpha_range, ALPHA_LIMITS)
     if cfg.learning_rate_range != ():
-        _check_range("search.learning_rate_range", cfg.learning_rate_range)
+        _check_range("search.learning_rate_range", cfg.learning_rate_range, LEARNING_RATE_LIMITS)
+    integer(cfg.max_retries, "search.max_retries", minimum=0)
     for field in (
         "seeds",
         "probe_seeds",
@@ -196,7 +202,7 @@ class Worker:
         told, batches = 0, 0
         with Heartbeat(self.scfg.heartbeat_s, self.id) as heartbeat:
             while max_batches is None or batches < max_batches:
-                retry(lambda: reap_stale(self.study, self.scfg.stale_after_s))
+                retry(lambda: reap_stale(self.study, self.scfg.stale_after_s, self.scfg.max_retries))
                 trials = retry(
                     lambda: ask_batch(
                         self.study, heartbeat, self.scfg.trials, self.scfg.trials_per_batch, self._suggest
@@ -212,11 +218,17 @@ class Worker:
                 batches += 1
         return told
 
-    def _suggest(self, trial: optuna.Trial) -> None:
-        """Sample (or, for an enqueued retry, read back) the trial's alpha and learning rate."""
-        trial.suggest_float("alpha", *self.scfg.alpha_range, log=True)
-        if self.scfg.learning_rate_range:
-            trial.suggest_float("learning_rate", *self.scfg.learning_rate_range, log=True)
+    def _suggest(self, trial: optuna.Trial) -> str | None:
+        """Sample (or, for an enqueued retry, read back) the trial's alpha and learning rate; a
+        retry from an older, wider search space is refused with the reason (None: it may run)."""
+        spaces = {"alpha": self.scfg.alpha_range, "learning_rate": self.scfg.learning_rate_range}
+        for name, (lo, hi) in ((k, v) for k, v in spaces.items() if v):
+            with warnings.catch_warnings():  # Optuna warns, then uses an out-of-range fixed value
+                warnings.simplefilter("ignore", UserWarning)
+                value = trial.suggest_float(name, lo, hi, log=True)
+            if not lo <= value <= hi:
+                return f"{name} {value:g} lies outside the current search.{name}_range [{lo:g}, {hi:g}]"
+        return None
 
     def _run_group(self, trials: list[optuna.Trial], heartbeat: Heartbeat) -> int:
         layout = populations.Layout(len(trials), self.seeds)
@@ -277,9 +289,10 @@ def _groups(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
     return [group for key, group in sorted(by_source.items(), key=lambda kv: kv[0] is None)]
 
 
-def _check_range(field: str, value) -> None:
+def _check_range(field: str, value, limits: tuple[float, float]) -> None:
     ok = isinstance(value, tuple | list) and len(value) == 2 and all(isinstance(v, int | float) for v in value)
+    lo, hi = limits
     require(
-        ok and 0 < value[0] < value[1] and math.isfinite(value[1]),
-        f"{field} must be (low, high) with 0 < low < high; got {value!r}.",
+        ok and lo <= value[0] < value[1] <= hi,
+        f"{field} must be (low, high) with {lo:g} <= low < high <= {hi:g} (float32 training); got {value!r}.",
     )

@@ -6,8 +6,10 @@ one sentence; passwords never appear in messages, reports or study attributes.
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
+import time
 
 import optuna
 import sqlalchemy
@@ -15,6 +17,8 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from research.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
 
@@ -71,7 +75,52 @@ def _journal(path: str) -> JournalStorage:
     except OSError as err:
         raise ConfigError(f"journal storage {path} cannot be written: {err.strerror}.") from None
     # The open(2)-based lock works on local disks and, unlike symlinks, on most NFS mounts.
-    return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+    lock = JournalFileOpenLock(str(path))
+    _set_aside_torn_tail(path, lock)
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+
+
+def _set_aside_torn_tail(path: pathlib.Path, lock: JournalFileOpenLock) -> None:
+    """Move a half-written last record (a worker killed mid-append, a full disk) to PATH.torn-TIME.
+
+    Optuna reads past such a fragment, but the next append would join it to a new record and
+    every later read would fail. Appends hold `lock`, so under it a tail without a newline is
+    a torn record, never one being written.
+    """
+    if path.stat().st_size == 0:
+        return
+    lock.acquire()
+    try:
+        with open(path, "rb+") as f:
+            cut = _after_last_newline(f)
+            if cut is None:
+                return
+            f.seek(cut)
+            fragment = f.read()
+            aside = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+            aside.write_bytes(fragment)
+            f.truncate(cut)
+    finally:
+        lock.release()
+    log.warning("journal %s ended in a half-written record: moved its %d bytes to %s", path, len(fragment), aside)
+
+
+def _after_last_newline(f, block: int = 1 << 16) -> int | None:
+    """Offset just past the file's last newline (0 if none), or None when the file ends with one."""
+    end = f.seek(0, os.SEEK_END)
+    f.seek(end - 1)
+    if f.read(1) == b"\n":
+        return None
+    pos = end
+    while pos > 0:
+        start = max(0, pos - block)
+        f.seek(start)
+        chunk = f.read(pos - start)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        pos = start
+    return 0
 
 
 def _engine_kwargs(scheme: str) -> dict:

@@ -65,3 +65,30 @@ def test_record_stores_strict_json_then_tells(tmp_path):
     done = study.get_trials(deepcopy=False)[0]
     assert done.state == TrialState.COMPLETE and done.value == 1.5
     assert done.user_attrs["seed_values"] == [1.5, None]
+
+
+def test_a_trial_whose_workers_keep_dying_is_retried_at_most_max_retries_times(tmp_path):
+    study = _study(tmp_path)
+    beat = coordination.Heartbeat(60.0, "doomed")
+    for attempt in range(3):  # each time the trial (or its retry) is asked, its worker dies, the reaper fails it
+        (asked,) = coordination.ask_batch(study, beat, budget=1, most=1, suggest=_suggest)
+        assert asked.user_attrs.get("attempt", 0) == attempt
+        asked.set_user_attr("heartbeat", time.time() - 1000)
+        assert coordination.reap_stale(study, stale_after_s=10.0, max_retries=2) == 1
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3  # the trial and its two retries, no more
+    assert [t.user_attrs.get("attempt", 0) for t in trials] == [0, 1, 2]
+    # The budget is free again: the next ask is a fresh trial, not a fourth attempt.
+    (fresh,) = coordination.ask_batch(study, beat, budget=1, most=1, suggest=_suggest)
+    assert "retry_of" not in fresh.user_attrs
+
+
+def test_a_rejected_trial_is_failed_with_its_reason_and_never_retried(tmp_path):
+    study = _study(tmp_path)
+    beat = coordination.Heartbeat(60.0, "w")
+    study.enqueue_trial({"alpha": 1e30}, user_attrs={"retry_of": 7})
+    assert coordination.ask_batch(study, beat, budget=1, most=1, suggest=lambda t: "outside the range") == []
+    (rejected,) = study.get_trials(deepcopy=False)
+    assert rejected.state == TrialState.FAIL and rejected.user_attrs["rejected"] == "outside the range"
+    assert coordination.reap_stale(study, stale_after_s=10.0) == 0
+    assert len(study.get_trials(deepcopy=False)) == 1  # no retry enqueued

@@ -264,3 +264,19 @@ def test_reports_and_messages_never_carry_passwords(tmp_path, data_root):
     study = search.create_study(cfg, url, "tiny-quick-train_loss")
     assert study.user_attrs["config"]["name"] == "tiny"
     assert "hunter2" not in json.dumps(study.user_attrs)
+
+
+def test_a_torn_journal_tail_is_set_aside_and_the_journal_stays_readable(tmp_path, caplog):
+    url = str(tmp_path / "s.journal")
+    alpha = lambda t: t.suggest_float("alpha", 0.5, 8.0, log=True)  # noqa: E731
+    optuna.create_study(study_name="kept", storage=storage.open_storage(url)).optimize(alpha, n_trials=3)
+    fragment = b'{"op_code": 5, "worker_id": "killed-mid-append", "trial_id": 2, "param'
+    with open(url, "ab") as f:
+        f.write(fragment)
+    # Without the repair, this append joins the fragment to a new record and every later read fails.
+    optuna.load_study(study_name="kept", storage=storage.open_storage(url)).optimize(alpha, n_trials=2)
+    reread = optuna.load_study(study_name="kept", storage=storage.open_storage(url))
+    assert len([t for t in reread.trials if t.state == TrialState.COMPLETE]) == 5
+    (aside,) = tmp_path.glob("s.journal.torn-*")
+    assert aside.read_bytes() == fragment
+    assert f"moved its {len(fragment)} bytes" in caplog.text

@@ -112,6 +112,9 @@ def test_sweep_command_prints_best_alpha_and_theory(tmp_path, data_root, capsys)
         ("search.sampler='annealing'", "search.sampler must be one of"),
         ("search.objective='accuracy'", "search.objective must be one of"),
         ("search.alpha_range=(2.0, 1.0)", "search.alpha_range must be"),
+        ("search.alpha_range=(1e-300, 1e300)", r"search.alpha_range must be .* <= 1e\+06 \(float32 training\)"),
+        ("search.learning_rate_range=(1e-3, 1e30)", "search.learning_rate_range must be"),
+        ("search.max_retries=-1", "search.max_retries must be an integer >= 0"),
         ("search.trials=0", "search.trials must be an integer >= 1"),
         ("search.stale_after_s=0.5", "search.stale_after_s"),
         ("search.nonsense=1", "names no config field"),
@@ -227,3 +230,19 @@ def test_alpha_groups_must_name_layer_groups(tmp_path, data_root):
     )
     with pytest.raises(ConfigError, match=r"search.alpha_groups \['recurrent'\] are not layer groups"):
         search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+
+
+@pytest.mark.slow
+def test_a_retry_outside_the_current_range_is_rejected_and_the_study_still_finishes(tmp_path, data_root):
+    # A retry enqueued under an older, wider range (or a poisoned one) must neither train nor block.
+    cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, "search.trials=3"))
+    url = str(tmp_path / "s.journal")
+    study = search.create_study(cfg, url, search.study_name(cfg))
+    study.enqueue_trial({"alpha": 1e30}, user_attrs={"retry_of": 99, "attempt": 1})
+    worker = search.Worker(cfg, url, echo=lambda _: None)
+    assert worker.run() == 3
+    trials = worker.study.get_trials(deepcopy=False)
+    poisoned = [t for t in trials if t.params.get("alpha") == 1e30]
+    assert len(poisoned) == 1 and poisoned[0].state == TrialState.FAIL
+    assert "outside the current search.alpha_range" in poisoned[0].user_attrs["rejected"]
+    assert len(_complete(worker.study)) == 3 and all(0.5 <= t.params["alpha"] <= 8.0 for t in _complete(worker.study))
