@@ -22,7 +22,7 @@ import numpy as np
 import optuna
 
 from research import data as datalib
-from research import models, objectives, populations, predictions, storage
+from research import models, objectives, populations, predictions, provenance, storage
 from research.coordination import Heartbeat, ask_batch, counts, reap_stale, record, retry
 from research.errors import ConfigError, choice, integer, number, require
 
@@ -107,27 +107,13 @@ def create_study(cfg, url: str, name: str) -> optuna.Study:
         study.set_user_attr("config", json.loads(cfg.to_json_best_effort()))
         study.set_user_attr("theory", predictions.for_model(cfg.model))
         study.set_user_attr("objective", cfg.search.objective)
-        study.set_user_attr("code_version", code_version())
+        study.set_user_attr("code_version", provenance.code_version())
     return study
 
 
 def study_name(cfg) -> str:
     """Studies are named after the experiment, the profile and the objective."""
     return f"{cfg.name}-{cfg.profile}-{cfg.search.objective}"
-
-
-def code_version() -> str:
-    """The package version and, inside a git checkout, the commit."""
-    from research import __version__
-
-    head = os.path.join(os.path.dirname(os.path.dirname(__file__)), ".git", "HEAD")
-    try:
-        ref = open(head).read().strip()
-        if ref.startswith("ref: "):
-            ref = open(os.path.join(os.path.dirname(head), ref[5:])).read().strip()
-        return f"{__version__}+{ref[:10]}"
-    except OSError:
-        return __version__
 
 
 def make_sampler(cfg, worker_seed: int) -> optuna.samplers.BaseSampler:
@@ -180,7 +166,9 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.echo = echo
         self.study = create_study(cfg, url, self.name)
-        self.study.sampler = make_sampler(self.scfg, self.scfg.sampler_seed + 1000 * worker_index)
+        self.worker_seed = self.scfg.sampler_seed + 1000 * worker_index
+        self.study.sampler = make_sampler(self.scfg, self.worker_seed)
+        self._stream_set = False
         self.objective = objectives.get(self.scfg.objective)
         self.groups = models.groups(cfg.model)
         self.searched = tuple(self.scfg.alpha_groups) or self.groups
@@ -221,6 +209,7 @@ class Worker:
     def _suggest(self, trial: optuna.Trial) -> str | None:
         """Sample (or, for an enqueued retry, read back) the trial's alpha and learning rate; a
         retry from an older, wider search space is refused with the reason (None: it may run)."""
+        self._set_stream(trial.number)
         spaces = {"alpha": self.scfg.alpha_range, "learning_rate": self.scfg.learning_rate_range}
         for name, (lo, hi) in ((k, v) for k, v in spaces.items() if v):
             with warnings.catch_warnings():  # Optuna warns, then uses an out-of-range fixed value
@@ -229,6 +218,14 @@ class Worker:
             if not lo <= value <= hi:
                 return f"{name} {value:g} lies outside the current search.{name}_range [{lo:g}, {hi:g}]"
         return None
+
+    def _set_stream(self, first_trial: int) -> None:
+        """Seed this run's sampler from the study's state when it starts (its first trial's number):
+        the configured stream for a fresh study, a new one after a restart or beside another sweep,
+        so no two runs replay the same draws. QMC and grid share one sequence by design."""
+        if not self._stream_set and first_trial and self.scfg.sampler in ("tpe", "random", "gp"):
+            self.study.sampler = make_sampler(self.scfg, self.worker_seed + 7919 * first_trial)
+        self._stream_set = True
 
     def _run_group(self, trials: list[optuna.Trial], heartbeat: Heartbeat) -> int:
         layout = populations.Layout(len(trials), self.seeds)

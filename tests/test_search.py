@@ -246,3 +246,31 @@ def test_a_retry_outside_the_current_range_is_rejected_and_the_study_still_finis
     assert len(poisoned) == 1 and poisoned[0].state == TrialState.FAIL
     assert "outside the current search.alpha_range" in poisoned[0].user_attrs["rejected"]
     assert len(_complete(worker.study)) == 3 and all(0.5 <= t.params["alpha"] <= 8.0 for t in _complete(worker.study))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_a_restarted_or_concurrent_worker_draws_new_alphas(sampler, tmp_path, data_root):
+    extra = [*PROBE, "search.trials=16", f"search.sampler='{sampler}'"]  # tpe: 8 random startup trials
+    cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *extra))
+    url = str(tmp_path / "s.journal")
+    first = search.Worker(cfg, url, echo=lambda _: None)
+    assert first.run(max_batches=1) == 4
+    # The same worker index again, as after a kill and restart, and a second sweep beside it.
+    restarted = search.Worker(cfg, url, echo=lambda _: None)
+    beside = search.Worker(cfg, url, echo=lambda _: None)
+    assert restarted.run(max_batches=1) == 4 and beside.run(max_batches=1) == 4
+    assert first.run() == 4
+    alphas = [t.params["alpha"] for t in _complete(first.study)]
+    assert len(alphas) == 16 and len(set(alphas)) == 16, sorted(alphas)
+
+
+@pytest.mark.slow
+def test_a_fresh_study_keeps_the_configured_sampler_stream(tmp_path, data_root):
+    cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *PROBE))
+    runs = []
+    for name in ("a", "b"):
+        worker = search.Worker(cfg, str(tmp_path / f"{name}.journal"), echo=lambda _: None)
+        worker.run()
+        runs.append([t.params["alpha"] for t in _complete(worker.study)])
+    assert runs[0] == runs[1]  # reproducible: the same config on a fresh study draws the same alphas
