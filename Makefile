@@ -50,9 +50,14 @@ PROFILE ?= quick
 WORKERS ?= 1
 STORAGE ?=
 TRIALS ?=
+# The storage URL (it may hold a password) reaches the commands through the environment, so
+# make never echoes it and it never appears on a command line.
+ifneq ($(STORAGE),)
+export RESEARCH_STORAGE := $(STORAGE)
+endif
 sweep: venv
 	$(PY) -m research sweep $(foreach e,$(EXPERIMENT),--config $(e)) --profile $(PROFILE) --workers $(WORKERS) \
-		$(if $(STORAGE),--storage '$(STORAGE)') $(if $(TRIALS),--trials $(TRIALS))
+		$(if $(TRIALS),--trials $(TRIALS))
 
 # The whole experiment suite (quick profile: under an hour on 2 cores), then the report.
 SUITE ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py experiments/xavier_compromise.py \
@@ -62,14 +67,13 @@ SUITE ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py experiments/x
 	$(foreach d,5 10 20,experiments/depth.py:depth=$(d)) experiments/he_figure3.py \
 	$(foreach d,2 5 10,experiments/fixed_variance.py:depth=$(d))
 suite: venv
-	$(PY) -m research sweep $(foreach e,$(SUITE),--config '$(e)') --profile $(PROFILE) --workers $(WORKERS) \
-		$(if $(STORAGE),--storage '$(STORAGE)')
+	$(PY) -m research sweep $(foreach e,$(SUITE),--config '$(e)') --profile $(PROFILE) --workers $(WORKERS)
 
 # optuna-dashboard for the sweep's storage on http://127.0.0.1:$(PORT)/dashboard
 PORT ?= 8080
 dashboard: venv
-	$(PY) -m research dashboard --port $(PORT) $(if $(STORAGE),--storage '$(STORAGE)')
+	$(PY) -m research dashboard --port $(PORT)
 
 # Tables (runs/report/report.{md,tex,json}) and figures for every study in the storage.
 report: venv
-	$(PY) -m research report $(if $(STORAGE),--storage '$(STORAGE)')
+	$(PY) -m research report

@@ -89,7 +89,11 @@ def _sweep_and_worker_parsers(sub) -> None:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--config", action="append", required=True, help="experiment file (repeatable for sweep)")
         cmd.add_argument("--profile", default="quick", help="quick | paper")
-        cmd.add_argument("--storage", default=None, help="journal file path, sqlite:///FILE or postgresql://...")
+        cmd.add_argument(
+            "--storage",
+            default=None,
+            help="journal file path, sqlite:///FILE or postgresql://... (default: $RESEARCH_STORAGE)",
+        )
         cmd.add_argument(
             "--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. search.trials=40"
         )
@@ -104,7 +108,9 @@ def _sweep_and_worker_parsers(sub) -> None:
 
 def _reading_parsers(sub) -> None:
     status = sub.add_parser("status", help="every study in a storage: trial counts, best alpha, theory")
-    status.add_argument("--storage", default=None, help="default: runs/studies.journal")
+    status.add_argument(
+        "--storage", default=None, help="default: $RESEARCH_STORAGE, $OPTUNA_STORAGE, else runs/studies.journal"
+    )
 
     adv = sub.add_parser("advise", help="recommended init per layer, from theory and a study's evidence")
     adv.add_argument("--config", required=True, help="experiment file (path.py or path.py:key=value)")
@@ -118,12 +124,16 @@ def _reading_parsers(sub) -> None:
     lsuv.add_argument("--batch", type=int, default=512)
 
     rep = sub.add_parser("report", help="alpha* tables (Markdown, LaTeX, JSON) and figures for every study")
-    rep.add_argument("--storage", default=None, help="default: runs/studies.journal")
+    rep.add_argument(
+        "--storage", default=None, help="default: $RESEARCH_STORAGE, $OPTUNA_STORAGE, else runs/studies.journal"
+    )
     rep.add_argument("--out", default="runs/report")
     rep.add_argument("--no-figures", action="store_true")
 
     dash = sub.add_parser("dashboard", help="optuna-dashboard for a storage, on 127.0.0.1 by default")
-    dash.add_argument("--storage", default=None, help="default: runs/studies.journal")
+    dash.add_argument(
+        "--storage", default=None, help="default: $RESEARCH_STORAGE, $OPTUNA_STORAGE, else runs/studies.journal"
+    )
     dash.add_argument("--host", default="127.0.0.1")
     dash.add_argument("--port", type=int, default=8080)
     dash.add_argument(
@@ -137,10 +147,11 @@ def _status(args: argparse.Namespace) -> int:
 
     from research import storage, sweep
 
-    backend = storage.open_storage(args.storage or storage.default_url())
+    url = storage.resolve(args.storage)
+    backend = storage.open_storage(url)
     names = optuna.get_all_study_names(storage=backend)
     if not names:
-        print(f"no studies in {storage.redact(args.storage or storage.default_url())}")
+        print(f"no studies in {storage.redact(url)}")
     for name in names:
         print(sweep.summary(optuna.load_study(study_name=name, storage=backend)))
     return 0
@@ -154,8 +165,8 @@ def _advise(args: argparse.Namespace) -> int:
 
     cfg = experiment.load(args.config, args.profile)
     study = None
-    url = args.storage or storage.default_url(cfg.search.runs_dir)
-    if args.storage or os.path.exists(url):
+    url = storage.resolve(args.storage, cfg.search.runs_dir)
+    if "://" in url or os.path.exists(url):
         backend, name = storage.open_storage(url), search.study_name(cfg)
         if name in optuna.get_all_study_names(storage=backend):
             study = optuna.load_study(study_name=name, storage=backend)
@@ -202,7 +213,7 @@ def _report(args: argparse.Namespace) -> int:
     from research import devices, report, storage
 
     devices.use_cpu_cores()
-    path = report.write(args.storage or storage.default_url(), args.out, figures=not args.no_figures)
+    path = report.write(storage.resolve(args.storage), args.out, figures=not args.no_figures)
     print(path.read_text())
     print(f"written: {path.parent}/report.{{md,tex,json}} and {path.parent}/figures/")
     return 0
@@ -219,7 +230,7 @@ def _dashboard(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--host {args.host} listens beyond this machine; add --expose to allow it, or use 127.0.0.1."
         )
-    url = args.storage or storage.default_url()
+    url = storage.resolve(args.storage)
     backend = storage.open_storage(url)
     import optuna_dashboard
 
@@ -248,7 +259,7 @@ def _sweep(args: argparse.Namespace) -> int:
     studies = [s for path, cfg in configs for s in sweep.run_all(cfg, path, overrides, args.storage, args.workers)]
     if not args.no_report:
         runs_dir = configs[0][1].search.runs_dir
-        path = report.write(args.storage or storage.default_url(runs_dir), os.path.join(runs_dir, "report"))
+        path = report.write(storage.resolve(args.storage, runs_dir), os.path.join(runs_dir, "report"))
         print("\n" + path.read_text())
         print(f"report: {path} (figures in {path.parent / 'figures'})")
     return 0 if studies else 1
@@ -264,7 +275,7 @@ def _worker(args: argparse.Namespace) -> int:
     if args.compilation_cache:
         devices.enable_compilation_cache(args.compilation_cache)
     cfg = experiment.load(args.config[0], args.profile, args.set)
-    url = args.storage or storage.default_url(cfg.search.runs_dir)
+    url = storage.resolve(args.storage, cfg.search.runs_dir)
     worker = search.Worker(cfg, url, worker_index=args.index, echo=lambda line: print(line, flush=True))
     told = worker.run()
     print(f"[{worker.id}] done: told {told} trials", flush=True)

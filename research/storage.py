@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import re
 import time
 
 import optuna
@@ -28,6 +29,20 @@ def default_url(root: str | os.PathLike = "runs") -> str:
     return str(pathlib.Path(root) / "studies.journal")
 
 
+ENV_VARS = ("RESEARCH_STORAGE", "OPTUNA_STORAGE")  # read in this order when --storage is not given
+
+
+def resolve(given: str | None, runs_dir: str | os.PathLike = "runs") -> str:
+    """The storage a command uses: `given` (--storage), else $RESEARCH_STORAGE, else
+    $OPTUNA_STORAGE, else the journal under `runs_dir`. Workers get it through the environment,
+    so a password never shows on a command line."""
+    if given is not None:
+        if not given.strip():
+            raise ConfigError("--storage is empty; give a journal file path, sqlite:///FILE or postgresql://...")
+        return given
+    return next((os.environ[v] for v in ENV_VARS if os.environ.get(v, "").strip()), None) or default_url(runs_dir)
+
+
 def redact(url: str) -> str:
     """`url` with any password replaced by ***."""
     if "://" not in url:
@@ -35,7 +50,7 @@ def redact(url: str) -> str:
     try:
         return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
     except sqlalchemy.exc.ArgumentError:
-        return url.split("://", 1)[0] + "://***"
+        return url.split("://", 1)[0] + "://***"  # unparsable: show only the scheme
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -43,6 +58,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(f"storage must be a journal file path, sqlite:///FILE or postgresql://...; got {url!r}.")
     if "://" not in url:
+        if _looks_like_a_url(url):
+            raise ConfigError(
+                f"storage {_mask(url)} looks like a database URL without '//'; write e.g. postgresql://USER@HOST/DB."
+            )
         return _journal(url.removeprefix("journal:"))
     scheme = url.split("://", 1)[0].split("+", 1)[0]
     if scheme not in RDB_SCHEMES:
@@ -64,6 +83,17 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise ConfigError(
             f"storage {redact(url)} needs a database driver ({err}); pip install 'psycopg[binary]'."
         ) from None
+
+
+def _looks_like_a_url(path: str) -> bool:
+    """scheme:rest with a database scheme (a mistyped URL), as opposed to a file path."""
+    scheme = path.split(":", 1)[0].split("+", 1)[0].lower() if ":" in path else ""
+    return scheme in RDB_SCHEMES
+
+
+def _mask(text: str) -> str:
+    """`text` with anything between a ':' and an '@' (a password's place) replaced by ***."""
+    return re.sub(r":[^:@/]*@", ":***@", text)
 
 
 def _journal(path: str) -> JournalStorage:

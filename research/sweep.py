@@ -30,7 +30,7 @@ def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, 
     `overrides` itself, as a cluster worker would); returns the study."""
     name = search.study_name(cfg)
     profile = cfg.profile
-    url = url or storage.default_url(cfg.search.runs_dir)
+    url = storage.resolve(url, cfg.search.runs_dir)
     study = search.create_study(cfg, url, name)
     logs = os.path.join(cfg.search.runs_dir, "logs")
     os.makedirs(logs, exist_ok=True)
@@ -38,10 +38,11 @@ def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, 
     echo(f"{name}: {target} trials, {workers} worker(s), storage {storage.redact(url)}, worker logs in {logs}/")
 
     def launch(index: int) -> subprocess.Popen:
-        argv = [sys.executable, "-m", "research", "worker", "--config", path, "--profile", profile, "--storage", url]
+        argv = [sys.executable, "-m", "research", "worker", "--config", path, "--profile", profile]
         argv += ["--index", str(index)] + [arg for o in overrides for arg in ("--set", o)]
         log = open(os.path.join(logs, f"{name}-worker{index}.log"), "a")
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "RESEARCH_STORAGE": url}  # never on the command line
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
 
     procs = {i: launch(i) for i in range(workers)}
     restarts, started = 0, time.time()

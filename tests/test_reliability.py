@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
-from research import cli, estimate, experiment, search, storage
+from research import cli, estimate, experiment, search, storage, sweep
 from research.errors import ConfigError
 from tests import helpers
 
@@ -280,3 +280,47 @@ def test_a_torn_journal_tail_is_set_aside_and_the_journal_stays_readable(tmp_pat
     (aside,) = tmp_path.glob("s.journal.torn-*")
     assert aside.read_bytes() == fragment
     assert f"moved its {len(fragment)} bytes" in caplog.text
+
+
+def test_workers_get_the_storage_url_through_the_environment_not_the_command_line(tmp_path, data_root, monkeypatch):
+    launched = []
+
+    class Exited:  # a worker process that exits at once
+        def __init__(self, argv, env, **kwargs):
+            launched.append((argv, env))
+            self.returncode = 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(sweep.subprocess, "Popen", Exited)
+    cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, "search.poll_s=0.01"))
+    url = f"sqlite:///{tmp_path}/hunter2.db"
+    with pytest.raises(RuntimeError, match="workers stopped"):
+        sweep.run(cfg, helpers.TINY, [], url, 1, echo=lambda _: None)
+    assert launched and all("hunter2" not in " ".join(argv) for argv, _ in launched)
+    assert all(env["RESEARCH_STORAGE"] == url for _, env in launched)
+
+
+def test_make_never_echoes_the_storage_password():
+    done = subprocess.run(["make", "-n", "sweep", "STORAGE=postgresql://u:hunter2@127.0.0.1/db"], capture_output=True,
+                          text=True, cwd=os.path.dirname(helpers.TESTS))  # fmt: skip
+    assert done.returncode == 0 and "research sweep" in done.stdout and "hunter2" not in done.stdout + done.stderr
+
+
+def test_a_mistyped_database_url_is_refused_masked_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"looks like a database URL without '//'") as err:
+        storage.open_storage("postgresql:/u:hunter2@host/db")
+    assert "hunter2" not in str(err.value) and ":***@" in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # no directory named after the URL
+
+
+def test_storage_comes_from_the_flag_then_the_environment_and_an_empty_flag_is_refused(monkeypatch):
+    monkeypatch.delenv("RESEARCH_STORAGE", raising=False)
+    monkeypatch.setenv("OPTUNA_STORAGE", "sqlite:///optuna.db")
+    assert storage.resolve(None) == "sqlite:///optuna.db"
+    monkeypatch.setenv("RESEARCH_STORAGE", "runs/x.journal")
+    assert storage.resolve(None) == "runs/x.journal" and storage.resolve("given.journal") == "given.journal"
+    with pytest.raises(ConfigError, match="--storage is empty"):
+        storage.resolve("  ")
