@@ -324,3 +324,11 @@ def test_storage_comes_from_the_flag_then_the_environment_and_an_empty_flag_is_r
     assert storage.resolve(None) == "runs/x.journal" and storage.resolve("given.journal") == "given.journal"
     with pytest.raises(ConfigError, match="--storage is empty"):
         storage.resolve("  ")
+
+
+def test_the_sbatch_script_parses_and_stops_without_a_storage_url():
+    script = os.path.join(helpers.EXPERIMENTS, "slurm", "sweep.sbatch")
+    assert subprocess.run(["bash", "-n", script], capture_output=True).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "RESEARCH_STORAGE"}
+    done = subprocess.run(["bash", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode != 0 and "export RESEARCH_STORAGE" in done.stderr

@@ -1,10 +1,11 @@
 """Launch W sweep workers as a SLURM job array through submitit (pip install submitit).
 
-    python experiments/slurm/submit.py --workers 16 --storage "$STORAGE" \
-        --config experiments/he_relu_mlp.py --profile paper --partition gpu
+    export RESEARCH_STORAGE='postgresql://initscale:PASSWORD@db-host:5432/initscale'
+    python experiments/slurm/submit.py --workers 16 --config experiments/he_relu_mlp.py --profile paper
 
-Each task runs `research worker` against the shared PostgreSQL study, one GPU per task;
-the same fault tolerance as the sbatch script (heartbeats, checkpoint resume) applies.
+Each task runs `research worker` against the shared PostgreSQL study, one GPU per task, and
+reads the URL from RESEARCH_STORAGE (SLURM passes the environment on), so the password never
+appears on a command line; the same fault tolerance as the sbatch script applies.
 """
 
 import argparse
@@ -14,7 +15,7 @@ from research import cli
 
 
 def run_worker(index: int, args: argparse.Namespace) -> int:
-    argv = ["worker", "--config", args.config, "--profile", args.profile, "--storage", args.storage]
+    argv = ["worker", "--config", args.config, "--profile", args.profile]
     argv += ["--index", str(index), "--compilation-cache", os.path.expanduser("~/.cache/init-scale/xla")]
     return cli.main(argv)
 
@@ -24,12 +25,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=16)
-    parser.add_argument("--storage", required=True)
     parser.add_argument("--config", default="experiments/he_relu_mlp.py")
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--partition", default=None)
     parser.add_argument("--hours", type=float, default=4.0)
     args = parser.parse_args()
+    if not os.environ.get("RESEARCH_STORAGE"):
+        parser.error("export RESEARCH_STORAGE, the study's PostgreSQL URL, first.")
     executor = submitit.AutoExecutor(folder="runs/submitit")
     executor.update_parameters(
         name="init-scale",
