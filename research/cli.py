@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from research.errors import ConfigError, choice
+from research.errors import ConfigError, RunError, choice
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM}
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return _COMMANDS[args.command](args) or 0
-    except ConfigError as err:
+    except (ConfigError, RunError) as err:
         print(f"research {args.command}: {err}", file=sys.stderr)
         return 2
     except OSError as err:
@@ -248,7 +248,7 @@ def _is_loopback(host: str, ipaddress) -> bool:
 
 @_command("sweep")
 def _sweep(args: argparse.Namespace) -> int:
-    from research import experiment, report, storage, sweep
+    from research import data, experiment, report, storage, sweep
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be an integer >= 1; got {args.workers}.")
@@ -256,6 +256,8 @@ def _sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"--trials must be an integer >= 1; got {args.trials}.")
     overrides = list(args.set) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
     configs = [(path, experiment.load(path, args.profile, overrides)) for path in args.config]  # all checked first
+    for _, cfg in configs:
+        data.check_available(cfg.data)  # before any study or worker exists
     studies = [s for path, cfg in configs for s in sweep.run_all(cfg, path, overrides, args.storage, args.workers)]
     if not args.no_report:
         runs_dir = configs[0][1].search.runs_dir
@@ -316,6 +318,7 @@ def _theory(args: argparse.Namespace) -> int:
 
 @_command("probe")
 def _probe(args: argparse.Namespace) -> int:
+    from research import init as initlib
     from research import models, probes
 
     if args.model not in models.MODELS:
@@ -323,8 +326,9 @@ def _probe(args: argparse.Namespace) -> int:
     init = {"scale": 1.0, "mode": args.mode, "distribution": args.distribution}
     cfg = models.probe_config(args.model, args.activation, args.depth, args.width, init, args.sigma_b)
     alpha = args.alpha if args.alpha is not None else (2.0 if cfg.activation.startswith("relu") else 1.0)
-    if not (alpha > 0 and math.isfinite(alpha)):
-        raise ConfigError(f"--alpha must be a positive finite number; got {args.alpha!r}.")
+    lo, hi = initlib.ALPHA_LIMITS
+    if not lo <= alpha <= hi:
+        raise ConfigError(f"--alpha must be a number in [{lo:g}, {hi:g}] (float32 training); got {args.alpha!r}.")
     if args.seeds < 1 or args.batch < 1:
         raise ConfigError(f"--seeds and --batch must be integers >= 1; got {args.seeds} and {args.batch}.")
     per_layer, ratio = probes.summary(cfg, alpha, args.seeds, args.batch, length=args.depth)

@@ -106,6 +106,14 @@ def load(cfg) -> Dataset:
     )  # fmt: skip
 
 
+def check_available(cfg) -> None:
+    """Stop with one sentence unless the dataset can be loaded: an offline builder, or a TFDS
+    dataset already prepared in the data directory. Cheap: nothing is read or built."""
+    validate(cfg)
+    if cfg.name not in OFFLINE:
+        _prepared_builder(cfg.name, pathlib.Path(cfg.data_dir) if cfg.data_dir else default_data_dir())
+
+
 def prepare(name: str, params: dict, data_dir: str | os.PathLike):
     """Build an offline dataset into `data_dir` once; later calls reuse the files."""
     if name not in OFFLINE:

@@ -1,12 +1,17 @@
-"""The one exception type users see: a bad setting, named, with what is accepted.
+"""The exception types users see: a bad setting, named, with what is accepted; a stopped run.
 
-Every check of user input raises `ConfigError`; the CLI prints its message as one
-sentence and exits with status 2 instead of showing a traceback.
+Every check of user input raises `ConfigError`, and a run that stops for a reason the user
+can act on raises `RunError`; the CLI prints either message as one sentence and exits with
+status 2 instead of showing a traceback.
 """
 
 
 class ConfigError(ValueError):
     """A setting is out of range, of the wrong type, or names something unknown."""
+
+
+class RunError(RuntimeError):
+    """A run stopped for a reason the user can act on (the sentence says which), not a bug."""
 
 
 def choice(field: str, value: object, accepted: list[str] | tuple[str, ...]) -> ConfigError:

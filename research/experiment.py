@@ -40,22 +40,46 @@ def load(path: str, profile: str = "quick", overrides: list[str] | tuple[str, ..
     options = _options(suffix)
     if profile not in PROFILES:
         raise ConfigError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}.")
-    file = pathlib.Path(path)
-    if not file.is_file():
-        raise ConfigError(f"experiment config {path!r} does not exist; see experiments/ for the suite.")
-    spec = importlib.util.spec_from_file_location(f"_experiment_{file.stem}", file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"experiment config {path!r} defines no get_config(profile).")
-    try:
-        cfg = module.get_config(profile, **options)
-    except TypeError as err:
-        raise ConfigError(f"experiment config {path!r} does not take {sorted(options)}: {err}.") from None
+    cfg = _run_get_config(pathlib.Path(path), profile, options)
     cfg.profile = profile
     apply_overrides(cfg, overrides)
     validate(cfg)
     cfg.lock()
+    return cfg
+
+
+def _run_get_config(file: pathlib.Path, profile: str, options: dict) -> ml_collections.ConfigDict:
+    """Execute the experiment file (it is Python code) and call its get_config; any failure of
+    that code is one sentence naming the file."""
+    if file.is_dir():
+        raise ConfigError(f"experiment config {str(file)!r} is a directory; give a .py file from experiments/.")
+    if not file.is_file():
+        raise ConfigError(f"experiment config {str(file)!r} does not exist; see experiments/ for the suite.")
+    spec = importlib.util.spec_from_file_location(f"_experiment_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise ConfigError(
+            f"experiment config {str(file)!r} has a syntax error at line {err.lineno}: {err.msg}."
+        ) from None
+    except Exception as err:  # the file is user code: whatever it raises, say where
+        raise ConfigError(f"experiment config {str(file)!r} failed to load: {err.__class__.__name__}: {err}.") from None
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"experiment config {str(file)!r} defines no get_config(profile).")
+    try:
+        cfg = module.get_config(profile, **options)
+    except TypeError as err:
+        raise ConfigError(f"experiment config {str(file)!r} does not take {sorted(options)}: {err}.") from None
+    except Exception as err:
+        raise ConfigError(
+            f"experiment config {str(file)!r}: get_config raised {err.__class__.__name__}: {err}."
+        ) from None
+    if not isinstance(cfg, ml_collections.ConfigDict):
+        raise ConfigError(
+            f"experiment config {str(file)!r}: get_config must return an ml_collections.ConfigDict;"
+            f" it returned {type(cfg).__name__}."
+        )
     return cfg
 
 

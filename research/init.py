@@ -21,6 +21,9 @@ Initializer = Callable[[Array, Sequence[int], jnp.dtype], Array]
 FAN_MODES = ("fan_in", "fan_out", "fan_avg", "fixed")
 DISTRIBUTIONS = ("normal", "truncated_normal", "uniform", "orthogonal")
 PRESETS = ("xavier", "he", "lecun", "leaky_he", "fixed")
+# The scales float32 training holds with room to spare: alpha multiplies a variance that deep
+# products raise to the depth's power. Search ranges and probes stay inside.
+ALPHA_LIMITS = (1e-6, 1e6)
 # Std of a standard normal truncated to [-2, 2]; dividing by it restores unit variance.
 _TRUNCATED_STD = 0.87962566103423978
 

@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from research import estimate, models, objectives, predictions, probes, storage, theory  # noqa: E402
+from research.errors import ConfigError  # noqa: E402
 
 COLUMNS = theory.THEORIES
 
@@ -50,8 +51,12 @@ def collect(url: str) -> list[dict]:
 def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = True) -> pathlib.Path:
     """Write the tables (and figures) for every study in `url` under `out`; returns report.md."""
     out = pathlib.Path(out)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    records = collect(url)
+    records = collect(url)  # first: a bad storage stops before anything is written
+    try:
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        (out / "report.json").touch()
+    except OSError as err:
+        raise ConfigError(f"report --out {out} cannot be written: {err.strerror}.") from None
     rows = [row(r) for r in records]
     (out / "report.json").write_text(
         json.dumps(

@@ -22,16 +22,13 @@ import numpy as np
 import optuna
 
 from research import data as datalib
-from research import models, objectives, populations, predictions, provenance, storage
+from research import init, models, objectives, populations, predictions, provenance, storage
 from research.coordination import Heartbeat, ask_batch, counts, reap_stale, record, retry
 from research.errors import ConfigError, choice, integer, number, require
 
 SAMPLERS = ("tpe", "qmc", "grid", "gp", "random")
 PRUNERS = ("none", "hyperband", "successive_halving", "median")
-# What float32 training represents with room to spare: alpha scales a variance that deep
-# products raise to the depth's power, and a learning rate multiplies every update.
-ALPHA_LIMITS = (1e-6, 1e6)
-LEARNING_RATE_LIMITS = (1e-8, 1e2)
+LEARNING_RATE_LIMITS = (1e-8, 1e2)  # what float32 updates hold (init.ALPHA_LIMITS: the same for alpha)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -76,7 +73,7 @@ def validate(cfg) -> None:
         raise choice("search.sampler", cfg.sampler, SAMPLERS)
     if cfg.pruner not in PRUNERS:
         raise choice("search.pruner", cfg.pruner, PRUNERS)
-    _check_range("search.alpha_range", cfg.alpha_range, ALPHA_LIMITS)
+    _check_range("search.alpha_range", cfg.alpha_range, init.ALPHA_LIMITS)
     if cfg.learning_rate_range != ():
         _check_range("search.learning_rate_range", cfg.learning_rate_range, LEARNING_RATE_LIMITS)
     integer(cfg.max_retries, "search.max_retries", minimum=0)

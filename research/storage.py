@@ -6,6 +6,7 @@ one sentence; passwords never appear in messages, reports or study attributes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pathlib
@@ -22,6 +23,11 @@ from research.errors import ConfigError
 log = logging.getLogger(__name__)
 
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
+_DRIVERS = {
+    "sqlite": "Python's sqlite3 module",
+    "postgresql": "pip install 'psycopg[binary]'",
+    "mysql": "pip install PyMySQL and use a mysql+pymysql:// URL",
+}
 
 
 def default_url(root: str | os.PathLike = "runs") -> str:
@@ -49,7 +55,7 @@ def redact(url: str) -> str:
         return url
     try:
         return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError):
         return url.split("://", 1)[0] + "://***"  # unparsable: show only the scheme
 
 
@@ -70,7 +76,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         )
     try:
         sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(
             f"storage URL {redact(url)} is malformed; expected e.g. postgresql://user:pass@host:5432/db."
         ) from None
@@ -79,10 +85,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
         reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
         raise ConfigError(f"storage {redact(url)} is unreachable: {reason}.") from None
-    except ImportError as err:
-        raise ConfigError(
-            f"storage {redact(url)} needs a database driver ({err}); pip install 'psycopg[binary]'."
-        ) from None
+    except ImportError:
+        raise ConfigError(f"storage {redact(url)} needs a database driver: {_DRIVERS[scheme]}.") from None
 
 
 def _looks_like_a_url(path: str) -> bool:
@@ -104,10 +108,34 @@ def _journal(path: str) -> JournalStorage:
             pass
     except OSError as err:
         raise ConfigError(f"journal storage {path} cannot be written: {err.strerror}.") from None
+    _check_journal(path)
     # The open(2)-based lock works on local disks and, unlike symlinks, on most NFS mounts.
     lock = JournalFileOpenLock(str(path))
     _set_aside_torn_tail(path, lock)
-    return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    try:
+        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        raise ConfigError(
+            f"journal storage {path} has a damaged record ({err.__class__.__name__}); move it aside or restore a copy."
+        ) from None
+
+
+def _check_journal(path: pathlib.Path, head: int = 1 << 20) -> None:
+    """Stop unless `path` is empty or starts with an Optuna journal record (so nothing else is
+    ever repaired or appended to: a PNG or a text file given as --storage stays as it is)."""
+    with open(path, "rb") as f:
+        start = f.read(head)
+    first = start.split(b"\n", 1)[0]
+    if not start or (b"\n" not in start and start.startswith(b'{"op_code"')):
+        return  # empty, or a journal whose only record is torn
+    try:
+        ok = isinstance(record := json.loads(first), dict) and "op_code" in record
+    except (ValueError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"storage {path} is not an Optuna journal file; give a journal, sqlite:///FILE or postgresql://..."
+        )
 
 
 def _set_aside_torn_tail(path: pathlib.Path, lock: JournalFileOpenLock) -> None:

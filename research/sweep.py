@@ -16,6 +16,7 @@ import optuna
 from tqdm import tqdm
 
 from research import coordination, experiment, search, storage
+from research.errors import RunError
 
 
 def run_all(cfg, path: str, overrides: list[str], url: str | None, workers: int) -> list[optuna.Study]:
@@ -35,12 +36,16 @@ def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, 
     logs = os.path.join(cfg.search.runs_dir, "logs")
     os.makedirs(logs, exist_ok=True)
     target = cfg.search.trials
+    done = coordination.retry(lambda: coordination.counts(study))["finished"]
+    if done >= target:
+        echo(f"{name}: the study already holds {done} finished trials of {target}; nothing to do.")
+        return study
     echo(f"{name}: {target} trials, {workers} worker(s), storage {storage.redact(url)}, worker logs in {logs}/")
 
     def launch(index: int) -> subprocess.Popen:
         argv = [sys.executable, "-m", "research", "worker", "--config", path, "--profile", profile]
         argv += ["--index", str(index)] + [arg for o in overrides for arg in ("--set", o)]
-        log = open(os.path.join(logs, f"{name}-worker{index}.log"), "a")
+        log = open(os.path.join(logs, f"{name}-worker{index}-{os.getpid()}.log"), "a")  # one per sweep
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "RESEARCH_STORAGE": url}  # never on the command line
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
 
@@ -63,7 +68,7 @@ def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, 
                     procs[index] = launch(index)
     c = coordination.counts(study)
     if c["finished"] < target:
-        raise RuntimeError(f"{name}: workers stopped with {c['finished']} of {target} trials finished; see {logs}/")
+        raise RunError(f"{name}: workers stopped with {c['finished']} of {target} trials finished; see {logs}/.")
     echo(summary(study, time.time() - started))
     return study
 

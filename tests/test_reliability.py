@@ -332,3 +332,68 @@ def test_the_sbatch_script_parses_and_stops_without_a_storage_url():
     env = {k: v for k, v in os.environ.items() if k != "RESEARCH_STORAGE"}
     done = subprocess.run(["bash", script], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode != 0 and "export RESEARCH_STORAGE" in done.stderr
+
+
+BAD_FILES = {
+    "syntax.py": b'def get_config(profile="quick":\n    pass\n',
+    "raises.py": b'def get_config(profile="quick"):\n    raise KeyError("boom")\n',
+    "returns_int.py": b'def get_config(profile="quick"):\n    return 42\n',
+    "picture.journal": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    "noise.journal": bytes(range(256)) * 3,
+    "damaged.journal": b'{"op_code": 0, "worker_id": "a"}\n{not json}\n{"op_code": 1}\n',
+}
+BAD_RUNS = [  # (argv with {tmp} for the test's folder, what the one sentence says)
+    (["worker", "--config", "{tmp}/syntax.py"], "has a syntax error at line 1"),
+    (["worker", "--config", "{tmp}/raises.py"], "get_config raised KeyError"),
+    (["worker", "--config", "{tmp}/returns_int.py"], "must return an ml_collections.ConfigDict"),
+    (["worker", "--config", "{tmp}"], "is a directory"),
+    (["status", "--storage", "{tmp}/picture.journal"], "is not an Optuna journal file"),
+    (["status", "--storage", "{tmp}/noise.journal"], "is not an Optuna journal file"),
+    (["report", "--storage", "{tmp}/damaged.journal"], "has a damaged record"),
+    (["status", "--storage", "postgresql://u:hunter2@127.0.0.1:port/db"], "is malformed"),
+    (["status", "--storage", "mysql://u@127.0.0.1/db"], "pip install PyMySQL"),
+    (["report", "--storage", "{tmp}/empty.journal", "--out", "/dev/null/report"], "cannot be written"),
+    (["probe", "--alpha", "1e300", "--depth", "2", "--width", "8"], "--alpha must be a number in"),
+    (["sweep", "--config", helpers.TINY, "--set", "data.name='mnist_typo'", "--set", "search.runs_dir={tmp}/runs"],
+     "is neither an offline builder nor a TFDS dataset"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "says"), BAD_RUNS, ids=[f"{a[0]}-{s[:24]}" for a, s in BAD_RUNS])
+def test_bad_files_and_urls_stop_with_one_sentence_and_touch_nothing(argv, says, tmp_path, capsys):
+    for name, content in BAD_FILES.items():
+        (tmp_path / name).write_bytes(content)
+    (tmp_path / "empty.journal").write_bytes(b"")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert cli.main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and "\n" not in err and err.startswith(f"research {argv[0]}: ") and "hunter2" not in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written, repaired or created
+
+
+def test_a_finished_sweep_says_nothing_to_do_and_starts_no_worker(tmp_path, data_root, capsys):
+    extra = ["search.objective='forward_log_ratio'", "search.trials=4", "search.probe_seeds=2", "search.probe_batch=16"]
+    argv = ["sweep", "--config", helpers.TINY, "--no-report"]
+    argv += [a for o in helpers.overrides(tmp_path, data_root, *extra) for a in ("--set", o)]
+    assert cli.main(argv) == 0
+    logs = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert logs == [f"tiny-quick-forward_log_ratio-worker0-{os.getpid()}.log"]  # one log per sweep process
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "already holds 4 finished trials of 4; nothing to do" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == logs
+
+
+def test_workers_that_stop_short_end_the_sweep_with_exit_2(tmp_path, data_root, monkeypatch, capsys):
+    class Exited:
+        def __init__(self, argv, **kwargs):
+            self.returncode = 1
+
+        def poll(self):
+            return 1
+
+    monkeypatch.setattr(sweep.subprocess, "Popen", Exited)
+    argv = ["sweep", "--config", helpers.TINY, "--no-report", "--set", "search.poll_s=0.01"]
+    argv += [a for o in helpers.overrides(tmp_path, data_root) for a in ("--set", o)]
+    assert cli.main(argv) == 2
+    assert "workers stopped with 0 of 12 trials finished" in capsys.readouterr().err
