@@ -1,7 +1,6 @@
-"""Process-wide device setup, done once before JAX starts: CPU devices per core, compile cache.
-
-Kept apart from the trainer because it changes global JAX state; the CLI and the benchmark
-call it at their entry points, library code never does.
+"""What this process runs on: CPU devices per core and the compile cache (set once, before JAX
+starts, by the CLI and the benchmark), and how much memory a device holds, so a population
+that cannot fit stops before compiling instead of hanging.
 """
 
 from __future__ import annotations
@@ -9,6 +8,8 @@ from __future__ import annotations
 import os
 
 import jax
+
+from research.errors import ConfigError
 
 
 def use_cpu_cores() -> None:
@@ -35,3 +36,21 @@ def enable_compilation_cache(path: str) -> None:
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def memory_limit(device) -> int:
+    """Bytes `device` can hold: the accelerator's own limit, or the host's physical memory on CPU."""
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(need: int, what: str, device) -> None:
+    """Stop in seconds, before compiling, when `what` needs more than `device` holds."""
+    limit = memory_limit(device)
+    if need > limit:
+        raise ConfigError(
+            f"{what} needs at least {need / 2**30:.1f} GiB but the {device.platform} device holds"
+            f" {limit / 2**30:.1f} GiB; lower search.trials_per_batch or search.seeds, or the model's size."
+        )

@@ -162,10 +162,6 @@ class Worker:
         self.name = study_name(cfg)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.echo = echo
-        self.study = create_study(cfg, url, self.name)
-        self.worker_seed = self.scfg.sampler_seed + 1000 * worker_index
-        self.study.sampler = make_sampler(self.scfg, self.worker_seed)
-        self._stream_set = False
         self.objective = objectives.get(self.scfg.objective)
         self.groups = models.groups(cfg.model)
         self.searched = tuple(self.scfg.alpha_groups) or self.groups
@@ -174,10 +170,15 @@ class Worker:
             not unknown,
             f"search.alpha_groups {sorted(unknown)} are not layer groups of this model ({sorted(self.groups)}).",
         )
+        self.worker_seed = self.scfg.sampler_seed + 1000 * worker_index
+        sampler = make_sampler(self.scfg, self.worker_seed)
+        self._stream_set = False
         self.seeds = self.scfg.seeds if self.objective.trained else self.scfg.probe_seeds
         size = self.scfg.trials_per_batch * self.seeds
         runner = populations.Trained if self.objective.trained else populations.Probed
-        self.runner = runner(cfg, datalib.load(cfg.data), self.objective, size)
+        self.runner = runner(cfg, datalib.load(cfg.data), self.objective, size)  # sized before any write
+        self.study = create_study(cfg, url, self.name)
+        self.study.sampler = sampler
         chunks = self.runner.trainer.num_chunks if self.objective.trained else 1
         self.study.pruner = make_pruner(self.scfg, chunks)
         self.ckpt_root = os.path.join(self.scfg.runs_dir, "checkpoints", self.name)

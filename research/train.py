@@ -22,7 +22,7 @@ import numpy as np
 import optax
 
 from research import data as datalib
-from research import models
+from research import devices, models
 from research.errors import choice, integer, number, require
 
 Array = jax.Array
@@ -144,6 +144,8 @@ class Trainer:
         self.population_size = population_size  # pad smaller populations to this: one compile
         self.devices = list(devices or jax.local_devices())
         self._mesh = _trials_mesh(self.devices) if len(self.devices) > 1 else None
+        self._member_bytes = _member_bytes(model_cfg, self.tx)
+        self._check_memory(population_size)
         self.traces = collections.Counter()  # program -> times traced (each trace is a compilation)
         self.init = jax.jit(self._init)
         self.chunk = jax.jit(self._chunk, donate_argnums=0)
@@ -249,6 +251,7 @@ class Trainer:
     def start(self, population: Population) -> TrainState:
         """A fresh population state, sharded over local devices when there are several."""
         population.validate(self.groups)
+        self._check_memory(population.size)
         pad = self._padding(population.size)
         args = (
             {g: _pad(a, pad) for g, a in population.alpha.items()},
@@ -288,6 +291,12 @@ class Trainer:
             if not np.array_equal(getattr(picked, name)[: len(members)], values):
                 raise ValueError(f"checkpoint members do not match the population's {name}")
         return self.place(picked.replace(step=state.step))
+
+    def _check_memory(self, size: int) -> None:
+        """Members share the host's memory on CPU; an accelerator holds its own share."""
+        members = max(size, 1) if self.devices[0].platform == "cpu" else -(-max(size, 1) // len(self.devices))
+        data = sum(a.nbytes for a in (self.data.x_train, self.data.y_train, self.data.x_val, self.data.y_val))
+        devices.check_fits(members * self._member_bytes + data, f"a population of {max(size, 1)}", self.devices[0])
 
     def _padding(self, size: int) -> int:
         """Copies of member 0 appended: up to `population_size`, then to a multiple of the devices."""
@@ -409,6 +418,14 @@ def validate(cfg) -> None:
     number(cfg.diverged_value, "train.diverged_value", "a finite number", lambda v: True)
     integer(cfg.data_seed, "train.data_seed", minimum=0)
     integer(cfg.member_block, "train.member_block", minimum=0)
+
+
+def _member_bytes(model_cfg, tx: optax.GradientTransformation) -> int:
+    """Bytes one member keeps at least: parameters, their gradients and the optimiser state
+    (float32; found by shape alone, so a huge model costs nothing to size)."""
+    params = jax.eval_shape(lambda: models.init_state(model_cfg, jax.random.key(0), 1.0))
+    opt = jax.eval_shape(tx.init, params)
+    return 4 * (2 * models.count_params(params) + sum(leaf.size for leaf in jax.tree.leaves(opt)))
 
 
 def _optimizer(cfg) -> optax.GradientTransformation:

@@ -397,3 +397,15 @@ def test_workers_that_stop_short_end_the_sweep_with_exit_2(tmp_path, data_root, 
     argv += [a for o in helpers.overrides(tmp_path, data_root) for a in ("--set", o)]
     assert cli.main(argv) == 2
     assert "workers stopped with 0 of 12 trials finished" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("objective", ["train_loss", "forward_log_ratio"])
+def test_a_population_that_cannot_fit_stops_in_seconds_and_writes_nothing(objective, tmp_path, data_root, capsys):
+    url = tmp_path / "s.journal"
+    argv = helpers.worker_argv(str(url), helpers.overrides(tmp_path, data_root, "model.width=1000000",
+                                                           f"search.objective='{objective}'"))  # fmt: skip
+    started = time.time()
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "needs at least" in err and "GiB but the cpu device holds" in err and "\n" not in err.strip()
+    assert time.time() - started < 60 and not url.exists()
