@@ -53,13 +53,21 @@ class Checkpointer:
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def maybe_save(
-        self, chunk: int, state: trainlib.TrainState, population: trainlib.Population, curves: trainlib.Curves
+        self,
+        chunk: int,
+        state: trainlib.TrainState,
+        population: trainlib.Population,
+        curves: trainlib.Curves,
+        *,
+        force: bool = False,
     ) -> bool:
-        """Save at `chunk` if the interval says so; True when written."""
+        """Save at `chunk` if the interval says so, or `force`; True when written."""
         record = {"population": population.to_json(), "curves": curves.to_json(), "chunk": chunk}
         leaves = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(state))}
         return self.manager.save(
-            chunk, args=ocp.args.Composite(state=ocp.args.PyTreeSave(leaves), record=ocp.args.JsonSave(record))
+            chunk,
+            args=ocp.args.Composite(state=ocp.args.PyTreeSave(leaves), record=ocp.args.JsonSave(record)),
+            force=force,
         )
 
     def restore(

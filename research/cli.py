@@ -11,10 +11,12 @@ import errno
 import json
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
-from research.errors import ConfigError, RunError, choice
+from research.errors import ConfigError, Interrupted, RunError, choice
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM}
@@ -29,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return _COMMANDS[args.command](args) or 0
+    except Interrupted as err:
+        print(f"research {args.command}: {err}; checkpointed trials resume when you run it again.", file=sys.stderr)
+        return 128 + err.signum
     except (ConfigError, RunError) as err:
         print(f"research {args.command}: {err}", file=sys.stderr)
         return 2
@@ -278,9 +283,19 @@ def _worker(args: argparse.Namespace) -> int:
         devices.enable_compilation_cache(args.compilation_cache)
     cfg = experiment.load(args.config[0], args.profile, args.set)
     url = storage.resolve(args.storage, cfg.search.runs_dir)
-    worker = search.Worker(cfg, url, worker_index=args.index, echo=lambda line: print(line, flush=True))
+    stop, received = threading.Event(), []
+
+    def on_signal(signum, frame) -> None:  # preemption: finish the chunk, checkpoint, release
+        received.append(signum)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    worker = search.Worker(cfg, url, worker_index=args.index, echo=lambda line: print(line, flush=True), stop=stop)
     told = worker.run()
     print(f"[{worker.id}] done: told {told} trials", flush=True)
+    if received:
+        raise Interrupted(received[0])
     return 0
 
 

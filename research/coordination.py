@@ -100,6 +100,18 @@ def reap_stale(study: optuna.Study, stale_after_s: float, max_retries: int = 2) 
     return len(reaped)
 
 
+def release(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Give back a trial its worker was told to stop (preemption): its retry is enqueued first, at
+    the same attempt (a preemption is no fault of the trial) and with its checkpoint, then the
+    trial is failed, so no reaper ever adds a second retry."""
+    attrs = trial.user_attrs
+    retry = {"retry_of": trial.number, "attempt": attrs.get("attempt", 0), "failure": "preempted"}
+    retry.update({key: attrs[key] for key in ("checkpoint", "slot") if key in attrs})
+    study.enqueue_trial(trial.params, user_attrs=retry)
+    trial.set_user_attr("preempted", True)
+    study.tell(trial, state=TrialState.FAIL)
+
+
 def reject(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
     """Fail a trial for good (no retry), with `reason` recorded on it."""
     trial.set_user_attr("rejected", reason)

@@ -5,6 +5,8 @@ can act on raises `RunError`; the CLI prints either message as one sentence and 
 status 2 instead of showing a traceback.
 """
 
+import signal
+
 
 class ConfigError(ValueError):
     """A setting is out of range, of the wrong type, or names something unknown."""
@@ -37,3 +39,11 @@ def number(value: object, field: str, accepted: str, ok=lambda v: True) -> None:
     real = isinstance(value, int | float) and not isinstance(value, bool)
     real = real and value == value and abs(value) != float("inf")
     require(real and ok(value), f"{field} must be {accepted}; got {value!r}.")
+
+
+class Interrupted(RunError):
+    """SIGINT or SIGTERM stopped a run cleanly; the exit status is 128 + the signal's number."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")

@@ -86,18 +86,30 @@ class Trained:
         checkpoint_dir: str,
         prune: Callable[[int, np.ndarray], set[int]],
         initial: tuple[trainlib.TrainState, trainlib.Curves] | None = None,
+        pause: Callable[[], bool] = lambda: False,
     ) -> list[Outcome]:
-        """Train to the end (or until `prune`, told each chunk's per-trial means, has pruned all)."""
+        """Train to the end, or until `prune` (told each chunk's per-trial means) has pruned all,
+        or until `pause()` turns true: then the population is checkpointed and its unpruned
+        trials come back as FAIL outcomes marked "preempted", for a retry to resume."""
         ckpt = checkpoint.Checkpointer(checkpoint_dir, every_chunks=self.every, keep=1)
         resumed_at = int(initial[0].step) if initial else 0  # read now: training donates the state
         pruned: set[int] = set()
 
         def on_chunk(chunk: int, metrics: dict[str, np.ndarray]) -> str | None:
             pruned.update(prune(chunk, layout.per_trial(metrics[self.objective.metric]).mean(axis=1)))
-            return trainlib.STOP if len(pruned) == layout.trials else None
+            if len(pruned) == layout.trials:
+                return trainlib.STOP
+            return trainlib.PAUSE if pause() else None
 
         result = trainlib.train(self.trainer, pop, on_chunk=on_chunk, checkpointer=ckpt, initial=initial)
         ckpt.close()
+        if result.paused:  # the checkpoint stays for the retries
+            return [
+                self._outcome(result, layout, i, resumed_at, True)
+                if i in pruned
+                else Outcome({"preempted": True}, None, TrialState.FAIL)
+                for i in range(layout.trials)
+            ]
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         return [self._outcome(result, layout, i, resumed_at, i in pruned) for i in range(layout.trials)]
 

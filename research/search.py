@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 import warnings
@@ -23,7 +24,7 @@ import optuna
 
 from research import data as datalib
 from research import init, models, objectives, populations, predictions, provenance, storage
-from research.coordination import Heartbeat, ask_batch, counts, reap_stale, record, retry
+from research.coordination import Heartbeat, ask_batch, counts, reap_stale, record, release, retry
 from research.errors import ConfigError, choice, integer, number, require
 
 SAMPLERS = ("tpe", "qmc", "grid", "gp", "random")
@@ -157,8 +158,11 @@ def make_pruner(cfg, chunks: int) -> optuna.pruners.BasePruner:
 class Worker:
     """One process's share of a sweep: ask, run as a population, tell, until the budget is met."""
 
-    def __init__(self, cfg, url: str, *, worker_index: int = 0, echo: Callable = print):
+    def __init__(
+        self, cfg, url: str, *, worker_index: int = 0, echo: Callable = print, stop: threading.Event | None = None
+    ):
         self.cfg, self.scfg = cfg, cfg.search
+        self.stop = stop or threading.Event()  # set (by a signal handler): checkpoint, release, return
         self.name = study_name(cfg)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.echo = echo
@@ -187,7 +191,7 @@ class Worker:
         """Work until the study holds `search.trials` finished trials; returns trials told here."""
         told, batches = 0, 0
         with Heartbeat(self.scfg.heartbeat_s, self.id) as heartbeat:
-            while max_batches is None or batches < max_batches:
+            while (max_batches is None or batches < max_batches) and not self.stop.is_set():
                 retry(lambda: reap_stale(self.study, self.scfg.stale_after_s, self.scfg.max_retries))
                 trials = retry(
                     lambda: ask_batch(
@@ -239,6 +243,9 @@ class Worker:
         for trial, outcome in zip(trials, outcomes, strict=True):
             heartbeat.release(trial)
             try:
+                if outcome.attrs.get("preempted"):
+                    retry(lambda: release(self.study, trial))  # noqa: B023  (called at once)
+                    continue
                 retry(lambda: record(self.study, trial, *outcome))  # noqa: B023  (called at once)
                 told += 1
             except optuna.exceptions.UpdateFinishedTrialError:
@@ -272,7 +279,7 @@ class Worker:
             for chunk, row in enumerate(initial[1].array(self.objective.metric).T, start=1):  # retries keep curves
                 for i, trial in enumerate(trials):
                     retry(lambda: trial.report(float(layout.per_trial(row)[i].mean()), chunk))  # noqa: B023
-        return self.runner.run(layout, pop, ckpt_dir, prune, initial)
+        return self.runner.run(layout, pop, ckpt_dir, prune, initial, pause=self.stop.is_set)
 
 
 def _groups(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:

@@ -7,7 +7,9 @@ reaped by the heartbeat rules and resumed from their checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +18,9 @@ import optuna
 from tqdm import tqdm
 
 from research import coordination, experiment, search, storage
-from research.errors import RunError
+from research.errors import Interrupted, RunError
+
+_STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
 def run_all(cfg, path: str, overrides: list[str], url: str | None, workers: int) -> list[optuna.Study]:
@@ -47,30 +51,71 @@ def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, 
         argv += ["--index", str(index)] + [arg for o in overrides for arg in ("--set", o)]
         log = open(os.path.join(logs, f"{name}-worker{index}-{os.getpid()}.log"), "a")  # one per sweep
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "RESEARCH_STORAGE": url}  # never on the command line
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        # Its own session: a terminal's Ctrl-C reaches the sweep alone, which stops the workers itself.
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
+    started = time.time()
+    with _signals_forwarded() as received:
+        procs = _supervise(study, cfg, workers, launch, received)
+        if received:
+            _stop(procs, grace_s=cfg.search.stale_after_s)
+            raise Interrupted(received[0])
+    c = coordination.counts(study)
+    if c["finished"] < target:
+        raise RunError(f"{name}: workers stopped with {c['finished']} of {target} trials finished; see {logs}/.")
+    echo(summary(study, time.time() - started))
+    return study
+
+
+def _supervise(study, cfg, workers: int, launch, received: list) -> dict[int, subprocess.Popen]:
+    """Watch the workers with a progress bar, restarting any that exit before the budget is met,
+    until none is left or a signal arrives; returns the workers still running."""
+    target, name = cfg.search.trials, study.study_name
     procs = {i: launch(i) for i in range(workers)}
-    restarts, started = 0, time.time()
+    restarts = 0
     with tqdm(total=target, desc=name, unit="trial", dynamic_ncols=True) as bar:
-        while procs:
+        while procs and not received:
             time.sleep(cfg.search.poll_s)
             c = coordination.retry(lambda: coordination.counts(study))
             bar.n = min(c["finished"], target)
             bar.set_postfix_str(f"running {c['running']}, best alpha {_best_alpha(study)}", refresh=False)
             bar.refresh()
             for index, proc in list(procs.items()):
-                if proc.poll() is None:
+                if proc.poll() is None or received:
                     continue
                 del procs[index]
                 if c["finished"] < target and restarts < 3 * workers:
                     restarts += 1
                     tqdm.write(f"worker {index} exited with status {proc.returncode}; restarting it")
                     procs[index] = launch(index)
-    c = coordination.counts(study)
-    if c["finished"] < target:
-        raise RunError(f"{name}: workers stopped with {c['finished']} of {target} trials finished; see {logs}/.")
-    echo(summary(study, time.time() - started))
-    return study
+    return procs
+
+
+@contextlib.contextmanager
+def _signals_forwarded():
+    """SIGINT and SIGTERM are recorded (in the yielded list) instead of killing the sweep, so it
+    can stop its workers cleanly; the previous handlers come back afterwards."""
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum)) for sig in _STOPS}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop(procs: dict[int, subprocess.Popen], grace_s: float) -> None:
+    """SIGTERM every worker (each checkpoints at its next chunk and releases its trials), then
+    wait; any still running after `grace_s` is killed (its trials are reaped as stale later)."""
+    for proc in procs.values():
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.time() + grace_s
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def summary(study: optuna.Study, seconds: float | None = None) -> str:

@@ -30,6 +30,7 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 LOSSES = ("cross_entropy", "mse")
 METRICS = ("train_loss", "val_loss", "val_error", "grad_norm")
 STOP = "stop"  # what an on_chunk callback returns to end training early
+PAUSE = "pause"  # ... to save a checkpoint now and end training (preemption: resume later)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -361,6 +362,7 @@ class Result:
     curves: Curves
     layer_variance: np.ndarray  # [P, layers] at the end, on validation inputs
     stopped: bool = False  # on_chunk ended training before the last step
+    paused: bool = False  # ... after a checkpoint, to be resumed
 
 
 def train(
@@ -373,18 +375,19 @@ def train(
 ) -> Result:
     """Train `population` to the end, from `initial` (state, curves) if given, else resuming
     from `checkpointer` when it holds a state, else from scratch. `on_chunk` sees each chunk's
-    metrics and may return STOP to end training there (every member pruned, say)."""
+    metrics and may return STOP to end training there (every member pruned, say), or PAUSE to
+    save a checkpoint first (the worker was asked to stop; a retry resumes from it)."""
     restored = initial or (checkpointer.restore(trainer, population) if checkpointer else None)
     state, curves = restored if restored else (trainer.start(population), Curves())
-    last, stopped = None, False
+    last, action = None, None
     for new_state, last in trainer.chunks(state, population.size):
         state = new_state
         curves.add(last)
         chunk = int(state.step) // trainer.cfg.chunk_steps
-        stopped = bool(on_chunk) and on_chunk(chunk, last) == STOP
-        if checkpointer and not stopped:
-            checkpointer.maybe_save(chunk, state, population, curves)
-        if stopped:
+        action = on_chunk(chunk, last) if on_chunk else None
+        if checkpointer and action != STOP:
+            checkpointer.maybe_save(chunk, state, population, curves, force=action == PAUSE)
+        if action in (STOP, PAUSE):
             break
     if last is None:  # restored a finished state: only its last evaluation is needed
         last = trainer.evaluate(state, population.size)
@@ -396,7 +399,8 @@ def train(
         diverged_step=np.asarray(state.diverged_step)[:n],
         curves=curves,
         layer_variance=last["layer_variance"],
-        stopped=stopped,
+        stopped=action in (STOP, PAUSE),
+        paused=action == PAUSE,
     )
 
 

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -409,3 +410,77 @@ def test_a_population_that_cannot_fit_stops_in_seconds_and_writes_nothing(object
     err = capsys.readouterr().err
     assert "needs at least" in err and "GiB but the cpu device holds" in err and "\n" not in err.strip()
     assert time.time() - started < 60 and not url.exists()
+
+
+SIGNALLED = [
+    "train.steps=6000",
+    "train.chunk_steps=100",
+    "search.trials=6",
+    "search.heartbeat_s=2.0",
+    "search.stale_after_s=60.0",
+    "search.checkpoint_every_chunks=1000",
+]  # fmt: skip  (no periodic saves)
+
+
+def _until(condition, timeout_s: float = 300.0) -> None:
+    deadline = time.time() + timeout_s
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def _training_started(url: str, study_name: str = "tiny-quick-train_loss") -> bool:
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage.open_storage(url))
+    except KeyError:
+        return False
+    return any(t.intermediate_values for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def _assert_released(url: str) -> list:
+    """The stopped worker's trials: failed as preempted, none left running, each with a waiting retry."""
+    study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(url))
+    trials = study.get_trials(deepcopy=False)
+    preempted = [t for t in trials if t.user_attrs.get("preempted")]
+    assert preempted and all(t.state == TrialState.FAIL for t in preempted)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert sorted(t.user_attrs["retry_of"] for t in waiting) == sorted(t.number for t in preempted)
+    return preempted
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_a_worker_and_releases_its_trials_for_an_immediate_retry(tmp_path, data_root):
+    url = str(tmp_path / "s.journal")
+    overrides = helpers.overrides(tmp_path, data_root, *SIGNALLED)
+    victim = helpers.worker(url, overrides, 0)
+    _until(lambda: _training_started(url))
+    victim.send_signal(signal.SIGTERM)  # what a cluster's preemption sends
+    out = victim.communicate(timeout=300)[0]
+    assert victim.returncode == 143 and "stopped by SIGTERM" in out and "Traceback" not in out, out[-2000:]
+    preempted = _assert_released(url)
+    # No stale wait: another worker resumes them at once, from the checkpoint the signal wrote.
+    survivor = helpers.worker(url, overrides, 1)
+    out = survivor.communicate(timeout=900)[0]
+    assert survivor.returncode == 0, out[-2000:]
+    study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(url))
+    complete = helpers.assert_exactly_once(study, 6, chunks=60)
+    resumed = [t for t in complete if "retry_of" in t.user_attrs]
+    assert len(resumed) == len(preempted) and all(t.user_attrs["resumed_from_step"] > 0 for t in resumed)
+
+
+@pytest.mark.slow
+def test_sigint_to_the_sweep_alone_stops_its_workers_cleanly(tmp_path, data_root):
+    url = str(tmp_path / "s.journal")
+    argv = [sys.executable, "-m", "research", "sweep", "--config", helpers.TINY, "--storage", url, "--no-report"]
+    argv += [a for o in helpers.overrides(tmp_path, data_root, *SIGNALLED) for a in ("--set", o)]
+    sweeping = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _until(lambda: _training_started(url))
+    sweeping.send_signal(signal.SIGINT)  # to the sweep process only, not its group
+    _, err = sweeping.communicate(timeout=300)
+    assert sweeping.returncode == 130 and "stopped by SIGINT" in err and "Traceback" not in err, err[-2000:]
+    _assert_released(url)
+    log = next((tmp_path / "logs").glob("*.log")).read_text()
+    worker_pid = int(re.search(r"\[[^\]\s:]+:(\d+):[0-9a-f]{6}\]", log).group(1))  # the [host:pid:id] tag
+    with pytest.raises(ProcessLookupError):  # no orphan left training
+        os.kill(worker_pid, 0)
