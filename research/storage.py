@@ -52,11 +52,22 @@ def resolve(given: str | None, runs_dir: str | os.PathLike = "runs") -> str:
 def redact(url: str) -> str:
     """`url` with any password replaced by ***."""
     if "://" not in url:
-        return url
+        return _mask(url)
+    scheme, rest = url.split("://", 1)
     try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+        parsed = sqlalchemy.engine.make_url(url)
     except (sqlalchemy.exc.ArgumentError, ValueError):
-        return url.split("://", 1)[0] + "://***"  # unparsable: show only the scheme
+        return f"{scheme}://***"  # unparsable: show only the scheme
+    if parsed.password is None and ":" in rest.rpartition("@")[0]:
+        return f"{scheme}://***"  # a user:secret@ the parser took for something else (e.g. the database)
+    return parsed.render_as_string(hide_password=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (a driver's message about `url`) with every possible password in `url` replaced by ***."""
+    for secret in set(re.findall(r":([^:@/]+)@", url)):
+        text = text.replace(secret, "***")
+    return text
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -82,8 +93,12 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         ) from None
     try:
         return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme))
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # the engine's own checks; ValueError: a bad host name
+        raise ConfigError(
+            f"storage URL {redact(url)} is malformed; expected e.g. postgresql://user:pass@host:5432/db."
+        ) from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
-        reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
+        reason = scrub(str(getattr(err, "orig", err)).strip().splitlines()[0], url)
         raise ConfigError(f"storage {redact(url)} is unreachable: {reason}.") from None
     except ImportError:
         raise ConfigError(f"storage {redact(url)} needs a database driver: {_DRIVERS[scheme]}.") from None

@@ -450,14 +450,15 @@ def _assert_released(url: str) -> list:
 
 
 @pytest.mark.slow
-def test_sigterm_checkpoints_a_worker_and_releases_its_trials_for_an_immediate_retry(tmp_path, data_root):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])  # a cluster's preemption; Ctrl-C
+def test_a_signalled_worker_checkpoints_and_releases_its_trials_for_an_immediate_retry(sig, tmp_path, data_root):
     url = str(tmp_path / "s.journal")
     overrides = helpers.overrides(tmp_path, data_root, *SIGNALLED)
     victim = helpers.worker(url, overrides, 0)
     _until(lambda: _training_started(url))
-    victim.send_signal(signal.SIGTERM)  # what a cluster's preemption sends
+    victim.send_signal(sig)
     out = victim.communicate(timeout=300)[0]
-    assert victim.returncode == 143 and "stopped by SIGTERM" in out and "Traceback" not in out, out[-2000:]
+    assert victim.returncode == 128 + sig and f"stopped by {sig.name}" in out and "Traceback" not in out, out[-2000:]
     preempted = _assert_released(url)
     # No stale wait: another worker resumes them at once, from the checkpoint the signal wrote.
     survivor = helpers.worker(url, overrides, 1)
@@ -484,3 +485,57 @@ def test_sigint_to_the_sweep_alone_stops_its_workers_cleanly(tmp_path, data_root
     worker_pid = int(re.search(r"\[[^\]\s:]+:(\d+):[0-9a-f]{6}\]", log).group(1))  # the [host:pid:id] tag
     with pytest.raises(ProcessLookupError):  # no orphan left training
         os.kill(worker_pid, 0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.floats(0.0, 1.0, exclude_max=True), junk=st.binary(max_size=40).filter(lambda b: b"\n" not in b))
+def test_any_torn_tail_leaves_every_complete_trial_readable(tmp_path_factory, cut, junk):
+    folder = tmp_path_factory.mktemp("torn")
+    url = str(folder / "s.journal")
+    alpha = lambda t: t.suggest_float("alpha", 0.5, 8.0, log=True)  # noqa: E731
+    optuna.create_study(study_name="s", storage=storage.open_storage(url)).optimize(alpha, n_trials=2)
+    whole = open(url, "rb").read()
+    optuna.load_study(study_name="s", storage=storage.open_storage(url)).optimize(alpha, n_trials=1)
+    last = open(url, "rb").read()[len(whole) :]  # the third trial's records
+    with open(url, "wb") as f:  # a writer killed part-way through them, plus whatever bytes it left
+        f.write(whole + last[: int(cut * len(last))] + junk)
+    study = optuna.load_study(study_name="s", storage=storage.open_storage(url))
+    assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) >= 2
+    study.optimize(alpha, n_trials=1)  # and it takes the next append
+    assert len(optuna.load_study(study_name="s", storage=storage.open_storage(url)).trials) >= 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(lo=st.floats(allow_nan=True, allow_infinity=True), hi=st.floats(allow_nan=True, allow_infinity=True))
+def test_alpha_ranges_near_and_past_float32_limits_are_kept_or_refused(lo, hi):
+    try:
+        cfg = experiment.load(helpers.TINY, "quick", [f"search.alpha_range=({lo!r}, {hi!r})"])
+    except ConfigError as err:
+        assert "search.alpha_range" in str(err) and "\n" not in str(err)
+    else:  # accepted: inside what float32 training holds
+        low, high = cfg.search.alpha_range
+        assert 1e-6 <= low < high <= 1e6
+
+
+URL_PARTS = st.sampled_from(["postgresql", "postgresql+psycopg", "mysql", "sqlite", "redis", "postgres"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    scheme=URL_PARTS, sep=st.sampled_from(["://", ":/", ":", ":///"]),
+    host=st.text(alphabet="ab1.:@/%-", max_size=12), port=st.text(alphabet="0123456789xy", max_size=6),
+)  # fmt: skip
+def test_malformed_database_urls_are_one_sentence_and_never_show_the_password(
+    scheme, sep, host, port, tmp_path_factory
+):
+    folder = tmp_path_factory.mktemp("urls")
+    url = f"{scheme}{sep}u:hunter2@{host}:{port}/db"
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        storage.open_storage(url)
+    except ConfigError as err:
+        assert "hunter2" not in str(err) and "\n" not in str(err) and str(err).endswith(".")
+    finally:
+        os.chdir(cwd)
+    assert list(folder.iterdir()) == [] or "://" not in url  # a URL never becomes a file or folder
