@@ -87,8 +87,10 @@ def reap_stale(study: optuna.Study, stale_after_s: float, max_retries: int = 2) 
             continue
         attempt = t.user_attrs.get("attempt", 0) + 1
         if attempt > max_retries:
-            if t.number in reaped:
-                log.warning("trial %d failed %d times; it is not retried (search.max_retries)", t.number, attempt)
+            if t.number in reaped:  # the study records why (a trial of another process takes no attributes)
+                reason = f"failed {attempt} times, last: stale, no heartbeat from {t.user_attrs.get('worker')}"
+                study.set_user_attr(f"abandoned_trial_{t.number}", reason)
+                log.warning("trial %d %s; it is not retried (search.max_retries)", t.number, reason)
             continue
         retry = {
             "retry_of": t.number,

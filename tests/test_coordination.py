@@ -78,6 +78,7 @@ def test_a_trial_whose_workers_keep_dying_is_retried_at_most_max_retries_times(t
     trials = study.get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL] * 3  # the trial and its two retries, no more
     assert [t.user_attrs.get("attempt", 0) for t in trials] == [0, 1, 2]
+    assert study.user_attrs["abandoned_trial_2"] == "failed 3 times, last: stale, no heartbeat from doomed"
     # The budget is free again: the next ask is a fresh trial, not a fourth attempt.
     (fresh,) = coordination.ask_batch(study, beat, budget=1, most=1, suggest=_suggest)
     assert "retry_of" not in fresh.user_attrs
