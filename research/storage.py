@@ -170,12 +170,22 @@ def _set_aside_torn_tail(path: pathlib.Path, lock: JournalFileOpenLock) -> None:
                 return
             f.seek(cut)
             fragment = f.read()
-            aside = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-            aside.write_bytes(fragment)
+            kept = _keep_aside(path, fragment)
             f.truncate(cut)
     finally:
         lock.release()
-    log.warning("journal %s ended in a half-written record: moved its %d bytes to %s", path, len(fragment), aside)
+    log.warning("journal %s ended in a half-written record: %s", path, kept)
+
+
+def _keep_aside(path: pathlib.Path, fragment: bytes) -> str:
+    """Copy a torn record next to the journal, if the disk lets us (a full one is why it tore)."""
+    aside = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    try:
+        aside.write_bytes(fragment)
+        return f"moved its {len(fragment)} bytes to {aside}"
+    except OSError as err:
+        aside.unlink(missing_ok=True)
+        return f"dropped its {len(fragment)} bytes ({err.strerror} when keeping a copy)"
 
 
 def _after_last_newline(f, block: int = 1 << 16) -> int | None:
