@@ -343,24 +343,26 @@ BAD_FILES = {
     "noise.journal": bytes(range(256)) * 3,
     "damaged.journal": b'{"op_code": 0, "worker_id": "a"}\n{not json}\n{"op_code": 1}\n',
 }
-BAD_RUNS = [  # (argv with {tmp} for the test's folder, what the one sentence says)
-    (["worker", "--config", "{tmp}/syntax.py"], "has a syntax error at line 1"),
-    (["worker", "--config", "{tmp}/raises.py"], "get_config raised KeyError"),
-    (["worker", "--config", "{tmp}/returns_int.py"], "must return an ml_collections.ConfigDict"),
-    (["worker", "--config", "{tmp}"], "is a directory"),
-    (["status", "--storage", "{tmp}/picture.journal"], "is not an Optuna journal file"),
-    (["status", "--storage", "{tmp}/noise.journal"], "is not an Optuna journal file"),
-    (["report", "--storage", "{tmp}/damaged.journal"], "has a damaged record"),
-    (["status", "--storage", "postgresql://u:hunter2@127.0.0.1:port/db"], "is malformed"),
-    (["status", "--storage", "mysql://u@127.0.0.1/db"], "pip install PyMySQL"),
-    (["report", "--storage", "{tmp}/empty.journal", "--out", "/dev/null/report"], "cannot be written"),
-    (["probe", "--alpha", "1e300", "--depth", "2", "--width", "8"], "--alpha must be a number in"),
-    (["sweep", "--config", helpers.TINY, "--set", "data.name='mnist_typo'", "--set", "search.runs_dir={tmp}/runs"],
-     "is neither an offline builder nor a TFDS dataset"),
-]  # fmt: skip
+BAD_RUNS = {  # scenario: (argv, with {tmp} for the test's folder; what the one sentence says)
+    "syntax error": (["worker", "--config", "{tmp}/syntax.py"], "has a syntax error at line 1"),
+    "get_config raises": (["worker", "--config", "{tmp}/raises.py"], "get_config raised KeyError"),
+    "get_config returns 42": (["worker", "--config", "{tmp}/returns_int.py"], "must return an ml_collections"),
+    "config is a directory": (["worker", "--config", "{tmp}"], "is a directory"),
+    "PNG as journal": (["status", "--storage", "{tmp}/picture.journal"], "is not an Optuna journal file"),
+    "noise as journal": (["status", "--storage", "{tmp}/noise.journal"], "is not an Optuna journal file"),
+    "damaged journal": (["report", "--storage", "{tmp}/damaged.journal"], "has a damaged record"),
+    "port not a number": (["status", "--storage", "postgresql://u:hunter2@127.0.0.1:port/db"], "is malformed"),
+    "no mysql driver": (["status", "--storage", "mysql://u@127.0.0.1/db"], "pip install PyMySQL"),
+    "unwritable --out": (["report", "--storage", "{tmp}/empty.journal", "--out", "/dev/null/r"], "cannot be written"),
+    "absurd --alpha": (["probe", "--alpha", "1e300", "--depth", "2", "--width", "8"], "--alpha must be a number in"),
+    "unknown dataset": (
+        ["sweep", "--config", helpers.TINY, "--set", "data.name='mnist_typo'", "--set", "search.runs_dir={tmp}/runs"],
+        "is neither an offline builder nor a TFDS dataset",
+    ),
+}  # fmt: skip
 
 
-@pytest.mark.parametrize(("argv", "says"), BAD_RUNS, ids=[f"{a[0]}-{s[:24]}" for a, s in BAD_RUNS])
+@pytest.mark.parametrize(("argv", "says"), BAD_RUNS.values(), ids=list(BAD_RUNS))
 def test_bad_files_and_urls_stop_with_one_sentence_and_touch_nothing(argv, says, tmp_path, capsys):
     for name, content in BAD_FILES.items():
         (tmp_path / name).write_bytes(content)
