@@ -12,6 +12,7 @@ import os
 import pathlib
 import re
 import time
+import urllib.parse
 
 import optuna
 import sqlalchemy
@@ -23,6 +24,7 @@ from research.errors import ConfigError
 log = logging.getLogger(__name__)
 
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")  # RFC 3986; anything else before '://' is not shown
 _DRIVERS = {
     "sqlite": "Python's sqlite3 module",
     "postgresql": "pip install 'psycopg[binary]'",
@@ -53,21 +55,29 @@ def redact(url: str) -> str:
     """`url` with any password replaced by ***."""
     if "://" not in url:
         return _mask(url)
-    scheme, rest = url.split("://", 1)
+    scheme = url.split("://", 1)[0]
+    if not _SCHEME.fullmatch(scheme):
+        return "***"  # what precedes '://' is no scheme, and may hold anything
     try:
         parsed = sqlalchemy.engine.make_url(url)
     except (sqlalchemy.exc.ArgumentError, ValueError):
         return f"{scheme}://***"  # unparsable: show only the scheme
-    if parsed.password is None and ":" in rest.rpartition("@")[0]:
+    shown = parsed.render_as_string(hide_password=True)
+    if any(secret in shown or urllib.parse.quote(secret, safe="") in shown for secret in _secrets(url)):
         return f"{scheme}://***"  # a user:secret@ the parser took for something else (e.g. the database)
-    return parsed.render_as_string(hide_password=True)
+    return shown
 
 
 def scrub(text: str, url: str) -> str:
     """`text` (a driver's message about `url`) with every possible password in `url` replaced by ***."""
-    for secret in set(re.findall(r":([^:@/]+)@", url)):
-        text = text.replace(secret, "***")
+    for secret in _secrets(url):
+        text = text.replace(secret, "***").replace(urllib.parse.quote(secret, safe=""), "***")
     return text
+
+
+def _secrets(url: str) -> set[str]:
+    """Everything in `url` that stands where a password would: between a ':' and an '@'."""
+    return set(re.findall(r":([^:@/]+)@", url))
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -80,6 +90,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                 f"storage {_mask(url)} looks like a database URL without '//'; write e.g. postgresql://USER@HOST/DB."
             )
         return _journal(url.removeprefix("journal:"))
+    if not _SCHEME.fullmatch(url.split("://", 1)[0]):
+        raise ConfigError(f"storage URL {redact(url)} is malformed; expected e.g. postgresql://user:pass@host:5432/db.")
     scheme = url.split("://", 1)[0].split("+", 1)[0]
     if scheme not in RDB_SCHEMES:
         raise ConfigError(
@@ -100,6 +112,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
         reason = scrub(str(getattr(err, "orig", err)).strip().splitlines()[0], url)
         raise ConfigError(f"storage {redact(url)} is unreachable: {reason}.") from None
+    except sqlalchemy.exc.DBAPIError as err:  # the driver refused the URL itself (e.g. an unknown option)
+        reason = scrub(str(getattr(err, "orig", err)).strip().splitlines()[0], url)
+        raise ConfigError(f"storage URL {redact(url)} was refused by its driver: {reason}.") from None
     except ImportError:
         raise ConfigError(f"storage {redact(url)} needs a database driver: {_DRIVERS[scheme]}.") from None
 
