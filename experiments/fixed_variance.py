@@ -1,4 +1,4 @@
-"""10. The seed's fixed-variance baseline (std 0.01, section 3.1): how it fails as depth grows.
+"""10. The naive fixed-variance baseline (std 0.01): how it fails as depth grows.
 
 Var(W) = alpha * 1e-4 whatever the fan, so alpha = 1 is std 0.01 and He on 128 units is
 alpha = 156. Run one depth per study; std 0.01 trains at depth 2 and stalls at depth 10+.

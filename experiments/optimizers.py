@@ -1,4 +1,4 @@
-"""7. The optimiser's role (seed section 8.2): SGD against Adam, alpha and lr searched jointly.
+"""7. The optimiser's role: SGD against Adam, alpha and lr searched jointly.
 
 alpha* is read off the profile min over lr. A bias-free ReLU net is homogeneous, so under
 SGD the effective learning rate moves with alpha; Adam hides the gradient scale.

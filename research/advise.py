@@ -1,6 +1,6 @@
 """The advisor: for a model config, the init each layer should get, from theory and evidence.
 
-The seed document's rule (section 9: He for ReLU, Xavier otherwise) made precise: each
+The common rule of thumb (He for ReLU, Xavier otherwise) made precise: each
 searched layer's alpha comes from the theory that matches the criterion (forward variance on
 fan_in, the edge of chaos where a stable one exists), and from a study's alpha* where the
 storage holds one for the same experiment.

@@ -1,4 +1,4 @@
-"""Adaptive, data-dependent init (seed section 8.1): layer-sequential unit-variance (LSUV).
+"""Adaptive, data-dependent init: layer-sequential unit-variance (LSUV, Mishkin & Matas 2015).
 
 Mishkin & Matas 2015: orthonormal init, then rescale each layer in turn until its output
 variance on a data batch is 1 (within `tol`). The scales it finds, written as alpha =
