@@ -247,6 +247,11 @@ def apply(graph: nnx.GraphDef, state: nnx.State, x: Array, taps=None) -> tuple[A
     return nnx.merge(graph, state)(x, taps)
 
 
+def param_shapes(cfg) -> nnx.State:
+    """The parameters of the model `cfg` describes, as shapes alone: sizing a huge model costs nothing."""
+    return jax.eval_shape(lambda: init_state(cfg, jax.random.key(0), 1.0))
+
+
 def count_params(state: nnx.State) -> int:
     """Number of scalar parameters in `state`."""
     return sum(leaf.size for leaf in jax.tree.leaves(state))

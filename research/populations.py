@@ -134,9 +134,9 @@ class Probed:
 
     def __init__(self, cfg, dataset, objective: objectives.Objective, size: int):
         self.cfg, self.objective, self.size = cfg, objective, size
-        params = jax.eval_shape(lambda: models.init_state(cfg.model, jax.random.key(0), 1.0))
         # Each member holds its parameters, their tangents and the taps' gradients at once.
-        devices.check_fits(3 * 4 * models.count_params(params) * size, f"a probe batch of {size}", jax.devices()[0])
+        need = 3 * 4 * models.count_params(models.param_shapes(cfg.model)) * size
+        devices.check_fits(need, f"a probe batch of {size}", jax.devices()[0])
         self.graph = models.graphdef(cfg.model)
         self.first_group = models.groups(cfg.model)[0]
         self.data = dataset.x_train[: cfg.search.probe_batch]

@@ -209,15 +209,13 @@ def curves_figure(r: dict, folder: pathlib.Path, trials: list) -> pathlib.Path:
     if r["estimate"].alpha:
         targets[f"alpha* {r['estimate'].alpha:.3g}"] = r["estimate"].alpha
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    drawn = {}
+    drawn: dict[int, tuple] = {}  # trial number -> (trial, the labels it stands for)
     for label, alpha in sorted(targets.items(), key=lambda kv: kv[1]):
         trial = _nearest(trials, alpha)
-        if trial is None or "curves" not in trial.user_attrs:
-            continue
-        drawn.setdefault(trial.number, []).append(label)
+        if trial is not None and "curves" in trial.user_attrs:
+            drawn.setdefault(trial.number, (trial, []))[1].append(label)
     chunk_steps = r["config"].train.chunk_steps
-    for i, (number, labels) in enumerate(drawn.items()):
-        trial = next(t for t in trials if t.number == number)
+    for i, (trial, labels) in enumerate(drawn.values()):
         curves = np.asarray(trial.user_attrs["curves"]["train_loss"], float)  # [seeds, chunks]
         steps = chunk_steps * np.arange(1, curves.shape[1] + 1)
         label = f"{', '.join(labels)} (trial alpha {trial.params['alpha']:.3g}, {len(curves)} seeds)"

@@ -25,9 +25,11 @@ _STOPS = (signal.SIGINT, signal.SIGTERM)
 
 def run_all(cfg, path: str, overrides: list[str], url: str | None, workers: int) -> list[optuna.Study]:
     """One study per objective the experiment `cfg` (loaded from `path` with `overrides`) lists."""
-    objectives = tuple(cfg.search.objectives) or (cfg.search.objective,)
-    runs = [[*overrides, f"search.objective='{o}'"] for o in objectives]
-    return [run(experiment.derive(cfg, extra[-1:]), path, extra, url, workers) for extra in runs]
+    studies = []
+    for objective in tuple(cfg.search.objectives) or (cfg.search.objective,):
+        choose = f"search.objective='{objective}'"
+        studies.append(run(experiment.derive(cfg, [choose]), path, [*overrides, choose], url, workers))
+    return studies
 
 
 def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, echo=print) -> optuna.Study:

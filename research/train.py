@@ -427,7 +427,7 @@ def validate(cfg) -> None:
 def _member_bytes(model_cfg, tx: optax.GradientTransformation) -> int:
     """Bytes one member keeps at least: parameters, their gradients and the optimiser state
     (float32; found by shape alone, so a huge model costs nothing to size)."""
-    params = jax.eval_shape(lambda: models.init_state(model_cfg, jax.random.key(0), 1.0))
+    params = models.param_shapes(model_cfg)
     opt = jax.eval_shape(tx.init, params)
     return 4 * (2 * models.count_params(params) + sum(leaf.size for leaf in jax.tree.leaves(opt)))
 
