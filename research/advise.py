@@ -13,7 +13,7 @@ import math
 import jax
 from flax import nnx
 
-from research import estimate, init, models, predictions, theory
+from research import init, models, predictions, theory, verdicts
 
 
 def layers(model_cfg) -> list[tuple[str, tuple[int, ...]]]:
@@ -36,16 +36,16 @@ def advise(cfg, study=None) -> dict:
     predictions.for_model), so a fixed-variance experiment gets a fixed std, not a fan rule.
     """
     model = cfg.model
-    mode = predictions.theory_mode(model)
-    raw = {p.theory: p for p in theory.predict(model.activation, mode, float(model.sigma_b))}
+    mode = model.init.get("mode", "preset")
+    raw = {p.theory: p for p in theory.predict(model.activation, float(model.sigma_b))}
     searched = predictions.for_model(model)
     evidence = None
     if study is not None:
-        _, est = estimate.for_study(study, cfg, searched)
+        est = verdicts.analyse(study).estimate
         if est.status == "ok":
             evidence = est
     rows = [_layer(path, shape, model, raw, searched, evidence) for path, shape in layers(model)]
-    forward = raw["second_moment"].alpha
+    forward = raw["forward"].alpha
     return {
         "activation": model.activation,
         "mode": mode,
@@ -54,7 +54,7 @@ def advise(cfg, study=None) -> dict:
         "edge_of_chaos_note": raw["edge_of_chaos"].note,
         "depth_scale_at_forward": theory.depth_scale(model.activation, forward, float(model.sigma_b)),
         "layers": rows,
-        "evidence": None if evidence is None else {"alpha": evidence.alpha, "interval": evidence.interval},
+        "evidence": None if evidence is None else {"alpha": evidence.alpha, "interval": evidence.interval()},
     }
 
 
@@ -65,20 +65,21 @@ def _layer(path: str, shape: tuple[int, ...], model, raw: dict, searched: dict, 
         alpha, source, spec = 1.0, "LeCun (readout kept fixed)", init.lecun()
     elif "recurrent" in path or (path.startswith("rnn/") and path.split("/")[-1].startswith("h")):
         eoc = raw["edge_of_chaos"].alpha
-        alpha = eoc if eoc is not None else raw["second_moment"].alpha
+        alpha = eoc if eoc is not None else raw["forward"].alpha
         source, spec = "edge of chaos (recurrent: time plays depth)", init.InitSpec(1.0, "fan_in")
     elif evidence is not None:
         alpha, source = evidence.alpha, f"study alpha* {evidence.alpha:.3g} {_ci(evidence)}"
         spec = init.from_config(model.init)
     else:
-        alpha, source, spec = searched["second_moment"], "forward variance 1/E[phi^2]", init.from_config(model.init)
+        alpha, source, spec = searched["forward"], "forward variance 1/E[phi^2]", init.from_config(model.init)
     std = math.sqrt(init.variance(spec, shape, alpha))
     return {"layer": path, "shape": shape, "fan_in": fan_in, "fan_out": fan_out, "alpha": alpha,
             "mode": spec.mode, "std": std, "source": source}  # fmt: skip
 
 
 def _ci(est) -> str:
-    return f"[{est.interval[0]:.3g}, {est.interval[1]:.3g}]"
+    lo, hi = est.interval()
+    return f"[{lo:.3g}, {hi:.3g}]"
 
 
 def _closest(alpha: float, activation: str) -> str:

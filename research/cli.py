@@ -69,7 +69,6 @@ def _parser() -> argparse.ArgumentParser:
 def _theory_and_probe_parsers(sub) -> None:
     theory = sub.add_parser("theory", help="every theory's predicted optimal alpha")
     theory.add_argument("--activation", action="append", help="NAME or NAME:PARAM (repeatable); default: all")
-    theory.add_argument("--mode", default="fan_in", help="fan_in | fan_out | fan_avg")
     theory.add_argument("--sigma-b", type=float, default=0.0, help="bias std for the edge of chaos")
     theory.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -308,7 +307,7 @@ def _theory(args: argparse.Namespace) -> int:
         "leaky_relu:0.2",
     ]
     sigma_b = theory.validate_sigma_b(args.sigma_b)
-    rows = {name: theory.predict(name, args.mode, sigma_b) for name in names}
+    rows = {name: theory.predict(name, sigma_b) for name in names}
     if args.json:
         print(
             json.dumps(
@@ -317,13 +316,14 @@ def _theory(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"Predicted optimal alpha (Var(W) = alpha / fan, mode {args.mode}, sigma_b {sigma_b:g}, square layers)\n")
-    header = ["activation", *theory.THEORIES, "xi at second_moment"]
+    print(f"Predicted optimal alpha (Var(W) = alpha / fan, sigma_b {sigma_b:g}, square layers; n/a: the rule's")
+    print("derivation does not cover the activation; docs/theory.md derives each)\n")
+    header = ["activation", *theory.THEORIES, "xi at forward"]
     table = []
     for name, preds in rows.items():
         by = {p.theory: p for p in preds}
-        xi = theory.depth_scale(name, by["second_moment"].alpha, sigma_b)
-        table.append([name, *(_fmt(by[t].alpha) for t in theory.THEORIES), _fmt(xi)])
+        xi = theory.depth_scale(name, by["forward"].alpha, sigma_b)
+        table.append([name, *(_fmt(by[t].alpha) if by[t].alpha else "n/a" for t in theory.THEORIES), _fmt(xi)])
     print(_markdown(header, table))
     notes = {n: p.note for n, preds in rows.items() for p in preds if p.theory == "edge_of_chaos" and p.alpha is None}
     for name, note in notes.items():

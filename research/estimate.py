@@ -1,178 +1,183 @@
-"""alpha* from all trials of a study: a smooth fit, its minimiser, a bootstrap interval.
+"""alpha* from all trials of a study: a smooth fit, its optimum, and an interval that holds.
 
-The optimum of a noisy objective is not the best trial. Every seed of every trial enters a
-local quadratic regression of the objective on log alpha (bandwidth by 10-fold
-cross-validation over trials); alpha* is the fit's minimiser, and trials resampled with replacement
-give its 95% interval. Diverged seeds are left out of the fit and reported; a study with
-too few or uninformative trials says so instead of returning a number it cannot support.
+Every trial's seeds enter a local quadratic regression on log alpha (trained objectives: of
+log(loss), whose noise is closer to constant; probes: of the signed log-ratio, whose zero is the
+optimum). The bandwidth is chosen by leave-one-trial-out cross-validation. A diverged seed is
+one bounded outcome (its loss is the chance level the trainer records), never a gap. When
+every trial ran the same seeds (common random numbers) the seeds are the independent units:
+the interval resamples them (the bandwidth re-chosen in each replicate) and, with few seeds,
+uses Student's t on S - 1 degrees of freedom with the bootstrap variance scaled by S/(S - 1);
+tests/test_estimate.py checks its coverage on simulated studies fitted to real ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy import stats
 
 from research import objectives
 
 _GRID = 241  # evaluation points of the fit across the searched log-alpha range
-_BANDWIDTHS = np.array([0.1, 0.15, 0.2, 0.3, 0.45, 0.7, 1.0])  # in units of log alpha
+BANDWIDTHS = np.geomspace(0.05, 2.0, 12)  # candidate kernel widths, in units of log alpha
 
 
 @dataclasses.dataclass(frozen=True)
 class Observations:
-    """Per-seed objective values: x = log alpha (and log lr when searched jointly)."""
+    """Per-trial, per-seed values: rows are trials, columns seeds (NaN: no value)."""
 
-    log_alpha: np.ndarray  # [n]
-    value: np.ndarray  # [n]
-    trial: np.ndarray  # [n] trial index, the unit the bootstrap resamples
-    log_lr: np.ndarray | None = None
-    diverged_alpha: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
-    seed: np.ndarray | None = None  # [n] seed of each value; shared seeds are resampled too
+    log_alpha: np.ndarray  # [T]
+    values: np.ndarray  # [T, S]: log(loss) for trained objectives, the signed log-ratio for probes
+    log_lr: np.ndarray | None = None  # [T] when the learning rate was searched jointly
+    diverged: np.ndarray | None = None  # [T, S] bool
+    shared_seeds: bool = True  # column s is the same seed in every trial
 
+    @property
+    def n_trials(self) -> int:
+        return len(self.log_alpha)
 
-@dataclasses.dataclass(frozen=True)
-class Comparison:
-    theory: str
-    alpha: float | None
-    relative_error: float | None  # alpha_theory / alpha* - 1
-    covered: bool | None  # the interval covers the prediction
-    verdict: str
+    def take(self, trials: np.ndarray, seeds: np.ndarray) -> Observations:
+        lr = None if self.log_lr is None else self.log_lr[trials]
+        div = None if self.diverged is None else self.diverged[np.ix_(trials, seeds)]
+        return Observations(self.log_alpha[trials], self.values[np.ix_(trials, seeds)], lr, div, self.shared_seeds)
 
 
 @dataclasses.dataclass(frozen=True)
 class Estimate:
-    """alpha* with its interval and how much the data support it."""
+    """alpha* with its sampling distribution, the fitted curve and what limits them."""
 
-    status: str  # "ok"; "edge" (at the searched range's end); "flat" (interval over half the range); "too few trials"
+    status: str  # "ok"; "edge" (optimum at the searched range's end); "flat"; "too few trials"
     alpha: float | None
-    interval: tuple[float, float] | None
-    band: tuple[float, float] | None  # alphas whose fitted objective is within `tolerance` of the best
+    se: float | None  # standard error of log alpha*
+    df: float  # degrees of freedom of the t quantile (inf: normal)
+    variance_scale: float  # sqrt(S / (S - 1)): what the replicates' sd is multiplied by
     n_trials: int
     n_values: int
     bandwidth: float | None
-    diverged_above: float | None  # smallest alpha with a diverged seed, if any
-    fit_alpha: np.ndarray  # the fitted curve, for figures
+    fit_alpha: np.ndarray  # the fitted curve, for figures and regret
     fit_value: np.ndarray
-    comparisons: tuple[Comparison, ...] = ()
+    replicate_curves: np.ndarray  # [B, grid] fitted curves of the resampling replicates
+    divergence_edge: tuple[float, float, float] | None = None  # alpha where half the seeds diverge, 95% CI
+    warnings: tuple[str, ...] = ()
+
+    def interval(self, level: float = 0.95) -> tuple[float, float] | None:
+        """The two-sided `level` interval of alpha*."""
+        if self.alpha is None:
+            return None
+        half = stats.t.ppf(0.5 + level / 2, self.df) * self.se
+        return math.exp(math.log(self.alpha) - half), math.exp(math.log(self.alpha) + half)
 
     def to_json(self) -> dict:
-        out = dataclasses.asdict(self)
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "replicate_curves"}
         out["fit_alpha"], out["fit_value"] = self.fit_alpha.tolist(), self.fit_value.tolist()
-        out["comparisons"] = [dataclasses.asdict(c) for c in self.comparisons]
+        out["interval"] = self.interval()
         return out
 
 
-def from_trials(trials: Sequence, signed: str | None = None) -> Observations:
-    """Observations from Optuna trials (complete ones; every seed of each).
-
-    `signed` names a probe statistic whose signed per-seed log-ratio (user attribute
-    "log_slope") replaces the objective: its zero, not a minimum, is then the optimum.
-    """
-    xs, ys, ids, lrs, diverged, seeds = [], [], [], [], [], []
-    for i, t in enumerate(trials):
+def from_trials(trials: Sequence, objective: objectives.Objective) -> Observations:
+    """Observations from Optuna trials (complete ones; every seed of each)."""
+    rows, alphas, lrs, flags, seed_lists = [], [], [], [], []
+    for t in trials:
         if t.state.name != "COMPLETE" or "alpha" not in t.params:
             continue
-        values = (
-            (t.user_attrs.get("log_slope", {}).get(signed) if signed else None)
-            or t.user_attrs.get("seed_values")
-            or [t.value]
-        )
-        flags = t.user_attrs.get("diverged") or [False] * len(values)
-        seed_ids = t.user_attrs.get("seeds") or list(range(len(values)))
-        for value, bad, seed in zip(values, flags, seed_ids, strict=False):
-            if bad or value is None or not math.isfinite(value):
-                diverged.append(t.params["alpha"])
-                continue
-            xs.append(math.log(t.params["alpha"]))
-            ys.append(value)
-            ids.append(i)
-            seeds.append(seed)
-            lrs.append(math.log(t.params["learning_rate"]) if "learning_rate" in t.params else np.nan)
+        if objective.signed:
+            values = t.user_attrs.get("log_slope", {}).get(objective.statistic) or [t.value]
+        else:
+            values = [math.log(v) if v is not None and v > 0 else math.nan
+                      for v in t.user_attrs.get("seed_values") or [t.value]]  # fmt: skip
+        rows.append([v if v is not None and math.isfinite(v) else math.nan for v in values])
+        flags.append(t.user_attrs.get("diverged") or [False] * len(values))
+        seed_lists.append(tuple(t.user_attrs.get("seeds") or range(len(values))))
+        alphas.append(math.log(t.params["alpha"]))
+        lrs.append(math.log(t.params["learning_rate"]) if "learning_rate" in t.params else math.nan)
+    width = max((len(r) for r in rows), default=0)
+    values = np.full((len(rows), width), np.nan)
+    diverged = np.zeros((len(rows), width), bool)
+    for i, (r, f) in enumerate(zip(rows, flags, strict=True)):
+        values[i, : len(r)], diverged[i, : len(f)] = r, f
     lr = np.asarray(lrs)
     return Observations(
-        np.asarray(xs), np.asarray(ys, float), np.asarray(ids), None if np.all(np.isnan(lr)) else lr,
-        np.asarray(diverged), np.asarray(seeds),
-    )  # fmt: skip
+        np.asarray(alphas), values, None if np.all(np.isnan(lr)) else lr, diverged, len(set(seed_lists)) <= 1
+    )
 
 
 def estimate(
     obs: Observations,
-    predictions: Mapping[str, float | None] | None = None,
     *,
-    alpha_range: tuple[float, float] | None = None,
-    tolerance: float = 0.05,
-    n_boot: int = 400,
-    seed: int = 0,
     signed: bool = False,
+    alpha_range: tuple[float, float] | None = None,
+    n_boot: int = 300,
+    seed: int = 0,
 ) -> Estimate:
-    """alpha*, its bootstrap 95% interval, the near-optimal band and each theory's verdict.
-
-    `tolerance` is the near-optimal band's width as a fraction of the fitted objective's
-    range over the searched alphas. With `signed`, the values are a signed log-ratio and
-    alpha* is the fit's zero (the objective is its absolute value).
-    """
-    n_trials = len(np.unique(obs.trial))
-    diverged_above = float(obs.diverged_alpha.min()) if obs.diverged_alpha.size else None
-    lo, hi = (
-        (np.log(alpha_range) if alpha_range else (obs.log_alpha.min(), obs.log_alpha.max()))
-        if obs.log_alpha.size
-        else (0, 0)
-    )
-    if diverged_above is not None:
-        hi = min(hi, math.log(diverged_above))
-    empty = np.zeros(0)
-    if n_trials < 6 or len(np.unique(obs.log_alpha)) < 5:
-        few = "too few trials"
-        return Estimate(few, None, None, None, n_trials, len(obs.value), None, diverged_above, empty, empty,
-                        _compare(predictions, None, None, few))  # fmt: skip
+    """alpha* (the fit's minimum, or with `signed` its zero), its standard error and replicates."""
+    n_values = int(np.isfinite(obs.values).sum())
+    edge = _divergence_edge(obs, n_boot, seed)
+    if obs.n_trials < 6 or len(np.unique(obs.log_alpha)) < 5:
+        empty = np.zeros(0)
+        return Estimate("too few trials", None, None, math.inf, 1.0, obs.n_trials, n_values, None, empty, empty,
+                        np.zeros((0, 0)), edge)  # fmt: skip
+    lo, hi = np.log(alpha_range) if alpha_range else (obs.log_alpha.min(), obs.log_alpha.max())
     grid = np.linspace(max(lo, obs.log_alpha.min()), min(hi, obs.log_alpha.max()), _GRID)
-    bandwidth = _choose_bandwidth(obs)
-    fit = _profile(obs, grid, bandwidth)
-    curve = np.abs(fit) if signed else fit
-    best, log_star = _optimum(grid, fit, signed)
-    spread = np.nanmax(curve) - np.nanmin(curve)
-    band = _band(grid, curve, tolerance * spread)
+    bandwidth = choose_bandwidth(obs)
+    curve = _profile(obs, grid, bandwidth)
+    best, log_star = optimum(grid, curve, signed)
+    curves, df = _replicates(obs, lambda o: _profile(o, grid, choose_bandwidth(o)), n_boot, seed)
+    draws = np.array([optimum(grid, c, signed)[1] for c in curves if not np.all(np.isnan(c))])
+    scale = _variance_scale(obs)
+    se = float(np.std(draws, ddof=1) * scale) if len(draws) > 1 else math.inf
+    warnings = []
+    if bandwidth in (BANDWIDTHS[0], BANDWIDTHS[-1]):
+        warnings.append(f"the cross-validated bandwidth {bandwidth:.3g} sits at the end of the candidates")
+    shown = np.abs(curve) if signed else curve
+    spread = float(np.nanmax(shown) - np.nanmin(shown))
     noise = _noise(obs)
-    minima = _bootstrap_optima(obs, grid, bandwidth, signed, n_boot, seed)
-    interval = (float(np.exp(np.percentile(minima, 2.5))), float(np.exp(np.percentile(minima, 97.5))))
-    alpha = float(np.exp(log_star))
-    seeds = max(len(obs.value) / max(n_trials, 1), 1)
-    wide = math.log(interval[1] / interval[0]) > 0.5 * (grid[-1] - grid[0])
-    if wide or spread < 2 * noise / math.sqrt(seeds):  # the minimiser wanders: no optimum to report
+    if 2 * stats.t.ppf(0.975, df) * se > 0.5 * (grid[-1] - grid[0]) or spread < 2 * noise / math.sqrt(
+        max(n_values / obs.n_trials, 1)
+    ):
         status = "flat"
     elif best in (0, len(grid) - 1):
         status = "edge"
     else:
         status = "ok"
-    return Estimate(
-        status, alpha, interval, band, n_trials, len(obs.value), bandwidth, diverged_above,
-        np.exp(grid), curve, _compare(predictions, alpha, interval, status),
-    )  # fmt: skip
+    alpha = math.exp(log_star)
+    if edge and alpha * math.exp(stats.t.ppf(0.975, df) * se) >= edge[1]:
+        warnings.append(f"alpha* lies near the divergence edge (half the seeds diverge at {edge[0]:.3g})")
+    return Estimate(status, alpha, se, df, scale, obs.n_trials, n_values, bandwidth, np.exp(grid), curve,
+                    np.asarray(curves), edge, tuple(warnings))  # fmt: skip
 
 
-def for_study(study, cfg, predictions: Mapping[str, float | None]) -> tuple[Observations, Estimate]:
-    """The estimate for an Optuna study of experiment `cfg` (probe objectives: the signed zero)."""
+def for_study(study, cfg) -> tuple[Observations, Estimate]:
+    """The estimate for an Optuna study of experiment `cfg`."""
     objective = objectives.get(cfg.search.objective)
-    obs = from_trials(study.get_trials(deepcopy=False), signed=objective.statistic)
-    return obs, estimate(obs, predictions, alpha_range=tuple(cfg.search.alpha_range), signed=objective.signed)
+    obs = from_trials(study.get_trials(deepcopy=False), objective)
+    return obs, estimate(obs, signed=objective.signed, alpha_range=tuple(cfg.search.alpha_range))
 
 
-def _bootstrap_optima(obs: Observations, grid, bandwidth: float, signed: bool, n_boot: int, seed: int) -> list:
-    """log alpha* of each bootstrap replicate (replicates with no fit anywhere are skipped)."""
+def _replicates(obs: Observations, statistic: Callable, n_boot: int, seed: int) -> tuple[list, float]:
+    """`statistic` on resampled studies and the t degrees of freedom: shared seeds are the units
+    (resampled with replacement, all trials kept); otherwise trials are."""
     rng = np.random.default_rng(seed)
-    minima = []
+    trials, seeds = np.arange(obs.n_trials), np.arange(obs.values.shape[1])
+    by_seed = obs.shared_seeds and len(seeds) >= 3
+    out = []
     for _ in range(n_boot):
-        boot = _profile(_take(obs, _resample(obs, rng)), grid, bandwidth)
-        if np.all(np.isnan(boot)):
-            continue
-        minima.append(_optimum(grid, boot, signed)[1])
-    return minima
+        if by_seed:
+            out.append(statistic(obs.take(trials, rng.choice(seeds, len(seeds)))))
+        else:
+            out.append(statistic(obs.take(rng.choice(trials, len(trials)), seeds)))
+    return out, float(len(seeds) - 1) if by_seed else math.inf
 
 
-def _optimum(grid: np.ndarray, fit: np.ndarray, signed: bool) -> tuple[int, float]:
+def _variance_scale(obs: Observations) -> float:
+    """sqrt(S / (S - 1)): the bootstrap over S units underestimates the variance by (S - 1) / S."""
+    s = obs.values.shape[1] if obs.shared_seeds and obs.values.shape[1] >= 3 else obs.n_trials
+    return math.sqrt(s / (s - 1))
+
+
+def optimum(grid: np.ndarray, fit: np.ndarray, signed: bool) -> tuple[int, float]:
     """(grid index, log alpha) of the fit's minimum, or of its zero crossing nearest |fit|'s minimum."""
     best = int(np.nanargmin(np.abs(fit) if signed else fit))
     if not signed:
@@ -185,108 +190,92 @@ def _optimum(grid: np.ndarray, fit: np.ndarray, signed: bool) -> tuple[int, floa
     return int(np.argmin(np.abs(grid - root))), float(root)
 
 
-def _compare(predictions, alpha, interval, status) -> tuple[Comparison, ...]:
-    out = []
-    for name, pred in (predictions or {}).items():
-        if pred is None or alpha is None:
-            out.append(Comparison(name, pred, None, None, "no prediction" if pred is None else status))
-            continue
-        covered = interval[0] <= pred <= interval[1]
-        if status in ("flat", "too few trials"):
-            verdict = status
-        else:
-            verdict = (
-                "supported" if covered else ("refuted" if status == "ok" else "outside (optimum at the range edge)")
-            )
-        out.append(Comparison(name, pred, pred / alpha - 1.0, covered, verdict))
-    return tuple(out)
+def _trial_means(obs: Observations) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x [T, k], mean value [T], number of values [T]) of the trials that have any value."""
+    count = np.isfinite(obs.values).sum(axis=1)
+    keep = count > 0
+    mean = np.nanmean(np.where(keep[:, None], obs.values, 0.0), axis=1)
+    x = obs.log_alpha[:, None] if obs.log_lr is None else np.stack([obs.log_alpha, obs.log_lr], 1)
+    return x[keep], mean[keep], count[keep].astype(float)
 
 
-def _resample(obs: Observations, rng: np.random.Generator) -> np.ndarray:
-    """Rows of one bootstrap draw: trials with replacement and, when every trial ran the same
-    seeds (common random numbers: the same weight draws at every alpha), seeds too, so the
-    interval carries the seed-to-seed variation that no number of trials averages out."""
-    trials = np.unique(obs.trial)
-    picked_trials = rng.choice(trials, size=len(trials), replace=True)
-    by_trial = {t: np.flatnonzero(obs.trial == t) for t in trials}
-    if obs.seed is None or len(np.unique(obs.seed)) < 2:
-        return np.concatenate([by_trial[t] for t in picked_trials])
-    seeds = np.unique(obs.seed)
-    picked_seeds = rng.choice(seeds, size=len(seeds), replace=True)
-    rows = [by_trial[t][obs.seed[by_trial[t]] == s] for t in picked_trials for s in picked_seeds]
-    return np.concatenate(rows)
-
-
-def _take(obs: Observations, rows: np.ndarray) -> Observations:
-    lr = None if obs.log_lr is None else obs.log_lr[rows]
-    seed = None if obs.seed is None else obs.seed[rows]
-    return Observations(obs.log_alpha[rows], obs.value[rows], obs.trial[rows], lr, seed=seed)
+def _scales(obs: Observations, bandwidth: float) -> np.ndarray:
+    if obs.log_lr is None:
+        return np.array([bandwidth])
+    return np.array([bandwidth, bandwidth * (np.ptp(obs.log_lr) / max(np.ptp(obs.log_alpha), 1e-9))])
 
 
 def _profile(obs: Observations, grid: np.ndarray, bandwidth: float) -> np.ndarray:
     """The fitted objective at each grid alpha; with a searched lr, the minimum over lr."""
+    x, y, n = _trial_means(obs)
     if obs.log_lr is None:
-        return _local_quadratic(obs.log_alpha[:, None], obs.value, grid[:, None], np.array([bandwidth]))
+        return _local_quadratic(x, y, n, grid[:, None], _scales(obs, bandwidth))[0]
     lr_grid = np.linspace(obs.log_lr.min(), obs.log_lr.max(), 25)
     points = np.stack(np.meshgrid(grid, lr_grid, indexing="ij"), -1).reshape(-1, 2)
-    spread = np.array([bandwidth, bandwidth * (np.ptp(obs.log_lr) / max(np.ptp(obs.log_alpha), 1e-9))])
-    x = np.stack([obs.log_alpha, obs.log_lr], axis=1)
-    surface = _local_quadratic(x, obs.value, points, spread).reshape(len(grid), len(lr_grid))
+    surface = _local_quadratic(x, y, n, points, _scales(obs, bandwidth))[0].reshape(len(grid), len(lr_grid))
     lowest = np.min(np.where(np.isnan(surface), np.inf, surface), axis=1)
     return np.where(np.isinf(lowest), np.nan, lowest)  # no data near any lr at this alpha
 
 
-def _local_quadratic(x: np.ndarray, y: np.ndarray, at: np.ndarray, bandwidth: np.ndarray) -> np.ndarray:
-    """Gaussian-kernel weighted quadratic regression (no cross terms), evaluated at `at`."""
-    d = (x[None, :, :] - at[:, None, :]) / bandwidth  # [m, n, k]
-    w = np.exp(-0.5 * np.sum(d * d, axis=-1))  # [m, n]
-    design = np.concatenate([np.ones(d.shape[:2] + (1,)), d, d * d], axis=-1)  # [m, n, 1 + 2k]
-    gram = np.einsum("mn,mni,mnj->mij", w, design, design) + 1e-9 * np.eye(design.shape[-1])
-    rhs = np.einsum("mn,mni,n->mi", w, design, y)
-    enough = w.sum(axis=1) > 3.0  # too little data near a point: no estimate there
-    coef = np.linalg.solve(gram, rhs[..., None])[..., 0]
-    return np.where(enough, coef[:, 0], np.nan)
+def _local_quadratic(x, y, n, at, scale) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian-kernel weighted quadratic regression (no cross terms) evaluated at `at`, with case
+    weights `n`; also each fit's own weight on the point at its centre (the hat matrix diagonal
+    when `at` is `x`)."""
+    d = (x[None, :, :] - at[:, None, :]) / scale  # [m, t, k]
+    w = n[None, :] * np.exp(-0.5 * np.sum(d * d, axis=-1))  # [m, t]
+    design = np.concatenate([np.ones(d.shape[:2] + (1,)), d, d * d], axis=-1)
+    gram = np.einsum("mt,mti,mtj->mij", w, design, design) + 1e-9 * np.eye(design.shape[-1])
+    rhs = np.einsum("mt,mti,t->mi", w, design, y)
+    enough = w.sum(axis=1) / max(n.max(), 1.0) > 3.0  # too little data near a point: no estimate there
+    inverse = np.linalg.inv(gram)
+    coef = np.einsum("mij,mj->mi", inverse, rhs)
+    return np.where(enough, coef[:, 0], np.nan), inverse[:, 0, 0]
 
 
-def _choose_bandwidth(obs: Observations) -> float:
-    """10-fold cross-validation over trials (whole trials held out) on a small set of bandwidths."""
-    trials = np.unique(obs.trial)
-    folds = np.array_split(np.random.default_rng(0).permutation(trials), min(10, len(trials)))
+def choose_bandwidth(obs: Observations) -> float:
+    """Leave-one-trial-out cross-validation over `BANDWIDTHS` (closed form through the hat diagonal)."""
+    x, y, n = _trial_means(obs)
     scores = []
-    for h in _BANDWIDTHS:
-        err = []
-        for fold in folds:
-            held = np.isin(obs.trial, fold)
-            if held.all():
-                continue
-            train = _take(obs, np.flatnonzero(~held))
-            if obs.log_lr is None:
-                pred = _local_quadratic(
-                    train.log_alpha[:, None], train.value, obs.log_alpha[held][:, None], np.array([h])
-                )
-            else:
-                x = np.stack([train.log_alpha, train.log_lr], 1)
-                spread = np.array([h, h * (np.ptp(obs.log_lr) / max(np.ptp(obs.log_alpha), 1e-9))])
-                pred = _local_quadratic(x, train.value, np.stack([obs.log_alpha[held], obs.log_lr[held]], 1), spread)
-            err.append((pred - obs.value[held]) ** 2)
-        err = np.concatenate(err)
-        scores.append(np.nanmean(err) if np.isfinite(err).mean() > 0.8 else np.inf)
-    return float(_BANDWIDTHS[int(np.argmin(scores))])
-
-
-def _band(grid: np.ndarray, curve: np.ndarray, tolerance: float) -> tuple[float, float]:
-    best = int(np.nanargmin(curve))
-    inside = curve <= curve[best] + tolerance
-    left, right = best, best
-    while left > 0 and inside[left - 1]:
-        left -= 1
-    while right < len(grid) - 1 and inside[right + 1]:
-        right += 1
-    return float(np.exp(grid[left])), float(np.exp(grid[right]))
+    for h in BANDWIDTHS:
+        fit, h00 = _local_quadratic(x, y, n, x, _scales(obs, h))
+        leverage = n * h00  # the kernel is 1 at the trial's own point
+        loo = (y - fit) / np.maximum(1.0 - leverage, 1e-3)
+        ok = np.isfinite(loo) & (leverage < 0.999)
+        scores.append(np.sum(n[ok] * loo[ok] ** 2) / n[ok].sum() if ok.mean() > 0.8 else np.inf)
+    return float(BANDWIDTHS[int(np.argmin(scores))])
 
 
 def _noise(obs: Observations) -> float:
     """Pooled within-trial sd of the seeds (0 when every trial has one seed)."""
-    residuals = [obs.value[obs.trial == t] - obs.value[obs.trial == t].mean() for t in np.unique(obs.trial)]
-    dof = sum(len(r) - 1 for r in residuals)
-    return float(math.sqrt(sum(float(np.sum(r * r)) for r in residuals) / dof)) if dof > 0 else 0.0
+    centred = obs.values - np.nanmean(obs.values, axis=1, keepdims=True)
+    dof = int(np.sum(np.isfinite(obs.values).sum(axis=1) - 1).clip(0))
+    return float(math.sqrt(np.nansum(centred**2) / dof)) if dof > 0 else 0.0
+
+
+def _divergence_edge(obs: Observations, n_boot: int, seed: int) -> tuple[float, float, float] | None:
+    """The alpha where a logistic fit of divergence on log alpha crosses one half, with a 95%
+    interval from resampling trials; None when nothing diverged or everything did."""
+    if obs.diverged is None or not obs.diverged.any() or obs.diverged.all():
+        return None
+    rate = obs.diverged.mean(axis=1)
+    center = _logistic_midpoint(obs.log_alpha, rate)
+    rng = np.random.default_rng(seed + 1)
+    draws = [_logistic_midpoint(obs.log_alpha[i], rate[i]) for i in (rng.choice(obs.n_trials, obs.n_trials)
+                                                                   for _ in range(min(n_boot, 200)))]  # fmt: skip
+    draws = np.array([d for d in draws if np.isfinite(d)])
+    lo, hi = np.percentile(draws, [2.5, 97.5]) if len(draws) else (center, center)
+    return float(np.exp(center)), float(np.exp(lo)), float(np.exp(hi))
+
+
+def _logistic_midpoint(x: np.ndarray, rate: np.ndarray) -> float:
+    """Where P(diverged) = 1/2 under a logistic model fitted by a few Newton steps."""
+    if rate.min() == rate.max():
+        return math.nan
+    b = np.array([-np.mean(x), 1.0])
+    X = np.stack([np.ones_like(x), x], 1)
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(X @ b, -30, 30)))
+        grad = X.T @ (rate - p)
+        hess = X.T @ (X * (p * (1 - p) + 1e-6)[:, None]) + 1e-6 * np.eye(2)
+        b = b + np.linalg.solve(hess, grad)
+    return float(-b[0] / b[1]) if abs(b[1]) > 1e-9 else math.nan

@@ -12,7 +12,7 @@ import pathlib
 
 import ml_collections
 
-from research import data, models, search, train
+from research import data, models, search, train, verdicts
 from research.errors import ConfigError
 
 PROFILES = ("quick", "paper")
@@ -27,6 +27,7 @@ def base_config(name: str, model: str = "mlp", dataset: str = "mnist1d") -> ml_c
     cfg.data = data.default_config(dataset)
     cfg.train = train.default_config()
     cfg.search = search.default_config()
+    cfg.verdict = verdicts.default_config()  # the decision rule, stored with every study before it runs
     return cfg
 
 
@@ -138,6 +139,7 @@ def validate(cfg) -> None:
     train.validate(cfg.train)
     search.validate(cfg.search)
     data.validate(cfg.data)
+    verdicts.validate(cfg.verdict)
 
 
 def mnist1d_mlp(name: str, activation: str, mode: str, depth: int = 20, width: int = 128) -> ml_collections.ConfigDict:

@@ -25,6 +25,7 @@ class Objective:
     metric: str | None = None  # trained: the Trainer metric whose last chunk value is minimised
     statistic: str | None = None  # probe: the probes.Stats field whose log-ratio per layer is zeroed
     one_layer: bool = False  # probe: log(q_2 / q_1) with inputs scaled so that q_1 = 1
+    rope: float = 0.10  # default region of practical equivalence, relative to the prediction (verdicts.py)
 
     @property
     def trained(self) -> bool:
@@ -49,14 +50,19 @@ REGISTRY: dict[str, Objective] = {
         Objective("train_loss", "training loss after the last step", metric="train_loss"),
         Objective("val_loss", "validation loss after the last step", metric="val_loss"),
         Objective("val_error", "validation error after the last step", metric="val_error"),
-        Objective("forward_log_ratio", "forward signal E[h^2]: log-ratio per layer", statistic="forward"),
-        Objective("backward_log_ratio", "backward gradient E[g^2]: log-ratio per layer", statistic="backward"),
-        Objective("jacobian_log_gain", "input-output Jacobian gain: log-ratio per layer", statistic="jacobian"),
+        Objective("forward_log_ratio", "forward signal E[h^2]: log-ratio per layer", statistic="forward", rope=0.02),
+        Objective(
+            "backward_log_ratio", "backward gradient E[g^2]: log-ratio per layer", statistic="backward", rope=0.02
+        ),
+        Objective(
+            "jacobian_log_gain", "input-output Jacobian gain: log-ratio per layer", statistic="jacobian", rope=0.02
+        ),
         Objective(
             "forward_one_layer",
             "one layer's forward gain at unit input variance: log(q_2 / q_1)",
             statistic="forward",
             one_layer=True,
+            rope=0.02,
         ),
     )
 }

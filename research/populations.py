@@ -139,14 +139,16 @@ class Probed:
         devices.check_fits(need, f"a probe batch of {size}", jax.devices()[0])
         self.graph = models.graphdef(cfg.model)
         self.first_group = models.groups(cfg.model)[0]
-        self.data = dataset.x_train[: cfg.search.probe_batch]
+        x = dataset.x_train[: cfg.search.probe_batch]
+        if cfg.search.probe_inputs == "gaussian":
+            x = jax.random.normal(jax.random.key(10_000), x.shape, x.dtype)
+        self.inputs = x * cfg.search.probe_input_scale
+        # Mean square per position (MLP: one number): the as-run theory's first-layer input.
+        self.input_moment = np.mean(np.asarray(self.inputs, np.float64) ** 2, axis=(0, -1)).tolist()
         self._measure = jax.jit(jax.vmap(self._member, in_axes=(0, 0)))
 
     def _member(self, alpha, seed) -> probes.Stats:
-        x = self.data
-        if self.cfg.search.probe_inputs == "gaussian":
-            x = jax.random.normal(jax.random.key(10_000), x.shape, x.dtype)
-        x = x * self.cfg.search.probe_input_scale
+        x = self.inputs
         if self.objective.one_layer:  # the first pre-activation at unit variance, as theory's z ~ N(0, 1)
             x = x / jnp.sqrt(alpha[self.first_group])
         return probes.measure(self.cfg.model, self.graph, jax.random.key(seed), alpha, x)

@@ -9,13 +9,7 @@ variance eight times too large.
 
 from __future__ import annotations
 
-from research import init, models, theory
-
-
-def theory_mode(model_cfg) -> str:
-    """The fan mode theory is asked about: the experiment's own, or fan_in for a fixed variance."""
-    mode = model_cfg.init.get("mode", "fan_in")
-    return mode if mode in theory.MODES else "fan_in"
+from research import asrun, init, models, objectives, theory
 
 
 def per_unit_s(model_cfg) -> float:
@@ -27,5 +21,18 @@ def per_unit_s(model_cfg) -> float:
 def for_model(model_cfg) -> dict[str, float | None]:
     """Every named theory's alpha for this model, in the search's units (None: no prediction)."""
     unit = per_unit_s(model_cfg)
-    preds = theory.predict(model_cfg.activation, theory_mode(model_cfg), float(model_cfg.sigma_b))
+    preds = theory.predict(model_cfg.activation, float(model_cfg.sigma_b))
     return {p.theory: None if p.alpha is None else p.alpha / unit for p in preds}
+
+
+def compared(cfg, input_moment=None) -> tuple[list[tuple[str, float]], list[str]]:
+    """What a study of experiment `cfg` is judged against: each distinct prediction once, named
+    by every theory that gives it (a probe's as-run prediction first), and the theories that
+    do not apply to this activation."""
+    ideal = for_model(cfg.model)
+    distinct = theory.distinct(ideal)
+    skipped = [name for name, alpha in ideal.items() if alpha is None]
+    if objectives.get(cfg.search.objective).trained:
+        return distinct, skipped
+    run = asrun.predict(cfg, input_moment)
+    return ([("as run", run.alpha)] if run.alpha is not None else []) + distinct, skipped

@@ -9,6 +9,7 @@ prediction and the empirical optimum. Nothing is trained here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -20,31 +21,24 @@ matplotlib.use("Agg")
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
-import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
-from research import estimate, models, objectives, predictions, probes, storage, theory  # noqa: E402
+from research import models, objectives, probes, storage, verdicts  # noqa: E402
 from research.errors import ConfigError  # noqa: E402
-
-COLUMNS = theory.THEORIES
 
 
 def collect(url: str) -> list[dict]:
-    """One record per study: its config, theory predictions and the alpha* estimate."""
+    """One record per study: its name, the analysis (estimate and verdicts) and complete trials."""
     backend = storage.open_storage(url)
     records = []
     for name in optuna.get_all_study_names(storage=backend):
         study = optuna.load_study(study_name=name, storage=backend)
         if "config" not in study.user_attrs:
             continue  # not one of ours
-        cfg = ml_collections.ConfigDict(study.user_attrs["config"])
-        preds = predictions.for_model(cfg.model)  # derived from the config, in the search's units
-        obs, est = estimate.for_study(study, cfg, preds)
+        analysis = verdicts.analyse(study)
         trials = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-        records.append(
-            {"study": name, "config": cfg, "theory": preds, "estimate": est, "observations": obs, "trials": trials}
-        )
+        records.append({"study": name, "config": analysis.cfg, "analysis": analysis, "trials": trials})
     return records
 
 
@@ -58,11 +52,7 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
     except OSError as err:
         raise ConfigError(f"report --out {out} cannot be written: {err.strerror}.") from None
     rows = [row(r) for r in records]
-    (out / "report.json").write_text(
-        json.dumps(
-            [{**row, "estimate": r["estimate"].to_json()} for row, r in zip(rows, records, strict=True)], indent=2
-        )
-    )
+    (out / "report.json").write_text(json.dumps(rows, indent=2))
     (out / "report.tex").write_text(latex(rows))
     text = markdown(rows)
     if figures:
@@ -78,115 +68,99 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
 
 
 def row(r: dict) -> dict:
-    """The table row of one study record."""
-    cfg, est = r["config"], r["estimate"]
-    supported = [c.theory for c in est.comparisons if c.verdict == "supported"]
+    """The JSON record of one study: what was run, alpha*, and one verdict per distinct prediction."""
+    a = r["analysis"]
+    cfg, est = a.cfg, a.estimate
     return {
         "experiment": r["study"],
         "model": f"{cfg.model.name} {models.family(cfg.model).describe(cfg.model)}",
         "activation": cfg.model.activation,
         "mode": cfg.model.init.get("mode", "preset"),
         "objective": cfg.search.objective,
-        "theory": {k: r["theory"].get(k) for k in COLUMNS},
-        "alpha_star": est.alpha,
-        "interval": est.interval,
-        "status": est.status,
-        "relative_error": {c.theory: c.relative_error for c in est.comparisons},
-        "verdict": {c.theory: c.verdict for c in est.comparisons},
-        "supported": supported,
-        "trials": est.n_trials,
+        "rope": a.rope,
+        "estimate": est.to_json(),
+        "verdicts": [dataclasses.asdict(v) for v in a.verdicts],
+        "not_applicable": a.not_applicable,
     }
 
 
-def markdown(rows: list[dict]) -> str:
-    header = [
-        "experiment",
-        "model",
-        "activation",
-        "mode",
-        "objective",
-        *COLUMNS,
-        "alpha* [95% CI]",
-        "supported by the data",
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+HEADER = ["study", "objective", "alpha* [95% CI]", "prediction", "alpha", "alpha*/prediction - 1 [95% CI]",
+          "verdict", "regret [95% CI]"]  # fmt: skip
+
+
+def table(rows: list[dict]) -> list[list[str]]:
+    """The cells of the verdict table: one line per distinct prediction of every study."""
+    out = []
     for row in rows:
-        cells = [row["experiment"], row["model"], row["activation"], row["mode"], row["objective"]]
-        cells += [_fmt(row["theory"][k]) for k in COLUMNS]
-        cells += [_star(row), ", ".join(row["supported"]) or "none"]
-        lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"- {r['experiment']}: {r['status']}" for r in rows if r["status"] != "ok"]
+        first = [row["experiment"], f"{row['objective']} (ROPE ±{row['rope']:.0%})", _star(row["estimate"])]
+        for v in row["verdicts"] or [{"theories": "-", "alpha": None, "relative_error": None, "verdict": "-"}]:
+            out.append(first + [v["theories"], _fmt(v["alpha"]), _error(v), v["verdict"], _regret(v)])
+            first = ["", "", ""]
+    return out
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table(rows)]
+    notes = []
+    for row in rows:
+        est = row["estimate"]
+        said = [est["status"]] if est["status"] != "ok" else []
+        said += list(est["warnings"])
+        if row["not_applicable"]:
+            said.append("n/a here: " + ", ".join(row["not_applicable"]))
+        if said:
+            notes.append(f"- {row['experiment']}: " + "; ".join(said))
     legend = (
-        "\nalpha: Var(W) = alpha / fan. A theory is supported when the bootstrap 95% interval of alpha* covers it.\n"
+        "\nalpha: Var(W) = alpha * scale / fan. A prediction is *equivalent* when the 90% interval of alpha*"
+        " lies inside the study's pre-registered region (ROPE) around it, *different* when it lies wholly"
+        " outside, else *inconclusive*; probes are judged first against the theory of the network as run."
+        " Regret: relative excess training loss at the prediction (near-optimal below the study's tolerance)."
+        " docs/theory.md derives every prediction.\n\n"
     )
-    return (
-        "# Where is the optimal init scale?\n\n"
-        + "\n".join(lines)
-        + "\n"
-        + legend
-        + ("\n".join(notes) + "\n" if notes else "")
-    )
+    return "# Where is the optimal init scale?\n\n" + "\n".join(lines) + "\n" + legend + "\n".join(notes) + "\n"
 
 
 def latex(rows: list[dict]) -> str:
-    cols = "l" * 5 + "r" * len(COLUMNS) + "ll"
-    head = [
-        "experiment",
-        "model",
-        "activation",
-        "mode",
-        "objective",
-        *[c.replace("_", r"\_") for c in COLUMNS],
-        r"$\alpha^*$ [95\% CI]",
-        "supported",
-    ]
-    body = []
-    for row in rows:
-        cells = [row["experiment"], row["model"], row["activation"], row["mode"], row["objective"]]
-        cells += [_fmt(row["theory"][k]) for k in COLUMNS] + [_star(row), ", ".join(row["supported"]) or "none"]
-        body.append(" & ".join(c.replace("_", r"\_") for c in cells) + r" \\")
-    return "\n".join(
-        [
-            rf"\begin{{tabular}}{{{cols}}}",
-            r"\toprule",
-            " & ".join(head) + r" \\",
-            r"\midrule",
-            *body,
-            r"\bottomrule",
-            r"\end{tabular}",
-            "",
-        ]
-    )
+    escape = lambda c: c.replace("_", r"\_").replace("%", r"\%").replace("±", r"$\pm$")  # noqa: E731
+    body = [" & ".join(escape(c) for c in cells) + r" \\" for cells in table(rows)]
+    return "\n".join([r"\begin{tabular}{lllllrll}", r"\toprule", " & ".join(escape(h) for h in HEADER) + r" \\",
+                      r"\midrule", *body, r"\bottomrule", r"\end{tabular}", ""])  # fmt: skip
 
 
 def objective_figure(r: dict, folder: pathlib.Path) -> pathlib.Path:
-    """Per-seed objective against alpha, the fit, the 95% interval and every prediction."""
-    est, obs = r["estimate"], r["observations"]
+    """Per-seed objective against alpha (log loss, or a probe's signed log-ratio), the fit, the 95%
+    interval of alpha*, every distinct prediction and the divergence edge."""
+    a = r["analysis"]
+    est, obs = a.estimate, a.observations
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    ax.scatter(np.exp(obs.log_alpha), obs.value, s=12, alpha=0.6, color="0.3", label="trials (each seed)")
-    if obs.diverged_alpha.size:
-        top = np.nanmax(obs.value) if obs.value.size else 1.0
-        ax.scatter(
-            obs.diverged_alpha, np.full(obs.diverged_alpha.shape, top), marker="x", color="red", label="diverged"
-        )
+    x = np.repeat(np.exp(obs.log_alpha)[:, None], obs.values.shape[1], axis=1)
+    healthy = ~obs.diverged if obs.diverged is not None else np.ones_like(obs.values, bool)
+    ax.scatter(x[healthy], obs.values[healthy], s=12, alpha=0.6, color="0.3", label="trials (each seed)")
+    if not healthy.all():
+        ax.scatter(x[~healthy], obs.values[~healthy], marker="x", color="red", label="diverged (chance level)")
     if est.fit_alpha.size:
         ax.plot(est.fit_alpha, est.fit_value, color="C0", lw=2, label="local quadratic fit")
-    if est.interval:
-        ax.axvspan(*est.interval, color="C0", alpha=0.15, label=f"alpha* = {est.alpha:.3g}, 95% CI")
-    for i, (name, value) in enumerate(sorted((k, v) for k, v in r["theory"].items() if v)):
-        ax.axvline(value, color=f"C{i + 1}", ls="--", lw=1, label=f"{name} {value:.3g}")
+    if est.alpha is not None:
+        ax.axvspan(*est.interval(), color="C0", alpha=0.15, label=f"alpha* = {est.alpha:.3g}, 95% CI")
+    if est.divergence_edge:
+        ax.axvline(est.divergence_edge[0], color="red", lw=1, label=f"divergence edge {est.divergence_edge[0]:.3g}")
+    for i, v in enumerate(a.verdicts):
+        ax.axvline(v.alpha, color=f"C{i + 1}", ls="--", lw=1, label=f"{v.theories} {v.alpha:.3g}: {v.verdict}")
     ax.set_xscale("log")
-    ax.set_xlabel("alpha (Var(W) = alpha / fan)")
-    ax.set_ylabel(r["config"].search.objective)
-    ax.set_title(f"{r['study']}: {est.status}")
-    ax.legend(fontsize=7, loc="best")
+    ax.set_xlabel("alpha (Var(W) = alpha * scale / fan)")
+    trained = objectives.get(a.cfg.search.objective).trained
+    ax.set_ylabel(f"log {a.cfg.search.objective}" if trained else f"{a.cfg.search.objective} (signed)")
+    ax.set_title(f"{r['study']}: {est.status}", fontsize=10)
+    ax.legend(fontsize=6, loc="best")
     return _save(fig, folder / f"{r['study']}-objective")
 
 
 def depth_figure(r: dict, folder: pathlib.Path, alphas=(0.5, 1.0, 2.0, 4.0)) -> pathlib.Path:
     """Per-layer forward and backward variance at initialisation for several alphas."""
     cfg = r["config"].model
-    picks = sorted({*alphas, *([round(r["estimate"].alpha, 3)] if r["estimate"].alpha else [])})
+    star = r["analysis"].estimate.alpha
+    picks = sorted({*alphas, *([round(star, 3)] if star else [])})
     x = probes.gaussian_inputs(cfg, jax.random.key(0), 128)
     stats = probes.grid(cfg, jnp.asarray(picks, jnp.float32), jnp.arange(2), x)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -205,9 +179,10 @@ def depth_figure(r: dict, folder: pathlib.Path, alphas=(0.5, 1.0, 2.0, 4.0)) -> 
 def curves_figure(r: dict, folder: pathlib.Path, trials: list) -> pathlib.Path:
     """Stored training curves of the trials nearest each prediction and alpha*: mean over seeds
     with their range as a band (the report trains nothing; the curves are the study's own)."""
-    targets = {f"{name} {alpha:.3g}": alpha for name, alpha in r["theory"].items() if alpha}
-    if r["estimate"].alpha:
-        targets[f"alpha* {r['estimate'].alpha:.3g}"] = r["estimate"].alpha
+    a = r["analysis"]
+    targets = {f"{v.theories} {v.alpha:.3g}": v.alpha for v in a.verdicts}
+    if a.estimate.alpha:
+        targets[f"alpha* {a.estimate.alpha:.3g}"] = a.estimate.alpha
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     drawn: dict[int, tuple] = {}  # trial number -> (trial, the labels it stands for)
     for label, alpha in sorted(targets.items(), key=lambda kv: kv[1]):
@@ -243,11 +218,25 @@ def _save(fig, stem: pathlib.Path) -> pathlib.Path:
     return stem.with_suffix(".png")
 
 
-def _star(row: dict) -> str:
-    if row["alpha_star"] is None:
-        return row["status"]
-    lo, hi = row["interval"]
-    return f"{row['alpha_star']:.3g} [{lo:.3g}, {hi:.3g}]"
+def _star(est: dict) -> str:
+    if est["alpha"] is None:
+        return est["status"]
+    lo, hi = est["interval"]
+    return f"{est['alpha']:.4g} [{lo:.4g}, {hi:.4g}]"
+
+
+def _error(v: dict) -> str:
+    if v["relative_error"] is None:
+        return "-"
+    lo, hi = v["error_interval"]
+    return f"{v['relative_error']:+.1%} [{lo:+.1%}, {hi:+.1%}]"
+
+
+def _regret(v: dict) -> str:
+    if v.get("regret") is None:
+        return v.get("regret_verdict") or "-"
+    lo, hi = v["regret_interval"] or (math.nan, math.nan)
+    return f"{v['regret']:.1%} [{lo:.1%}, {hi:.1%}]: {v['regret_verdict']}"
 
 
 def _fmt(value) -> str:

@@ -103,7 +103,7 @@ def create_study(cfg, url: str, name: str) -> optuna.Study:
     )
     if "config" not in study.user_attrs:
         study.set_user_attr("config", json.loads(cfg.to_json_best_effort()))
-        study.set_user_attr("theory", predictions.for_model(cfg.model))
+        study.set_user_attr("theory", predictions.for_model(cfg.model))  # idealised, in search units
         study.set_user_attr("objective", cfg.search.objective)
         study.set_user_attr("code_version", provenance.code_version())
     return study
@@ -182,6 +182,8 @@ class Worker:
         runner = populations.Trained if self.objective.trained else populations.Probed
         self.runner = runner(cfg, datalib.load(cfg.data), self.objective, size)  # sized before any write
         self.study = create_study(cfg, url, self.name)
+        if not self.objective.trained and "probe_input_moment" not in self.study.user_attrs:
+            retry(lambda: self.study.set_user_attr("probe_input_moment", self.runner.input_moment))
         self.study.sampler = sampler
         chunks = self.runner.trainer.num_chunks if self.objective.trained else 1
         self.study.pruner = make_pruner(self.scfg, chunks)

@@ -17,7 +17,7 @@ import time
 import optuna
 from tqdm import tqdm
 
-from research import coordination, experiment, search, storage
+from research import coordination, experiment, search, storage, verdicts
 from research.errors import Interrupted, RunError
 
 _STOPS = (signal.SIGINT, signal.SIGTERM)
@@ -121,24 +121,22 @@ def _stop(procs: dict[int, subprocess.Popen], grace_s: float) -> None:
 
 
 def summary(study: optuna.Study, seconds: float | None = None) -> str:
-    """The study's best alpha next to every theory's prediction."""
+    """The study's alpha* and the verdict on every distinct prediction, by its own stored rule."""
     c = coordination.counts(study)
     took = f" in {seconds / 60:.1f} min" if seconds is not None else ""
     lines = [
         f"{study.study_name}: {c['finished']} finished trials ({c['complete']} complete, {c['pruned']} pruned){took}"
     ]
-    try:
-        best = study.best_trial
-        seeds = len(best.user_attrs.get("seeds", [])) or 1
-        lines.append(
-            f"  best trial: alpha = {best.params['alpha']:.4g}"
-            f"  ({study.user_attrs.get('objective')} {best.value:.4g}, mean of {seeds} seeds)"
-        )
-    except ValueError:
-        lines.append("  no complete trial")
-    preds = study.user_attrs.get("theory", {})
-    lines.append("  theory: " + ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} none" for k, v in preds.items()))
-    return "\n".join(lines)
+    analysis = verdicts.analyse(study)
+    est = analysis.estimate
+    if est.alpha is None:
+        return "\n".join([*lines, f"  alpha*: {est.status}"])
+    lo, hi = est.interval()
+    lines.append(f"  alpha* = {est.alpha:.4g} [{lo:.4g}, {hi:.4g}] ({est.status}); ROPE ±{analysis.rope:.0%}")
+    for v in analysis.verdicts:
+        regret = f", regret {v.regret:.1%}: {v.regret_verdict}" if v.regret is not None else ""
+        lines.append(f"  {v.theories} {v.alpha:.4g}: {v.verdict}{regret}")
+    return "\n".join(lines + [f"  note: {w}" for w in est.warnings])
 
 
 def _best_alpha(study: optuna.Study) -> str:

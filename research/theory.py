@@ -18,10 +18,9 @@ from scipy import optimize
 
 from research import activations
 from research.activations import Activation
-from research.errors import choice, number
+from research.errors import number
 
-THEORIES = ("xavier", "he", "lecun", "second_moment", "edge_of_chaos", "pytorch_gain")
-MODES = ("fan_in", "fan_out", "fan_avg")
+THEORIES = ("he", "xavier", "lecun", "forward", "backward", "edge_of_chaos", "pytorch_gain")
 _Q_SMALL = 1e-16  # the q -> 0 limit: float64 keeps ~15 digits of E[phi^2] there
 
 
@@ -67,15 +66,31 @@ def moments(act: str | Activation, q: np.ndarray | float) -> tuple[np.ndarray, n
     return e_phi2, e_dphi2
 
 
-def second_moment(act: str | Activation, mode: str = "fan_in") -> float:
-    """Variance-preserving alpha for unit-variance inputs and square layers.
+def forward_rule(act: str | Activation) -> float:
+    """alpha = 1 / E[phi(z)^2]: one square layer keeps a unit-variance input's second moment."""
+    return 1.0 / float(moments(act, 1.0)[0][0])
 
-    fan_in keeps the forward signal (1/E[phi^2]), fan_out the backward gradient
-    (1/E[phi'^2]), fan_avg is Glorot's compromise between the two (2/(E[phi^2]+E[phi'^2])).
-    """
-    _check_mode(mode)
-    e_phi2, e_dphi2 = (float(m[0]) for m in moments(act, 1.0))
-    return {"fan_in": 1.0 / e_phi2, "fan_out": 1.0 / e_dphi2, "fan_avg": 2.0 / (e_phi2 + e_dphi2)}[mode]
+
+def backward_rule(act: str | Activation) -> float:
+    """alpha = 1 / E[phi'(z)^2]: one square layer keeps the gradient's second moment at unit input
+    variance (the same condition at the fixed point q* instead of q = 1 is the edge of chaos)."""
+    return 1.0 / float(moments(act, 1.0)[1][0])
+
+
+def linear_regime(act: str | Activation) -> tuple[float | None, str]:
+    """phi'(0) where phi is smooth through 0 with phi(0) = 0, else None and why: Glorot's and
+    LeCun's derivations linearise phi around 0."""
+    act = as_activation(act)
+    with _x64():
+        at0 = float(act.fn(jnp.float64(0.0)))
+        left, at, right = (float(jax.grad(act.fn)(jnp.float64(x))) for x in (-1e-7, 0.0, 1e-7))
+    if abs(at0) > 1e-12:
+        return None, f"phi(0) = {at0:.3g}, not 0"
+    if abs(left - right) > 1e-4 * max(abs(left), abs(right), 1.0):
+        return None, f"phi has a kink at 0 (slopes {left:.3g} and {right:.3g})"
+    if abs(at) < 1e-12:
+        return None, "phi'(0) = 0"
+    return at, ""
 
 
 def chi1(act: str | Activation, alpha: float, q: float) -> float:
@@ -197,37 +212,45 @@ def _pair_expectation(fn, q: float, c: np.ndarray) -> np.ndarray:
     return np.einsum("cij,i,j->c", f1 * f2, w, w)
 
 
-def predict(act: str | Activation, mode: str = "fan_in", sigma_b: float = 0.0) -> list[Prediction]:
-    """Every named theory's optimal `alpha` for `act` under `mode` (square layers)."""
+def predict(act: str | Activation, sigma_b: float = 0.0) -> list[Prediction]:
+    """Every named theory's optimal `alpha` for `act` on square layers; a rule whose derivation
+    does not cover `act` has alpha None and says why (docs/theory.md derives each)."""
     act = as_activation(act)
-    _check_mode(mode)
-    slope = act.param if act.name == "leaky_relu" else 0.0
+    slope, why = linear_regime(act)
+    linear = None if slope is None else 1.0 / slope**2
+    unit = slope is not None and abs(slope - 1.0) < 1e-9
+    rectifier = act.name in ("relu", "leaky_relu")
+    a = act.param if act.name == "leaky_relu" else 0.0
     eoc = edge_of_chaos(act, sigma_b)
     gain = act.torch_gain
     return [
-        Prediction("xavier", 1.0, "Var = 2/(fan_in+fan_out): alpha 1 on fan_avg"),
-        Prediction("he", 2.0 / (1.0 + slope**2), "Var = 2/((1+a^2) fan_in)"),
-        Prediction("lecun", 1.0, "Var = 1/fan_in"),
-        Prediction("second_moment", second_moment(act, mode), _SECOND_MOMENT_NOTE[mode]),
+        Prediction("he", 2.0 / (1.0 + a * a) if rectifier else None,
+                   "2/(1+a^2) on fan_in" if rectifier else "n/a: derived for (leaky) ReLU"),
+        Prediction("xavier", linear, "1/phi'(0)^2 on fan_avg" if linear else f"n/a: {why}"),
+        Prediction("lecun", 1.0 if unit else None,
+                   "1 on fan_in" if unit else f"n/a: needs phi(0) = 0 and phi'(0) = 1 ({why or f'slope {slope:.3g}'})"),
+        Prediction("forward", forward_rule(act), "1/E[phi(z)^2], z ~ N(0, 1)"),
+        Prediction("backward", backward_rule(act), "1/E[phi'(z)^2], z ~ N(0, 1)"),
         Prediction("edge_of_chaos", eoc.alpha, eoc.note if eoc.q_star is None else f"q* = {eoc.q_star:.4g}"),
-        Prediction(
-            "pytorch_gain",
-            None if gain is None else gain**2,
-            "gain^2 of calculate_gain" if gain else "torch has no gain",
-        ),
-    ]
+        Prediction("pytorch_gain", None if gain is None else gain**2,
+                   "gain^2 of calculate_gain" if gain else "n/a: torch has no gain"),
+    ]  # fmt: skip
 
 
-_SECOND_MOMENT_NOTE = {
-    "fan_in": "forward: 1/E[phi(z)^2]",
-    "fan_out": "backward: 1/E[phi'(z)^2]",
-    "fan_avg": "compromise: 2/(E[phi^2]+E[phi'^2])",
-}
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise choice("mode", mode, MODES)
+def distinct(predictions: dict[str, float | None], rtol: float = 1e-6) -> list[tuple[str, float]]:
+    """Each distinct predicted alpha once, named by every theory that gives it ("he = forward"),
+    in increasing alpha; theories without a prediction are left out."""
+    merged: list[tuple[list[str], float]] = []
+    for name, alpha in predictions.items():
+        if alpha is None:
+            continue
+        for names, value in merged:
+            if abs(alpha - value) <= rtol * abs(value):
+                names.append(name)
+                break
+        else:
+            merged.append(([name], alpha))
+    return sorted(((" = ".join(names), value) for names, value in merged), key=lambda kv: kv[1])
 
 
 def _map_slope(act: Activation, alpha: float, q: float, h: float = 1e-5) -> float:

@@ -47,7 +47,9 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.eval_examples = 1024  # train/validation examples evaluated after each chunk
     cfg.shared_data_order = True  # one batch order (from data_seed) for all members, else one per seed
     cfg.data_seed = 0
-    cfg.diverged_value = 10.0  # the loss reported for a member that produced NaN/inf (error: 1)
+    # The loss a member that produced NaN/inf reports; None: chance level (the best constant
+    # predictor's loss, ln 10 for ten balanced classes). Sampler and estimator see the same value.
+    cfg.diverged_value = ml_collections.config_dict.placeholder(float)
     cfg.member_block = 0  # most members a device trains side by side through a chunk; 0: 2 on CPU, else all
     return cfg
 
@@ -135,6 +137,9 @@ class Trainer:
         validate(train_cfg)
         models.validate(model_cfg)
         self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, dataset
+        self.diverged_value = (
+            chance_loss(train_cfg.loss, dataset) if train_cfg.diverged_value is None else train_cfg.diverged_value
+        )
         self.groups = models.groups(model_cfg)
         self.graph = models.graphdef(model_cfg)
         self.tx = _optimizer(train_cfg)
@@ -180,9 +185,9 @@ class Trainer:
         metrics["grad_norm"] = jnp.where(diverged, jnp.nan, jnp.mean(gnorms, axis=1))
         metrics["step_loss"] = losses  # [P, chunk_steps]
         for name in ("train_loss", "val_loss"):
-            metrics[name] = jnp.where(diverged, cfg.diverged_value, metrics[name])
+            metrics[name] = jnp.where(diverged, self.diverged_value, metrics[name])
         metrics["val_error"] = jnp.where(
-            diverged, 1.0 if self.data.task == "classification" else cfg.diverged_value, metrics["val_error"]
+            diverged, 1.0 if self.data.task == "classification" else self.diverged_value, metrics["val_error"]
         )
         return new, metrics
 
@@ -419,7 +424,8 @@ def validate(cfg) -> None:
     number(cfg.momentum, "train.momentum", "a number in [0, 1)", lambda v: 0 <= v < 1)
     number(cfg.learning_rate, "train.learning_rate", "a positive number", lambda v: v > 0)
     number(cfg.weight_decay, "train.weight_decay", "a number >= 0", lambda v: v >= 0)
-    number(cfg.diverged_value, "train.diverged_value", "a finite number", lambda v: True)
+    if cfg.diverged_value is not None:
+        number(cfg.diverged_value, "train.diverged_value", "None (chance level) or a finite number", lambda v: True)
     integer(cfg.data_seed, "train.data_seed", minimum=0)
     integer(cfg.member_block, "train.member_block", minimum=0)
 
@@ -449,6 +455,17 @@ def _loss_fn(kind: str, dataset: datalib.Dataset, logits: Array, y: Array) -> Ar
     if kind == "cross_entropy":
         return optax.softmax_cross_entropy_with_integer_labels(logits, y)
     return jnp.sum((logits - jax.nn.one_hot(y, logits.shape[-1])) ** 2, axis=-1)
+
+
+def chance_loss(kind: str, dataset: datalib.Dataset) -> float:
+    """The training loss of the best constant prediction: what a diverged member is worth."""
+    y = np.asarray(dataset.y_train)
+    if dataset.task == "regression":
+        return float(np.var(y))
+    p = np.bincount(y.astype(int), minlength=dataset.num_outputs) / len(y)
+    if kind == "cross_entropy":
+        return float(-np.sum(p[p > 0] * np.log(p[p > 0])))
+    return float(1.0 - np.sum(p * p))
 
 
 def _error(dataset: datalib.Dataset, logits: Array, y: Array) -> Array:

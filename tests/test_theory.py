@@ -12,17 +12,17 @@ from research.errors import ConfigError
 ZOO = ["linear", "relu", "leaky_relu:0.2", "tanh", "sigmoid", "gelu", "silu", "elu", "selu", "softplus"]
 
 
-@pytest.mark.parametrize("mode", theory.MODES)
-def test_relu_and_linear_closed_forms(mode):
-    assert theory.second_moment("relu", mode) == pytest.approx(2.0, abs=1e-6)
-    assert theory.second_moment("linear", mode) == pytest.approx(1.0, abs=1e-6)
+@pytest.mark.parametrize("rule", [theory.forward_rule, theory.backward_rule])
+def test_relu_and_linear_closed_forms(rule):
+    assert rule("relu") == pytest.approx(2.0, abs=1e-6)
+    assert rule("linear") == pytest.approx(1.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("slope", [0.01, 0.2, 0.5])
 def test_leaky_relu_closed_form(slope):
     expected = 2.0 / (1.0 + slope**2)
-    assert theory.second_moment(f"leaky_relu:{slope}") == pytest.approx(expected, abs=1e-6)
-    assert theory.second_moment(f"leaky_relu:{slope}", "fan_out") == pytest.approx(expected, abs=1e-6)
+    assert theory.forward_rule(f"leaky_relu:{slope}") == pytest.approx(expected, abs=1e-6)
+    assert theory.backward_rule(f"leaky_relu:{slope}") == pytest.approx(expected, abs=1e-6)
     assert theory.edge_of_chaos(f"leaky_relu:{slope}").alpha == pytest.approx(expected, abs=1e-6)
 
 
@@ -59,8 +59,8 @@ def _sig3(x: float) -> float:
 @pytest.mark.parametrize("name", TABLE)
 def test_theory_table_to_three_significant_digits(name):
     forward, backward, eoc = TABLE[name]
-    assert _sig3(theory.second_moment(name, "fan_in")) == pytest.approx(forward)
-    assert _sig3(theory.second_moment(name, "fan_out")) == pytest.approx(backward)
+    assert _sig3(theory.forward_rule(name)) == pytest.approx(forward)
+    assert _sig3(theory.backward_rule(name)) == pytest.approx(backward)
     found = theory.edge_of_chaos(name).alpha
     assert (found is None) == (eoc is None)
     if eoc is not None:
@@ -123,17 +123,46 @@ def test_predict_lists_every_theory_with_torch_gains():
     preds = {p.theory: p.alpha for p in theory.predict("tanh")}
     assert set(preds) == set(theory.THEORIES)
     assert preds["pytorch_gain"] == pytest.approx(25 / 9)
-    assert preds["xavier"] == 1.0 and preds["he"] == 2.0
+    assert preds["xavier"] == pytest.approx(1.0) and preds["lecun"] == 1.0
     assert {p.theory: p.alpha for p in theory.predict("selu")}["pytorch_gain"] == pytest.approx(0.5625)
     assert {p.theory: p.alpha for p in theory.predict("gelu")}["pytorch_gain"] is None
     assert {p.theory: p.alpha for p in theory.predict("leaky_relu:0.2")}["he"] == pytest.approx(2 / 1.04)
 
 
 @pytest.mark.parametrize(
+    ("name", "missing"),
+    [
+        ("tanh", {"he"}),  # He's derivation needs a rectifier
+        ("elu", {"he", "pytorch_gain"}),
+        ("selu", {"he", "xavier", "lecun"}),  # a kink at 0: no linear regime
+        ("relu", {"xavier", "lecun"}),
+        ("sigmoid", {"he", "xavier", "lecun"}),  # phi(0) = 1/2
+        ("softplus", {"he", "xavier", "lecun", "edge_of_chaos", "pytorch_gain"}),
+    ],
+)
+def test_rules_apply_only_where_their_derivation_does(name, missing):
+    preds = theory.predict(name)
+    assert {p.theory for p in preds if p.alpha is None} == missing
+    assert all(p.note.startswith("n/a") for p in preds if p.alpha is None and p.theory != "edge_of_chaos")
+
+
+def test_glorot_compromise_is_the_linearised_rule():
+    # Var = 2 / ((fan_in + fan_out) phi'(0)^2): GELU and SiLU have phi'(0) = 1/2, so alpha = 4.
+    assert {p.theory: p.alpha for p in theory.predict("gelu")}["xavier"] == pytest.approx(4.0, rel=1e-9)
+    assert {p.theory: p.alpha for p in theory.predict("silu")}["xavier"] == pytest.approx(4.0, rel=1e-9)
+
+
+def test_identical_predictions_are_one_entry_naming_every_theory():
+    relu = theory.distinct({p.theory: p.alpha for p in theory.predict("relu")})
+    assert relu == [("he = forward = backward = edge_of_chaos = pytorch_gain", pytest.approx(2.0))]
+    names = [k for k, _ in theory.distinct({p.theory: p.alpha for p in theory.predict("tanh")})]
+    assert names == ["xavier = lecun = edge_of_chaos", "backward", "forward", "pytorch_gain"]
+
+
+@pytest.mark.parametrize(
     ("call", "field"),
     [
         (lambda: theory.predict("swish"), "activation"),
-        (lambda: theory.predict("relu", "fan_sideways"), "mode"),
         (lambda: activations.get("leaky_relu:abc"), "parameter"),
         (lambda: activations.get("tanh:0.2"), "takes no parameter"),
         (lambda: theory.validate_sigma_b(-1.0), "sigma_b"),

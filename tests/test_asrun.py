@@ -1,0 +1,71 @@
+"""The theory of the network as run against closed forms: funnels, padding, input drive."""
+
+import math
+
+import numpy as np
+import pytest
+
+from research import asrun, experiment, objectives
+
+
+def _cfg(path: str, objective: str, *overrides: str):
+    return experiment.load(path, overrides=[f"search.objective='{objective}'", *overrides])
+
+
+def test_square_relu_net_is_critical_at_two_whatever_the_input_scale():
+    for moment in (1e-4, 1.0, 30.0):
+        cfg = _cfg("experiments/he_relu_mlp.py", "forward_log_ratio")
+        assert asrun.predict(cfg, moment).alpha == pytest.approx(2.0, rel=1e-9)
+
+
+def test_linear_funnel_matches_the_hand_derivation():
+    # On fan_avg a linear layer n -> r n has forward gain 2 alpha / (1 + r) and backward gain
+    # 2 r alpha / (1 + r). With one ratio r for every layer the log-slope is exactly log(gain).
+    r = 0.5
+    widths = tuple(int(512 * r**i) for i in range(8))
+    base = _cfg("experiments/xavier_compromise.py", "forward_log_ratio", f"model.widths={widths}", "model.depth=8",
+                "model.input_dim=1024")  # fmt: skip
+    assert asrun.predict(base, 1.0).alpha == pytest.approx((1 + r) / 2, rel=1e-9)
+    back = experiment.derive(base, ["search.objective='backward_log_ratio'"])
+    assert asrun.predict(back, 1.0).alpha == pytest.approx((1 + r) / (2 * r), rel=1e-6)
+
+
+def test_the_quick_funnel_lands_near_the_constant_ratio_values():
+    # FUNNEL halves every two layers (r = 1/sqrt(2), rounded): 0.854 and 1.207 within a percent.
+    fwd = asrun.predict(_cfg("experiments/xavier_compromise.py", "forward_log_ratio"), 1.0).alpha
+    bwd = asrun.predict(_cfg("experiments/xavier_compromise.py", "backward_log_ratio"), 1.0).alpha
+    r = 1 / math.sqrt(2)
+    assert fwd == pytest.approx((1 + r) / 2, rel=0.01) and bwd == pytest.approx((1 + r) / (2 * r), rel=0.01)
+
+
+def test_tanh_jacobian_with_faint_inputs_sits_just_above_the_edge():
+    # q1 = 2 alpha / (40 + 128) * 40 * 0.01 is about 0.005: tanh is nearly linear there, so the
+    # edge (alpha 1 at q* = 0) moves up by about q1 (E[tanh'^2] = 1 - 2q + O(q^2)).
+    cfg = _cfg("experiments/xavier_tanh_mlp.py", "jacobian_log_gain")
+    alpha = asrun.predict(cfg, 0.01).alpha
+    assert 1.005 < alpha < 1.015
+    assert asrun.predict(cfg, 1e-8).alpha == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rnn_input_drive_moves_the_recurrent_edge_above_one():
+    cfg = _cfg("experiments/tanh_rnn.py", "jacobian_log_gain")
+    faint, full = asrun.predict(cfg, np.full(40, 1e-8)).alpha, asrun.predict(cfg, np.full(40, 0.01)).alpha
+    assert faint == pytest.approx(1.0, abs=1e-3) and 1.2 < full < 1.5
+
+
+def test_cnn_zero_padding_needs_slightly_more_than_he():
+    # Edge positions see 2 of 3 taps; the shortfall shrinks as the image grows.
+    short = asrun.predict(_cfg("experiments/relu_cnn.py", "forward_log_ratio"), np.ones(40)).alpha
+    long = asrun.predict(_cfg("experiments/relu_cnn.py", "forward_log_ratio", "model.input_shape=(4000, 1)"),
+                         np.ones(4000)).alpha  # fmt: skip
+    assert 2.005 < short < 2.05 and 2.0 < long < 2.0005
+
+
+def test_one_layer_objective_is_the_forward_rule():
+    cfg = _cfg("experiments/zoo.py:activation='gelu'", "forward_one_layer")
+    assert asrun.predict(cfg, 1.0).alpha == pytest.approx(2.3517, rel=1e-3)
+
+
+def test_trained_objectives_have_no_as_run_prediction():
+    assert asrun.predict(_cfg("experiments/he_relu_mlp.py", "train_loss"), 1.0).alpha is None
+    assert objectives.get("train_loss").trained
