@@ -45,7 +45,7 @@ bench: venv
 # The main job: the default suite on embedded defaults (journal file under runs/, MNIST-1D
 # generated offline). Override: make sweep EXPERIMENT=experiments/x.py WORKERS=2 TRIALS=40
 # STORAGE=postgresql://user@host/db PROFILE=paper
-EXPERIMENT ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py
+EXPERIMENT ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py experiments/xavier_compromise.py
 PROFILE ?= quick
 WORKERS ?= 1
 STORAGE ?=

@@ -70,6 +70,20 @@ class Estimate:
         half = stats.t.ppf(0.5 + level / 2, self.df) * self.se
         return math.exp(math.log(self.alpha) - half), math.exp(math.log(self.alpha) + half)
 
+    def near_optimal(self, tolerance: float = 0.1) -> tuple[float, float] | None:
+        """The contiguous alphas around the minimum whose fitted loss is within a relative
+        `tolerance` of it (trained objectives: the fit is of log loss)."""
+        if self.alpha is None:
+            return None
+        inside = np.expm1(self.fit_value - np.nanmin(self.fit_value)) <= tolerance
+        best = int(np.nanargmin(self.fit_value))
+        left, right = best, best
+        while left > 0 and inside[left - 1]:
+            left -= 1
+        while right < len(inside) - 1 and inside[right + 1]:
+            right += 1
+        return float(self.fit_alpha[left]), float(self.fit_alpha[right])
+
     def to_json(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "replicate_curves"}
         out["fit_alpha"], out["fit_value"] = self.fit_alpha.tolist(), self.fit_value.tolist()
@@ -247,7 +261,8 @@ def choose_bandwidth(obs: Observations) -> float:
 
 def _noise(obs: Observations) -> float:
     """Pooled within-trial sd of the seeds (0 when every trial has one seed)."""
-    centred = obs.values - np.nanmean(obs.values, axis=1, keepdims=True)
+    counts = np.isfinite(obs.values).sum(axis=1, keepdims=True)
+    centred = obs.values - np.nansum(obs.values, axis=1, keepdims=True) / np.maximum(counts, 1)
     dof = int(np.sum(np.isfinite(obs.values).sum(axis=1) - 1).clip(0))
     return float(math.sqrt(np.nansum(centred**2) / dof)) if dof > 0 else 0.0
 

@@ -90,6 +90,11 @@ def probe_config(name: str, activation: str, depth: int, width: int, init: dict,
     return cfg
 
 
+def width(cfg) -> int:
+    """The width a width series varies (MLP units, CNN channels, RNN hidden units)."""
+    return int(cfg[family(cfg).width_field])
+
+
 def input_shape(cfg, batch: int, length: int = 40) -> tuple[int, ...]:
     """Shape of a batch of inputs the model takes (a recurrent family: `length` time steps)."""
     return (batch, *family(cfg).input_shape(cfg, length))
@@ -304,6 +309,7 @@ class Family:
     input_shape: Callable  # (cfg, length) -> one example's shape
     flops: Callable  # (cfg, example_shape) -> forward matmul FLOPs
     resize: Callable  # (cfg, depth, width) -> None: a square probe model
+    width_field: str = "width"  # the config field a width series sets
     recurrent: bool = False  # time plays depth: probes perturb the first step only
     depth_unit: str = "layer"
 
@@ -384,6 +390,7 @@ FAMILIES: dict[str, Family] = {
         input_shape=lambda cfg, length: tuple(cfg.input_shape),
         flops=_cnn_flops,
         resize=_cnn_resize,
+        width_field="channels",
     ),
     "rnn": Family(
         "rnn", RNN,
@@ -398,6 +405,7 @@ FAMILIES: dict[str, Family] = {
         input_shape=lambda cfg, length: (length, cfg.input_dim),
         flops=_rnn_flops,
         resize=_rnn_resize,
+        width_field="hidden",
         recurrent=True,
         depth_unit="step",
     ),

@@ -51,6 +51,9 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.probe_batch = 256  # inputs for the signal-propagation objectives
     cfg.probe_input_scale = 1.0  # scales the probe inputs: small values start near q = 0
     cfg.probe_inputs = "data"  # or "gaussian": iid N(0, 1) inputs, the mean-field assumption
+    # Probe objectives over several widths (a fixed grid of `points` alphas, `seeds` each), one
+    # study per width, for the finite-width extrapolation alpha*(n) = a + b/n (extrapolate.py).
+    cfg.width_series = ml_collections.ConfigDict({"widths": (), "alpha_range": (1.0, 4.0), "points": 7, "seeds": 32})
     cfg.checkpoint_every_chunks = 2
     cfg.heartbeat_s = 10.0
     cfg.stale_after_s = 120.0  # a running trial without a heartbeat this long is failed and retried
@@ -78,6 +81,15 @@ def validate(cfg) -> None:
     if cfg.learning_rate_range != ():
         _check_range("search.learning_rate_range", cfg.learning_rate_range, LEARNING_RATE_LIMITS)
     integer(cfg.max_retries, "search.max_retries", minimum=0)
+    series = cfg.width_series
+    require(
+        isinstance(series.widths, tuple | list) and all(isinstance(n, int) and n >= 1 for n in series.widths),
+        f"search.width_series.widths must be a tuple of integers >= 1; got {series.widths!r}.",
+    )
+    require(len(series.widths) != 1, "search.width_series.widths needs two widths or more to extrapolate; got one.")
+    _check_range("search.width_series.alpha_range", series.alpha_range, init.ALPHA_LIMITS)
+    integer(series.points, "search.width_series.points", minimum=3)
+    integer(series.seeds, "search.width_series.seeds", minimum=3)
     for field in (
         "seeds",
         "probe_seeds",
@@ -110,8 +122,25 @@ def create_study(cfg, url: str, name: str) -> optuna.Study:
 
 
 def study_name(cfg) -> str:
-    """Studies are named after the experiment, the profile and the objective."""
-    return f"{cfg.name}-{cfg.profile}-{cfg.search.objective}"
+    """Studies are named after the experiment, the profile and the objective (and, in a width
+    series, the width: "-w256")."""
+    base = f"{cfg.name}-{cfg.profile}-{cfg.search.objective}"
+    return base + (f"-w{models.width(cfg.model)}" if in_width_series(cfg) else "")
+
+
+def in_width_series(cfg) -> bool:
+    """Whether the study is one width of a probe objective's width series."""
+    return bool(cfg.search.width_series.widths) and not objectives.get(cfg.search.objective).trained
+
+
+def width_series(cfg) -> list[list[str]]:
+    """Overrides that make each width's study of a width series: a fixed grid design."""
+    series = cfg.search.width_series
+    require(not cfg.model.get("widths"), "search.width_series needs a model of one width; model.widths is set.")
+    design = ["search.sampler='grid'", f"search.alpha_range={tuple(series.alpha_range)}",
+              f"search.grid_points={series.points}", f"search.trials={series.points}",
+              f"search.probe_seeds={series.seeds}", "search.trials_per_batch=1"]  # fmt: skip
+    return [[*design, f"model.{models.family(cfg.model).width_field}={n}"] for n in series.widths]
 
 
 def make_sampler(cfg, worker_seed: int) -> optuna.samplers.BaseSampler:

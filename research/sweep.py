@@ -24,11 +24,14 @@ _STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
 def run_all(cfg, path: str, overrides: list[str], url: str | None, workers: int) -> list[optuna.Study]:
-    """One study per objective the experiment `cfg` (loaded from `path` with `overrides`) lists."""
+    """One study per objective the experiment `cfg` (loaded from `path` with `overrides`) lists,
+    and for a probe objective with a width series one per width."""
     studies = []
     for objective in tuple(cfg.search.objectives) or (cfg.search.objective,):
-        choose = f"search.objective='{objective}'"
-        studies.append(run(experiment.derive(cfg, [choose]), path, [*overrides, choose], url, workers))
+        choose = [f"search.objective='{objective}'"]
+        chosen = experiment.derive(cfg, choose)
+        for extra in search.width_series(chosen) if search.in_width_series(chosen) else [[]]:
+            studies.append(run(experiment.derive(chosen, extra), path, [*overrides, *choose, *extra], url, workers))
     return studies
 
 

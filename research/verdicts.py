@@ -30,6 +30,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.rope = ml_collections.ConfigDict({name: o.rope for name, o in objectives.REGISTRY.items()})
     cfg.regret_tolerance = 0.10  # relative excess loss at a prediction that still counts as near-optimal
     cfg.level = 0.90  # the interval the equivalence test reads (two one-sided 5% tests)
+    cfg.width_limit_rope = 0.01  # a width series' infinite-width intercept (extrapolate.py)
     return cfg
 
 
@@ -39,6 +40,7 @@ def validate(cfg) -> None:
         number(value, f"verdict.rope.{name}", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
     number(cfg.regret_tolerance, "verdict.regret_tolerance", "a relative tolerance > 0", lambda v: v > 0)
     number(cfg.level, "verdict.level", "a probability in (0.5, 1)", lambda v: 0.5 < v < 1)
+    number(cfg.width_limit_rope, "verdict.width_limit_rope", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +67,11 @@ def rule(cfg) -> tuple[float, float, float]:
     return float(rope), float(stored.get("regret_tolerance", 0.10)), float(stored.get("level", 0.90))
 
 
+def width_limit_rope(cfg) -> float:
+    """The region a width series' intercept is judged with (the default for older studies)."""
+    return float((cfg.get("verdict") or default_config()).get("width_limit_rope", 0.01))
+
+
 def equivalence(log_ratio: float, se: float, df: float, rope: float, level: float) -> str:
     """Three-way verdict from log(alpha*/prediction), its standard error and t degrees of freedom."""
     half = stats.t.ppf(0.5 + level / 2, df) * se
@@ -89,8 +96,14 @@ def judge(est, predictions: list[tuple[str, float]], rope: float, level: float, 
         lo, hi = est.interval(0.95)
         regret = _regret(est, alpha, regret_tolerance) if trained else (None, None, None)
         out.append(
-            Verdict(names, alpha, math.expm1(log_ratio), (lo / alpha - 1, hi / alpha - 1),
-                    equivalence(log_ratio, est.se, est.df, rope, level), *regret)  # fmt: skip
+            Verdict(
+                names,
+                alpha,
+                math.expm1(log_ratio),
+                (lo / alpha - 1, hi / alpha - 1),
+                equivalence(log_ratio, est.se, est.df, rope, level),
+                *regret,
+            )  # fmt: skip
         )
     return out
 
@@ -117,7 +130,6 @@ def _regret(est, alpha: float, tolerance: float) -> tuple[float | None, tuple | 
     return value, (lo, hi), verdict
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Analysis:
     """One study judged by its own pre-registered rule."""
@@ -128,13 +140,15 @@ class Analysis:
     verdicts: list[Verdict]
     not_applicable: list[str]  # theories whose derivation does not cover this activation
     rope: float
+    input_moment: list | None  # the probe inputs' mean square per position, as the study recorded it
 
 
 def analyse(study) -> Analysis:
     """Estimate alpha* for an Optuna study and judge every prediction by the study's stored rule."""
     cfg = ml_collections.ConfigDict(study.user_attrs["config"])
     obs, est = estimate.for_study(study, cfg)
-    compared, skipped = predictions.compared(cfg, study.user_attrs.get("probe_input_moment"))
+    moment = study.user_attrs.get("probe_input_moment")
+    compared, skipped = predictions.compared(cfg, moment)
     rope, tolerance, level = rule(cfg)
     trained = objectives.get(cfg.search.objective).trained
-    return Analysis(cfg, obs, est, judge(est, compared, rope, level, tolerance, trained), skipped, rope)
+    return Analysis(cfg, obs, est, judge(est, compared, rope, level, tolerance, trained), skipped, rope, moment)

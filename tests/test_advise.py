@@ -24,7 +24,7 @@ def test_tanh_mlp_gets_the_forward_rule_and_rnn_recurrence_the_edge_of_chaos():
     tanh = experiment.load(os.path.join(helpers.EXPERIMENTS, "xavier_tanh_mlp.py"))
     advice = advise.advise(tanh)
     # fan_avg: Glorot's compromise between forward (2.54) and backward (2.15).
-    assert advice["layers"][3]["alpha"] == pytest.approx(advice["theory"]["second_moment"])
+    assert advice["layers"][3]["alpha"] == pytest.approx(advice["theory"]["forward"])
     assert 2.15 < advice["layers"][3]["alpha"] < 2.54
     rnn = {
         r["layer"]: r

@@ -12,15 +12,16 @@ from research import cli
 def test_theory_json_lists_every_theory(capsys):
     assert cli.main(["theory", "--activation", "relu", "--activation", "tanh", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["relu"]["second_moment"]["alpha"] == pytest.approx(2.0, abs=1e-6)
+    assert out["relu"]["forward"]["alpha"] == pytest.approx(2.0, abs=1e-6)
     assert out["tanh"]["edge_of_chaos"]["alpha"] == pytest.approx(1.0, abs=1e-6)
     assert out["tanh"]["pytorch_gain"]["alpha"] == pytest.approx(25 / 9)
 
 
-def test_theory_table_for_fan_out(capsys):
-    assert cli.main(["theory", "--activation", "tanh", "--mode", "fan_out"]) == 0
+def test_theory_table_marks_rules_that_do_not_apply(capsys):
+    assert cli.main(["theory", "--activation", "tanh"]) == 0
     out = capsys.readouterr().out
-    assert "| tanh" in out and "2.153" in out  # backward-preserving 1/E[phi'^2]
+    row = next(line for line in out.splitlines() if line.startswith("| tanh"))
+    assert "2.153" in row and "n/a" in row  # backward-preserving 1/E[phi'^2]; He is for rectifiers
 
 
 def test_probe_prints_layers_and_fitted_ratio(capsys):
@@ -39,7 +40,7 @@ def test_probe_prints_layers_and_fitted_ratio(capsys):
     ("argv", "field"),
     [
         (["theory", "--activation", "swish"], "activation must be one of"),
-        (["theory", "--mode", "fan_up"], "mode must be one of"),
+        (["theory", "--sigma-b", "-1"], "sigma_b must be"),
         (["probe", "--depth", "0"], "--depth"),
         (["probe", "--alpha", "-1"], "--alpha"),
         (["probe", "--model", "vit"], "--model"),

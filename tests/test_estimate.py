@@ -75,7 +75,8 @@ def test_a_flat_objective_is_reported_flat_and_inconclusive():
 
 
 def test_optimum_beyond_the_range_is_an_edge():
-    assert estimate.estimate(_quadratic(np.random.default_rng(4), optimum=20.0), alpha_range=(0.5, 8.0)).status == "edge"
+    est = estimate.estimate(_quadratic(np.random.default_rng(4), optimum=20.0), alpha_range=(0.5, 8.0))
+    assert est.status == "edge"
 
 
 def _trial(alpha, values, diverged, seeds=None):
@@ -150,7 +151,7 @@ def test_report_files_from_a_tiny_study(tmp_path, data_root):
     url = str(tmp_path / "studies.journal")
     search.Worker(cfg, url, echo=lambda _: None).run()
     path = report.write(url, tmp_path / "report")
-    rows = json.loads((tmp_path / "report" / "report.json").read_text())
+    rows = json.loads((tmp_path / "report" / "report.json").read_text())["studies"]
     est = rows[0]["estimate"]
     assert len(rows) == 1 and rows[0]["experiment"] == "tiny-quick-forward_log_ratio" and est["n_trials"] == 12
     assert abs(est["alpha"] / 2 - 1) < 0.15  # ReLU forward signal: He
@@ -179,7 +180,7 @@ def test_report_draws_stored_training_curves_and_trains_nothing(tmp_path, data_r
 
     monkeypatch.setattr(train, "Trainer", no_training)
     report.write(url, tmp_path / "report")
-    row = json.loads((tmp_path / "report" / "report.json").read_text())[0]
+    row = json.loads((tmp_path / "report" / "report.json").read_text())["studies"][0]
     assert row["objective"] == "train_loss" and row["estimate"]["n_trials"] == 8 and row["estimate"]["alpha"]
     assert row["verdicts"][0]["regret_verdict"] in ("near-optimal", "costly", "inconclusive")
     assert (tmp_path / "report" / "figures" / "tiny-quick-train_loss-curves.png").stat().st_size > 1000

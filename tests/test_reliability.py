@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import optuna
@@ -22,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
-from research import cli, estimate, experiment, search, storage, sweep
+from research import cli, estimate, experiment, objectives, search, storage, sweep
 from research.errors import ConfigError
 from tests import helpers
 
@@ -240,17 +241,19 @@ def test_bad_input_never_corrupts_an_existing_study(tmp_path, data_root):
 
 # --- numerics and exposure --------------------------------------------------------------------
 def test_non_finite_values_never_poison_the_estimator():
+    # Trials whose every value is NaN or inf (a probe that overflowed) are left out, not averaged in.
     rng = np.random.default_rng(0)
-    x = np.repeat(np.log(np.geomspace(0.5, 8.0, 20)), 2)
-    y = (x - np.log(2.0)) ** 2 + 0.02 * rng.normal(size=x.size)
-    y[-6:] = [np.nan, np.inf, 1e30, np.nan, np.inf, -np.inf]
-    obs = estimate.Observations(x[:-6], y[:-6], np.repeat(np.arange(20), 2)[:-6], diverged_alpha=np.exp(x[-6:]))
-    est = estimate.estimate(obs, {"he": 2.0})
+    x = np.log(np.geomspace(0.5, 8.0, 20))
+    values = (x[:, None] - np.log(2.0)) ** 2 + 0.02 * rng.normal(size=(20, 3))
+    trials = [types.SimpleNamespace(state=types.SimpleNamespace(name="COMPLETE"), params={"alpha": float(np.exp(a))},
+                                    value=0.0, user_attrs={"seed_values": list(np.exp(v))})
+              for a, v in zip(x, values, strict=True)]  # fmt: skip
+    for t, bad in zip(trials[-3:], ([np.nan] * 3, [np.inf, np.nan, -np.inf], [0.0, -1.0, np.nan]), strict=True):
+        t.user_attrs["seed_values"] = bad
+    obs = estimate.from_trials(trials, objectives.get("train_loss"))
+    est = estimate.estimate(obs)
     assert est.status == "ok" and np.all(np.isfinite(est.fit_value)) and abs(est.alpha / 2 - 1) < 0.15
-    assert (
-        estimate.estimate(estimate.Observations(np.zeros(0), np.zeros(0), np.zeros(0, int)), {"he": 2.0}).status
-        == "too few trials"
-    )
+    assert estimate.estimate(estimate.Observations(np.zeros(0), np.zeros((0, 0)))).status == "too few trials"
 
 
 def test_reports_and_messages_never_carry_passwords(tmp_path, data_root):

@@ -10,7 +10,20 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from research import cli, coordination, data, estimate, experiment, models, probes, search, storage, train
+from research import (
+    cli,
+    coordination,
+    data,
+    estimate,
+    experiment,
+    models,
+    objectives,
+    probes,
+    search,
+    storage,
+    train,
+    verdicts,
+)
 from research.errors import ConfigError
 from tests import helpers
 
@@ -37,7 +50,7 @@ def test_study_records_config_theory_and_version(tmp_path, data_root):
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root))
     study = search.create_study(cfg, storage.default_url(tmp_path), "tiny-quick-train_loss")
     assert study.user_attrs["config"]["model"]["depth"] == 3
-    assert study.user_attrs["theory"]["he"] == 2.0 and study.user_attrs["theory"]["second_moment"] == pytest.approx(2.0)
+    assert study.user_attrs["theory"]["he"] == 2.0 and study.user_attrs["theory"]["forward"] == pytest.approx(2.0)
     assert study.user_attrs["code_version"].startswith("0.")
 
 
@@ -98,12 +111,15 @@ def test_probe_sweep_finds_he_on_relu(tmp_path, data_root):
     assert abs(best / 2.0 - 1.0) < 0.05
 
 
-def test_sweep_command_prints_best_alpha_and_theory(tmp_path, data_root, capsys):
-    overrides = helpers.overrides(tmp_path, data_root, "search.trials=4", "search.trials_per_batch=2")
+def test_sweep_command_prints_three_way_verdicts(tmp_path, data_root, capsys):
+    overrides = helpers.overrides(tmp_path, data_root, "search.trials=8", "search.trials_per_batch=4")
     argv = ["sweep", "--config", helpers.TINY, "--storage", str(tmp_path / "s.journal"), "--workers", "1"]
     assert cli.main(argv + [a for o in overrides for a in ("--set", o)]) == 0
     out = capsys.readouterr().out
-    assert "4 finished trials" in out and "best trial: alpha =" in out and "he 2" in out
+    assert "8 finished trials" in out and "alpha* = " in out and "ROPE ±10%" in out
+    verdict = next(line for line in out.splitlines() if line.startswith("  he = forward"))
+    assert verdict.split(": ")[1].split(",")[0] in verdicts.VERDICTS and "regret" in verdict
+    assert "supported" not in out and "refuted" not in out
 
 
 @pytest.mark.parametrize(
@@ -194,7 +210,7 @@ def test_a_jointly_searched_learning_rate_trains_each_trial_at_its_own_rate(tmp_
     trials = _complete(worker.study)
     assert all(0.003 <= t.params["learning_rate"] <= 0.3 for t in trials)
     assert len({t.params["learning_rate"] for t in trials}) == 4
-    assert estimate.from_trials(trials).log_lr is not None
+    assert estimate.from_trials(trials, objectives.get("train_loss")).log_lr is not None
     # The first trial, retrained alone at its alpha and learning rate, gives the stored per-seed losses.
     first = trials[0]
     trainer = train.Trainer(cfg.model, cfg.train, data.load(cfg.data))
