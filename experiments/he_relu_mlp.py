@@ -19,8 +19,8 @@ def get_config(profile: str = "quick"):
         {"alpha_range": (0.5, 8.0), "trials": 32, "seeds": 4, "sampler": "qmc",
          "objectives": ("train_loss", "forward_log_ratio")}
     )  # fmt: skip
-    cfg.search.width_series.update(
-        {"widths": (64, 128, 256, 512), "alpha_range": (1.8, 2.25), "points": 6, "seeds": 64}
+    cfg.search.series.update(
+        {"field": "width", "levels": (64, 128, 256, 512), "alpha_range": (1.8, 2.25), "points": 6, "seeds": 64}
     )
     if profile == "paper":
         cfg.model.update({"depth": 30, "width": 256})

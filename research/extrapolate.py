@@ -1,11 +1,12 @@
-"""Finite-width extrapolation: a probe's alpha*(n) over widths n, fitted to log alpha* = a + b/n.
+"""Extrapolating a probe's optimum to the limit theory speaks of: infinite width, or a vanishing input.
 
 At finite width the probes are biased: the log of a mean of squares drifts below the log of its
 expectation by O(1/n) per layer (Hanin & Rolnick 2018), so a probe's zero sits above the
-infinite-width theory by about b/n. A width series (search.width_series: one study per width)
-measures alpha*(n); weighted least squares on 1/n gives the intercept exp(a), which is what
-mean-field theory predicts, and it is judged against the predictions with the pre-registered
-`verdict.width_limit_rope` (docs/theory.md, "Finite width").
+infinite-width theory by about b/n. With faint inputs a tanh net sits near the q -> 0 edge of
+chaos, displaced by O(q1). A series (search.series: one study per width, or per probe input
+scale s, q1 proportional to s^2) measures alpha*(x); weighted least squares on
+log alpha*(x) = log a + b x gives the intercept a, which is judged against the predictions at
+the limit with the pre-registered `verdict.series_rope` (docs/theory.md, "Finite width").
 """
 
 from __future__ import annotations
@@ -16,58 +17,62 @@ import math
 import numpy as np
 from scipy import stats
 
-from research import models, predictions, search, verdicts
+from research import predictions, search, verdicts
+
+AXES = {"width": "1/width", "probe_input_scale": "input scale^2"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Extrapolation:
-    """One width series: alpha* per width, the infinite-width intercept and the verdicts on it."""
+    """One series: alpha* at each point, the intercept at x -> 0 and the verdicts on it."""
 
     series: str
-    widths: list[int]
-    alphas: list[float]  # alpha*(n)
-    ses: list[float]  # standard errors of log alpha*(n)
-    intercept: float  # alpha* as 1/n -> 0
+    axis: str  # what x is: "1/width" or "input scale^2"
+    x: list[float]
+    alphas: list[float]  # alpha*(x)
+    ses: list[float]  # standard errors of log alpha*(x)
+    intercept: float  # alpha* as x -> 0
     se: float  # of log intercept
     df: float
-    slope: float  # b: log alpha*(n) - log intercept = b / n
+    slope: float  # b: log alpha*(x) - log intercept = b x
     slope_se: float
     verdicts: list[verdicts.Verdict]
 
 
-def fit(widths, log_alphas, ses) -> tuple[float, float, float, float]:
-    """(a, se(a), b, se(b)) of log alpha*(n) = a + b/n by weighted least squares (weights 1/se^2)."""
-    x = np.stack([np.ones(len(widths)), 1.0 / np.asarray(widths, float)], axis=1)
+def fit(x, log_alphas, ses) -> tuple[float, float, float, float]:
+    """(a, se(a), b, se(b)) of log alpha*(x) = a + b x by weighted least squares (weights 1/se^2)."""
+    design = np.stack([np.ones(len(x)), np.asarray(x, float)], axis=1)
     w = 1.0 / np.asarray(ses, float) ** 2
-    cov = np.linalg.inv(x.T @ (x * w[:, None]))
-    coef = cov @ x.T @ (w * np.asarray(log_alphas, float))
+    cov = np.linalg.inv(design.T @ (design * w[:, None]))
+    coef = cov @ design.T @ (w * np.asarray(log_alphas, float))
     return float(coef[0]), math.sqrt(cov[0, 0]), float(coef[1]), math.sqrt(cov[1, 1])
 
 
 def series(analyses: list[verdicts.Analysis]) -> list[Extrapolation]:
-    """Every width series among `analyses` with two or more widths estimated."""
+    """Every series among `analyses` with two or more members estimated."""
     groups: dict[str, list[verdicts.Analysis]] = {}
     for analysis in analyses:
-        cfg = analysis.cfg
-        if search.in_width_series(cfg) and analysis.estimate.alpha is not None:
-            groups.setdefault(f"{cfg.name}-{cfg.profile}-{cfg.search.objective}", []).append(analysis)
-    out = []
-    for name, members in sorted(groups.items()):
-        if len(members) >= 2:
-            out.append(_extrapolate(name, sorted(members, key=lambda m: models.width(m.cfg.model))))
-    return out
+        if search.in_series(analysis.cfg) and analysis.estimate.alpha is not None:
+            groups.setdefault(search.series_name(analysis.cfg), []).append(analysis)
+    return [
+        _extrapolate(name, sorted(members, key=lambda m: search.series_x(m.cfg)))
+        for name, members in sorted(groups.items())
+        if len(members) >= 2
+    ]
 
 
 def _extrapolate(name: str, members: list[verdicts.Analysis]) -> Extrapolation:
-    widths = [models.width(m.cfg.model) for m in members]
+    x = [search.series_x(m.cfg) for m in members]
     ests = [m.estimate for m in members]
-    a, se_a, b, se_b = fit(widths, [math.log(e.alpha) for e in ests], [e.se for e in ests])
+    a, se_a, b, se_b = fit(x, [math.log(e.alpha) for e in ests], [e.se for e in ests])
     df = min(e.df for e in ests)
-    last = members[-1]
-    compared, _ = predictions.compared(last.cfg, last.input_moment)
-    rope = verdicts.width_limit_rope(last.cfg)
-    level = verdicts.rule(last.cfg)[2]
-    t = stats.t.ppf(0.975, df)
+    first = members[0]
+    field = first.cfg.search.series.field
+    moment = first.input_moment
+    if field == "probe_input_scale" and moment is not None:  # the limit: a vanishing input
+        moment = (np.asarray(moment) * 1e-8).tolist()
+    compared, _ = predictions.compared(first.cfg, moment)
+    rope, level, t = verdicts.series_rope(first.cfg), verdicts.rule(first.cfg)[2], stats.t.ppf(0.975, df)
     judged = []
     for theories, alpha in compared:
         lo, hi = (math.exp(a + k * se_a) / alpha - 1 for k in (-t, t))
@@ -80,5 +85,5 @@ def _extrapolate(name: str, members: list[verdicts.Analysis]) -> Extrapolation:
                 verdicts.equivalence(a - math.log(alpha), se_a, df, rope, level),
             )  # fmt: skip
         )
-    return Extrapolation(name, widths, [e.alpha for e in ests], [e.se for e in ests], math.exp(a), se_a, df, b, se_b,
-                         judged)  # fmt: skip
+    return Extrapolation(name, AXES[field], x, [e.alpha for e in ests], [e.se for e in ests], math.exp(a), se_a,
+                         df, b, se_b, judged)  # fmt: skip

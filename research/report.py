@@ -54,13 +54,13 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
         raise ConfigError(f"report --out {out} cannot be written: {err.strerror}.") from None
     rows = [row(r) for r in records]
     series = extrapolate.series([r["analysis"] for r in records])
-    widths = [dataclasses.asdict(e) for e in series]
-    (out / "report.json").write_text(json.dumps({"studies": rows, "width_series": widths}, indent=2))
+    extrapolated = [dataclasses.asdict(e) for e in series]
+    (out / "report.json").write_text(json.dumps({"studies": rows, "series": extrapolated}, indent=2))
     (out / "report.tex").write_text(latex(rows))
-    text = markdown(rows) + width_markdown(widths)
+    text = markdown(rows) + series_markdown(extrapolated)
     if figures:
         for e in series:
-            text += f"\n![{e.series}](figures/{width_figure(e, out / 'figures').name})\n"
+            text += f"\n![{e.series}](figures/{series_figure(e, out / 'figures').name})\n"
         for r in records:
             paths = [objective_figure(r, out / "figures")]
             if not models.family(r["config"].model).recurrent:
@@ -126,43 +126,42 @@ def markdown(rows: list[dict]) -> str:
     return "# Where is the optimal init scale?\n\n" + "\n".join(lines) + "\n" + legend + "\n".join(notes) + "\n"
 
 
-def width_markdown(series: list[dict]) -> str:
-    """The finite-width extrapolations: alpha*(n) per width, the intercept and its verdicts."""
+def series_markdown(series: list[dict]) -> str:
+    """Extrapolated series: alpha* at each point, the intercept and its verdicts."""
     if not series:
         return ""
-    head = ["width series", "alpha*(n)", "intercept [95% CI]", "slope b [±2 se]", "prediction", "alpha",
+    head = ["series", "x", "alpha*(x)", "intercept [95% CI]", "slope b [±2 se]", "prediction", "alpha",
             "intercept/prediction - 1 [95% CI]", "verdict"]  # fmt: skip
-    lines = ["\n## Finite-width extrapolation: log alpha*(n) = log a + b/n\n",
+    lines = ["\n## Extrapolated to the limit theory speaks of: log alpha*(x) = log a + b x\n",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
     for e in series:
-        per_width = ", ".join(f"{n}: {a:.4g}" for n, a in zip(e["widths"], e["alphas"], strict=True))
+        points = ", ".join(f"{x:.3g}: {a:.4g}" for x, a in zip(e["x"], e["alphas"], strict=True))
         t = stats.t.ppf(0.975, e["df"])
         lo, hi = (e["intercept"] * math.exp(k * t * e["se"]) for k in (-1, 1))
-        first = [e["series"], per_width, f"{e['intercept']:.4g} [{lo:.4g}, {hi:.4g}]",
+        first = [e["series"], e["axis"], points, f"{e['intercept']:.4g} [{lo:.4g}, {hi:.4g}]",
                  f"{e['slope']:+.3g} ± {2 * e['slope_se']:.2g}"]  # fmt: skip
         for v in e["verdicts"]:
             lines.append("| " + " | ".join(first + [v["theories"], _fmt(v["alpha"]), _error(v), v["verdict"]]) + " |")
-            first = ["", "", "", ""]
-    return "\n".join(lines) + "\n\nThe intercept is judged with each study's `verdict.width_limit_rope`.\n"
+            first = [""] * 5
+    return "\n".join(lines) + "\n\nThe intercept is judged with each study's `verdict.series_rope`.\n"
 
 
-def width_figure(e, folder: pathlib.Path) -> pathlib.Path:
-    """alpha*(n) against 1/n with 95% intervals, the weighted fit and every prediction."""
+def series_figure(e, folder: pathlib.Path) -> pathlib.Path:
+    """alpha*(x) with 95% intervals, the weighted fit to x = 0 and every prediction at the limit."""
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
-    inv = 1.0 / np.asarray(e.widths, float)
     t = stats.t.ppf(0.975, e.df)
     alphas, ses = np.asarray(e.alphas), np.asarray(e.ses)
     err = np.stack([alphas * (1 - np.exp(-t * ses)), alphas * np.expm1(t * ses)])
-    ax.errorbar(inv, e.alphas, yerr=err, fmt="o", color="0.2", label="alpha*(n), 95% CI")
-    line = np.linspace(0, inv.max() * 1.05, 50)
+    ax.errorbar(e.x, e.alphas, yerr=err, fmt="o", color="0.2", label="alpha*(x), 95% CI")
+    line = np.linspace(0, max(e.x) * 1.05, 50)
     ax.plot(line, e.intercept * np.exp(e.slope * line), color="C0", label=f"fit: intercept {e.intercept:.4g}")
     for i, v in enumerate(e.verdicts):
         ax.axhline(v.alpha, color=f"C{i + 1}", ls="--", lw=1, label=f"{v.theories} {v.alpha:.4g}: {v.verdict}")
-    ax.set_xlabel("1 / width")
+    ax.set_xlabel(e.axis)
     ax.set_ylabel("alpha*")
     ax.set_title(e.series, fontsize=10)
     ax.legend(fontsize=7)
-    return _save(fig, folder / f"{e.series}-widths")
+    return _save(fig, folder / f"{e.series}-series")
 
 
 def latex(rows: list[dict]) -> str:

@@ -29,6 +29,7 @@ from research.errors import ConfigError, choice, integer, number, require
 
 SAMPLERS = ("tpe", "qmc", "grid", "gp", "random")
 PRUNERS = ("none", "hyperband", "successive_halving", "median")
+SERIES_FIELDS = ("width", "probe_input_scale")  # what a probe series varies
 LEARNING_RATE_LIMITS = (1e-8, 1e2)  # what float32 updates hold (init.ALPHA_LIMITS: the same for alpha)
 
 
@@ -51,9 +52,12 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.probe_batch = 256  # inputs for the signal-propagation objectives
     cfg.probe_input_scale = 1.0  # scales the probe inputs: small values start near q = 0
     cfg.probe_inputs = "data"  # or "gaussian": iid N(0, 1) inputs, the mean-field assumption
-    # Probe objectives over several widths (a fixed grid of `points` alphas, `seeds` each), one
-    # study per width, for the finite-width extrapolation alpha*(n) = a + b/n (extrapolate.py).
-    cfg.width_series = ml_collections.ConfigDict({"widths": (), "alpha_range": (1.0, 4.0), "points": 7, "seeds": 32})
+    # A probe objective over several values of `field` (the model's width, or the probe input
+    # scale), one study each on a fixed grid of `points` alphas x `seeds`, extrapolated to
+    # 1/width -> 0 or scale -> 0 (extrapolate.py); empty `values`: no series.
+    cfg.series = ml_collections.ConfigDict(
+        {"field": "width", "levels": (), "alpha_range": (1.0, 4.0), "points": 7, "seeds": 32}
+    )
     cfg.checkpoint_every_chunks = 2
     cfg.heartbeat_s = 10.0
     cfg.stale_after_s = 120.0  # a running trial without a heartbeat this long is failed and retried
@@ -81,15 +85,7 @@ def validate(cfg) -> None:
     if cfg.learning_rate_range != ():
         _check_range("search.learning_rate_range", cfg.learning_rate_range, LEARNING_RATE_LIMITS)
     integer(cfg.max_retries, "search.max_retries", minimum=0)
-    series = cfg.width_series
-    require(
-        isinstance(series.widths, tuple | list) and all(isinstance(n, int) and n >= 1 for n in series.widths),
-        f"search.width_series.widths must be a tuple of integers >= 1; got {series.widths!r}.",
-    )
-    require(len(series.widths) != 1, "search.width_series.widths needs two widths or more to extrapolate; got one.")
-    _check_range("search.width_series.alpha_range", series.alpha_range, init.ALPHA_LIMITS)
-    integer(series.points, "search.width_series.points", minimum=3)
-    integer(series.seeds, "search.width_series.seeds", minimum=3)
+    _validate_series(cfg.series)
     for field in (
         "seeds",
         "probe_seeds",
@@ -122,25 +118,58 @@ def create_study(cfg, url: str, name: str) -> optuna.Study:
 
 
 def study_name(cfg) -> str:
-    """Studies are named after the experiment, the profile and the objective (and, in a width
-    series, the width: "-w256")."""
-    base = f"{cfg.name}-{cfg.profile}-{cfg.search.objective}"
-    return base + (f"-w{models.width(cfg.model)}" if in_width_series(cfg) else "")
+    """Studies are named after the experiment, the profile and the objective (and, in a series,
+    the value: "-w256" for a width, "-s0.1" for a probe input scale)."""
+    base = series_name(cfg)
+    if not in_series(cfg):
+        return base
+    if cfg.search.series.field == "width":
+        return f"{base}-w{models.width(cfg.model)}"
+    return f"{base}-s{cfg.search.probe_input_scale:g}"
 
 
-def in_width_series(cfg) -> bool:
-    """Whether the study is one width of a probe objective's width series."""
-    return bool(cfg.search.width_series.widths) and not objectives.get(cfg.search.objective).trained
+def series_name(cfg) -> str:
+    """The experiment, profile and objective: a study's name, or a series' common stem."""
+    return f"{cfg.name}-{cfg.profile}-{cfg.search.objective}"
 
 
-def width_series(cfg) -> list[list[str]]:
-    """Overrides that make each width's study of a width series: a fixed grid design."""
-    series = cfg.search.width_series
-    require(not cfg.model.get("widths"), "search.width_series needs a model of one width; model.widths is set.")
-    design = ["search.sampler='grid'", f"search.alpha_range={tuple(series.alpha_range)}",
-              f"search.grid_points={series.points}", f"search.trials={series.points}",
-              f"search.probe_seeds={series.seeds}", "search.trials_per_batch=1"]  # fmt: skip
-    return [[*design, f"model.{models.family(cfg.model).width_field}={n}"] for n in series.widths]
+def in_series(cfg) -> bool:
+    """Whether the study is one member of a probe objective's series."""
+    return bool(cfg.search.series.levels) and not objectives.get(cfg.search.objective).trained
+
+
+def series_x(cfg) -> float:
+    """Where the study sits on its series' axis, 0 at the limit: 1/width, or the input scale squared
+    (the first layer's input variance q1 is proportional to it)."""
+    if cfg.search.series.field == "width":
+        return 1.0 / models.width(cfg.model)
+    return float(cfg.search.probe_input_scale) ** 2
+
+
+def series(cfg) -> list[list[str]]:
+    """Overrides that make each member study of the series: a fixed grid design."""
+    s = cfg.search.series
+    require(s.field != "width" or not cfg.model.get("widths"), "search.series over width needs model.widths empty.")
+    design = ["search.sampler='grid'", f"search.alpha_range={tuple(s.alpha_range)}",
+              f"search.grid_points={s.points}", f"search.trials={s.points}",
+              f"search.probe_seeds={s.seeds}", "search.trials_per_batch=1"]  # fmt: skip
+    field = f"model.{models.family(cfg.model).width_field}" if s.field == "width" else "search.probe_input_scale"
+    return [[*design, f"{field}={v}"] for v in s.levels]
+
+
+def _validate_series(s) -> None:
+    if s.field not in SERIES_FIELDS:
+        raise choice("search.series.field", s.field, SERIES_FIELDS)
+    kind = int if s.field == "width" else int | float
+    require(
+        isinstance(s.levels, tuple | list) and all(isinstance(v, kind) and v > 0 for v in s.levels),
+        f"search.series.levels must be a tuple of {'integers' if s.field == 'width' else 'numbers'} > 0;"
+        f" got {s.levels!r}.",
+    )
+    require(len(s.levels) != 1, "search.series.levels needs two values or more to extrapolate; got one.")
+    _check_range("search.series.alpha_range", s.alpha_range, init.ALPHA_LIMITS)
+    integer(s.points, "search.series.points", minimum=6)
+    integer(s.seeds, "search.series.seeds", minimum=3)
 
 
 def make_sampler(cfg, worker_seed: int) -> optuna.samplers.BaseSampler:

@@ -95,7 +95,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     scheme = url.split("://", 1)[0].split("+", 1)[0]
     if scheme not in RDB_SCHEMES:
         raise ConfigError(
-            f"storage scheme {scheme!r} is not supported; use a journal file path, sqlite:///FILE or postgresql://USER@HOST/DB."
+            f"storage scheme {scheme!r} is not one this tool reads; use a journal file path, sqlite:///FILE or postgresql://USER@HOST/DB."
         )
     try:
         sqlalchemy.engine.make_url(url)

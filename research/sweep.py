@@ -25,12 +25,12 @@ _STOPS = (signal.SIGINT, signal.SIGTERM)
 
 def run_all(cfg, path: str, overrides: list[str], url: str | None, workers: int) -> list[optuna.Study]:
     """One study per objective the experiment `cfg` (loaded from `path` with `overrides`) lists,
-    and for a probe objective with a width series one per width."""
+    and for a probe objective with a series (search.series) one per value."""
     studies = []
     for objective in tuple(cfg.search.objectives) or (cfg.search.objective,):
         choose = [f"search.objective='{objective}'"]
         chosen = experiment.derive(cfg, choose)
-        for extra in search.width_series(chosen) if search.in_width_series(chosen) else [[]]:
+        for extra in search.series(chosen) if search.in_series(chosen) else [[]]:
             studies.append(run(experiment.derive(chosen, extra), path, [*overrides, *choose, *extra], url, workers))
     return studies
 

@@ -30,7 +30,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.rope = ml_collections.ConfigDict({name: o.rope for name, o in objectives.REGISTRY.items()})
     cfg.regret_tolerance = 0.10  # relative excess loss at a prediction that still counts as near-optimal
     cfg.level = 0.90  # the interval the equivalence test reads (two one-sided 5% tests)
-    cfg.width_limit_rope = 0.01  # a width series' infinite-width intercept (extrapolate.py)
+    cfg.series_rope = 0.01  # a series' intercept: infinite width, or vanishing input (extrapolate.py)
     return cfg
 
 
@@ -40,7 +40,7 @@ def validate(cfg) -> None:
         number(value, f"verdict.rope.{name}", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
     number(cfg.regret_tolerance, "verdict.regret_tolerance", "a relative tolerance > 0", lambda v: v > 0)
     number(cfg.level, "verdict.level", "a probability in (0.5, 1)", lambda v: 0.5 < v < 1)
-    number(cfg.width_limit_rope, "verdict.width_limit_rope", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
+    number(cfg.series_rope, "verdict.series_rope", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +67,9 @@ def rule(cfg) -> tuple[float, float, float]:
     return float(rope), float(stored.get("regret_tolerance", 0.10)), float(stored.get("level", 0.90))
 
 
-def width_limit_rope(cfg) -> float:
-    """The region a width series' intercept is judged with (the default for older studies)."""
-    return float((cfg.get("verdict") or default_config()).get("width_limit_rope", 0.01))
+def series_rope(cfg) -> float:
+    """The region a series' intercept is judged with (the default for older studies)."""
+    return float((cfg.get("verdict") or default_config()).get("series_rope", 0.01))
 
 
 def equivalence(log_ratio: float, se: float, df: float, rope: float, level: float) -> str:

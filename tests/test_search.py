@@ -31,7 +31,7 @@ from tests import helpers
 def test_journal_is_the_default_and_bad_urls_are_one_sentence(tmp_path):
     assert storage.default_url(tmp_path) == str(tmp_path / "studies.journal")
     assert isinstance(storage.open_storage(str(tmp_path / "a" / "s.journal")), optuna.storages.JournalStorage)
-    with pytest.raises(ConfigError, match="scheme 'redis' is not supported"):
+    with pytest.raises(ConfigError, match="scheme 'redis' is not one this tool reads"):
         storage.open_storage("redis://localhost:6379")
     with pytest.raises(ConfigError, match="unreachable"):
         storage.open_storage("postgresql://user:secret@127.0.0.1:1/db")
