@@ -20,7 +20,7 @@ def get_config(profile: str = "quick"):
     cfg = experiment.mnist1d_mlp("xavier_compromise", "linear", "fan_avg", depth=len(FUNNEL))
     cfg.model.widths = FUNNEL
     cfg.search.update(
-        {"alpha_range": (0.25, 4.0), "sampler": "qmc",
+        {"alpha_range": (0.25, 4.0), "sampler": "qmc", "probe_seeds": 32,
          "objectives": ("forward_log_ratio", "backward_log_ratio", "train_loss")}
     )  # fmt: skip
     if profile == "paper":

@@ -135,7 +135,8 @@ def series_name(cfg) -> str:
 
 def in_series(cfg) -> bool:
     """Whether the study is one member of a probe objective's series."""
-    return bool(cfg.search.series.levels) and not objectives.get(cfg.search.objective).trained
+    series = cfg.search.get("series")  # absent from studies made before series existed
+    return bool(series and series.get("levels")) and not objectives.get(cfg.search.objective).trained
 
 
 def series_x(cfg) -> float:
