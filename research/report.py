@@ -135,7 +135,7 @@ def series_markdown(series: list[dict]) -> str:
     lines = ["\n## Extrapolated to the limit theory speaks of: log alpha*(x) = log a + b x\n",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
     for e in series:
-        points = ", ".join(f"{x:.3g}: {a:.4g}" for x, a in zip(e["x"], e["alphas"], strict=True))
+        points = ", ".join(f"{_level(e['axis'], x)}: {a:.4g}" for x, a in zip(e["x"], e["alphas"], strict=True))
         t = stats.t.ppf(0.975, e["df"])
         lo, hi = (e["intercept"] * math.exp(k * t * e["se"]) for k in (-1, 1))
         first = [e["series"], e["axis"], points, f"{e['intercept']:.4g} [{lo:.4g}, {hi:.4g}]",
@@ -266,6 +266,11 @@ def _star(est: dict) -> str:
         return est["status"]
     lo, hi = est["interval"]
     return f"{est['alpha']:.4g} [{lo:.4g}, {hi:.4g}]"
+
+
+def _level(axis: str, x: float) -> str:
+    """A series member by the value it ran at: its width, or its input scale."""
+    return f"n={round(1 / x)}" if axis == "1/width" else f"s={math.sqrt(x):.3g}"
 
 
 def _error(v: dict) -> str:
