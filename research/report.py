@@ -23,6 +23,7 @@ import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from research import extrapolate, models, objectives, probes, storage, verdicts  # noqa: E402
@@ -190,7 +191,7 @@ def objective_figure(r: dict, folder: pathlib.Path) -> pathlib.Path:
         ax.axvline(est.divergence_edge[0], color="red", lw=1, label=f"divergence edge {est.divergence_edge[0]:.3g}")
     for i, v in enumerate(a.verdicts):
         ax.axvline(v.alpha, color=f"C{i + 1}", ls="--", lw=1, label=f"{v.theories} {v.alpha:.3g}: {v.verdict}")
-    ax.set_xscale("log")
+    _alpha_axis(ax)
     ax.set_xlabel("alpha (Var(W) = alpha * scale / fan)")
     trained = objectives.get(a.cfg.search.objective).trained
     ax.set_ylabel(f"log {a.cfg.search.objective}" if trained else f"{a.cfg.search.objective} (signed)")
@@ -246,6 +247,14 @@ def curves_figure(r: dict, folder: pathlib.Path, trials: list) -> pathlib.Path:
     if drawn:
         ax.legend(fontsize=7)
     return _save(fig, folder / f"{r['study']}-curves")
+
+
+def _alpha_axis(ax) -> None:
+    """A log alpha axis labelled with plain numbers (0.25, 0.5, 1, 2, ...), not powers of ten."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=2.0))
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 def _nearest(trials: list, alpha: float):
