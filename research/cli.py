@@ -149,15 +149,21 @@ def _reading_parsers(sub) -> None:
 def _status(args: argparse.Namespace) -> int:
     import optuna
 
-    from research import storage, sweep
+    from research import extrapolate, storage, sweep, verdicts
 
     url = storage.resolve(args.storage)
     backend = storage.open_storage(url)
     names = optuna.get_all_study_names(storage=backend)
     if not names:
         print(f"no studies in {storage.redact(url)}")
+    analyses = []
     for name in names:
-        print(sweep.summary(optuna.load_study(study_name=name, storage=backend)))
+        study = optuna.load_study(study_name=name, storage=backend)
+        analysis = verdicts.analyse(study) if "config" in study.user_attrs else None
+        print(sweep.summary(study, analysis=analysis))
+        analyses += [analysis] if analysis else []
+    for series in extrapolate.series(analyses):
+        print(sweep.series_summary(series))
     return 0
 
 

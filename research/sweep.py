@@ -8,6 +8,7 @@ reaped by the heartbeat rules and resumed from their checkpoint.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -15,9 +16,10 @@ import sys
 import time
 
 import optuna
+from scipy import stats
 from tqdm import tqdm
 
-from research import coordination, experiment, search, storage, verdicts
+from research import coordination, experiment, extrapolate, search, storage, verdicts
 from research.errors import Interrupted, RunError
 
 _STOPS = (signal.SIGINT, signal.SIGTERM)
@@ -123,14 +125,16 @@ def _stop(procs: dict[int, subprocess.Popen], grace_s: float) -> None:
             proc.wait()
 
 
-def summary(study: optuna.Study, seconds: float | None = None) -> str:
+def summary(study: optuna.Study, seconds: float | None = None, analysis: verdicts.Analysis | None = None) -> str:
     """The study's alpha* and the verdict on every distinct prediction, by its own stored rule."""
     c = coordination.counts(study)
     took = f" in {seconds / 60:.1f} min" if seconds is not None else ""
     lines = [
         f"{study.study_name}: {c['finished']} finished trials ({c['complete']} complete, {c['pruned']} pruned){took}"
     ]
-    analysis = verdicts.analyse(study)
+    if "config" not in study.user_attrs:
+        return "\n".join([*lines, "  not a study of this project: no estimate"])
+    analysis = analysis or verdicts.analyse(study)
     est = analysis.estimate
     if est.alpha is None:
         return "\n".join([*lines, f"  alpha*: {est.status}"])
@@ -140,6 +144,15 @@ def summary(study: optuna.Study, seconds: float | None = None) -> str:
         regret = f", regret {v.regret:.1%}: {v.regret_verdict}" if v.regret is not None else ""
         lines.append(f"  {v.theories} {v.alpha:.4g}: {v.verdict}{regret}")
     return "\n".join(lines + [f"  note: {w}" for w in est.warnings])
+
+
+def series_summary(e: extrapolate.Extrapolation) -> str:
+    """A series' intercept at the limit and the verdict on every prediction there."""
+    t = stats.t.ppf(0.975, e.df)
+    lo, hi = (e.intercept * math.exp(k * t * e.se) for k in (-1, 1))
+    lines = [f"{e.series}, extrapolated to {e.axis} -> 0: alpha* = {e.intercept:.4g} [{lo:.4g}, {hi:.4g}],"
+             f" slope {e.slope:+.3g} ± {2 * e.slope_se:.2g}"]  # fmt: skip
+    return "\n".join(lines + [f"  {v.theories} {v.alpha:.4g}: {v.verdict}" for v in e.verdicts])
 
 
 def _best_alpha(study: optuna.Study) -> str:

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from research import experiment, extrapolate, report, search, sweep
+from research import cli, experiment, extrapolate, report, search, sweep
 from research.errors import ConfigError
 from tests import helpers
 
@@ -50,7 +50,7 @@ def test_bad_series_and_rule_settings_name_the_field(override, message):
 
 
 @pytest.mark.slow
-def test_an_input_scale_series_is_extrapolated_to_a_vanishing_input(tmp_path, data_root):
+def test_an_input_scale_series_is_extrapolated_to_a_vanishing_input(tmp_path, data_root, capsys):
     # tanh with faint inputs: the Jacobian probe's zero moves above 1 in proportion to q1; the
     # intercept at scale -> 0 is judged against the as-run prediction there (1, the q* -> 0 edge).
     extra = ["model.activation='tanh'", "model.init.mode='fan_avg'", "model.depth=10", "model.width=64",
@@ -67,3 +67,8 @@ def test_an_input_scale_series_is_extrapolated_to_a_vanishing_input(tmp_path, da
     assert series["alphas"][0] < series["alphas"][1] < series["alphas"][2] and series["slope"] > 0
     assert series["verdicts"][0]["theories"] == "as run" and series["verdicts"][0]["alpha"] == pytest.approx(1.0, 1e-4)
     assert abs(series["intercept"] - 1) < 0.05
+    capsys.readouterr()
+    assert cli.main(["status", "--storage", url]) == 0
+    status = capsys.readouterr().out
+    assert "tiny-quick-jacobian_log_gain, extrapolated to input scale^2 -> 0: alpha* = " in status
+    assert status.count("as run ") == 4  # three members and the intercept, each judged against theory as run
