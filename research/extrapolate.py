@@ -36,6 +36,7 @@ class Extrapolation:
     df: float
     slope: float  # b: log alpha*(x) - log intercept = b x
     slope_se: float
+    slope_sign: str  # width series: "positive, as predicted", "negative, against the prediction", "unresolved"
     verdicts: list[verdicts.Verdict]
 
 
@@ -86,4 +87,11 @@ def _extrapolate(name: str, members: list[verdicts.Analysis]) -> Extrapolation:
             )  # fmt: skip
         )
     return Extrapolation(name, AXES[field], x, [e.alpha for e in ests], [e.se for e in ests], math.exp(a), se_a,
-                         df, b, se_b, judged)  # fmt: skip
+                         df, b, se_b, _sign(field, b, se_b * t), judged)  # fmt: skip
+
+
+def _sign(field: str, slope: float, half: float) -> str:
+    """Finite width moves a probe's zero up (b > 0, section 5 of docs/theory.md); is that resolved?"""
+    if field != "width" or abs(slope) <= half:
+        return "unresolved" if field == "width" else "not predicted"
+    return "positive, as predicted" if slope > 0 else "negative, against the prediction"

@@ -140,7 +140,7 @@ def series_markdown(series: list[dict]) -> str:
         t = stats.t.ppf(0.975, e["df"])
         lo, hi = (e["intercept"] * math.exp(k * t * e["se"]) for k in (-1, 1))
         first = [e["series"], e["axis"], points, f"{e['intercept']:.4g} [{lo:.4g}, {hi:.4g}]",
-                 f"{e['slope']:+.3g} ± {2 * e['slope_se']:.2g}"]  # fmt: skip
+                 f"{e['slope']:+.3g} ± {2 * e['slope_se']:.2g}: {e['slope_sign']}"]  # fmt: skip
         for v in e["verdicts"]:
             lines.append("| " + " | ".join(first + [v["theories"], _fmt(v["alpha"]), _error(v), v["verdict"]]) + " |")
             first = [""] * 5

@@ -151,7 +151,7 @@ def series_summary(e: extrapolate.Extrapolation) -> str:
     t = stats.t.ppf(0.975, e.df)
     lo, hi = (e.intercept * math.exp(k * t * e.se) for k in (-1, 1))
     lines = [f"{e.series}, extrapolated to {e.axis} -> 0: alpha* = {e.intercept:.4g} [{lo:.4g}, {hi:.4g}],"
-             f" slope {e.slope:+.3g} ± {2 * e.slope_se:.2g}"]  # fmt: skip
+             f" slope {e.slope:+.3g} ± {2 * e.slope_se:.2g} ({e.slope_sign})"]  # fmt: skip
     return "\n".join(lines + [f"  {v.theories} {v.alpha:.4g}: {v.verdict}" for v in e.verdicts])
 
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from research import cli, experiment, extrapolate, report, search, sweep
+from research import cli, estimate, experiment, extrapolate, models, report, search, sweep, verdicts
 from research.errors import ConfigError
 from tests import helpers
 
@@ -65,6 +65,7 @@ def test_an_input_scale_series_is_extrapolated_to_a_vanishing_input(tmp_path, da
     (series,) = json.loads((tmp_path / "report" / "report.json").read_text())["series"]
     assert series["axis"] == "input scale^2" and series["x"] == pytest.approx([0.01, 0.04, 0.09])
     assert series["alphas"][0] < series["alphas"][1] < series["alphas"][2] and series["slope"] > 0
+    assert series["slope_sign"] == "not predicted"  # only the width drift's sign is a prediction
     assert series["verdicts"][0]["theories"] == "as run" and series["verdicts"][0]["alpha"] == pytest.approx(1.0, 1e-4)
     assert abs(series["intercept"] - 1) < 0.05
     capsys.readouterr()
@@ -72,3 +73,18 @@ def test_an_input_scale_series_is_extrapolated_to_a_vanishing_input(tmp_path, da
     status = capsys.readouterr().out
     assert "tiny-quick-jacobian_log_gain, extrapolated to input scale^2 -> 0: alpha* = " in status
     assert status.count("as run ") == 4  # three members and the intercept, each judged against theory as run
+
+
+def test_a_width_series_is_judged_on_its_intercept_and_the_sign_of_its_drift():
+    cfg = experiment.load(f"{helpers.EXPERIMENTS}/he_relu_mlp.py", "quick", ["search.objective='forward_log_ratio'"])
+    analyses = []
+    for extra in search.series(cfg):
+        member = experiment.derive(cfg, extra)
+        n = models.width(member.model)
+        est = estimate.Estimate("ok", 2.0 * math.exp(2.0 / n), 0.002, 63.0, 1.0, 6, 384, 1.0, np.zeros(0), np.zeros(0),
+                                np.zeros((0, 0)))  # fmt: skip
+        analyses.append(verdicts.Analysis(member, None, est, [], [], 0.02, 1.0))
+    (e,) = extrapolate.series(analyses)
+    assert e.axis == "1/width" and e.intercept == pytest.approx(2.0) and e.slope == pytest.approx(2.0)
+    assert e.slope_sign == "positive, as predicted"
+    assert [(v.theories, v.verdict) for v in e.verdicts][0] == ("as run", "equivalent")
