@@ -143,6 +143,7 @@ def estimate(
     draws = np.array([optimum(grid, c, signed)[1] for c in curves if not np.all(np.isnan(c))])
     scale = _variance_scale(obs)
     se = float(np.std(draws, ddof=1) * scale) if len(draws) > 1 else math.inf
+    se = max(se, _per_seed_spread(obs, grid, bandwidth, signed))
     warnings = []
     if bandwidth in (BANDWIDTHS[0], BANDWIDTHS[-1]):
         warnings.append(f"the cross-validated bandwidth {bandwidth:.3g} sits at the end of the candidates")
@@ -187,6 +188,20 @@ def _replicates(obs: Observations, statistic: Callable, n_boot: int, seed: int) 
         else:
             out.append(statistic(obs.take(rng.choice(trials, len(trials)), seeds)))
     return out, float(len(seeds) - 1) if by_seed else math.inf
+
+
+def _per_seed_spread(obs: Observations, grid: np.ndarray, bandwidth: float, signed: bool) -> float:
+    """The standard error of the mean of each shared seed's own optimum: a floor for the resampled
+    one, which underestimates when every resample's optimum sticks to one sharp feature (a
+    loss that falls until a divergence wall)."""
+    seeds = obs.values.shape[1]
+    if not obs.shared_seeds or seeds < 3:
+        return 0.0
+    trials = np.arange(obs.n_trials)
+    optima = [optimum(grid, c, signed)[1] for c in
+              (_profile(obs.take(trials, np.array([s])), grid, bandwidth) for s in range(seeds))
+              if not np.all(np.isnan(c))]  # fmt: skip
+    return float(np.std(optima, ddof=1) / math.sqrt(len(optima))) if len(optima) >= 3 else 0.0
 
 
 def _variance_scale(obs: Observations) -> float:
