@@ -240,13 +240,18 @@ class Worker:
         size = self.scfg.trials_per_batch * self.seeds
         runner = populations.Trained if self.objective.trained else populations.Probed
         self.runner = runner(cfg, datalib.load(cfg.data), self.objective, size)  # sized before any write
-        self.study = create_study(cfg, url, self.name)
-        if not self.objective.trained and "probe_input_moment" not in self.study.user_attrs:
-            retry(lambda: self.study.set_user_attr("probe_input_moment", self.runner.input_moment))
+        self.study = retry(lambda: create_study(cfg, url, self.name))  # a worker may start while the DB is down
+        if not self.objective.trained:
+            retry(self._record_probe_inputs)
         self.study.sampler = sampler
         chunks = self.runner.trainer.num_chunks if self.objective.trained else 1
         self.study.pruner = make_pruner(self.scfg, chunks)
         self.ckpt_root = os.path.join(self.scfg.runs_dir, "checkpoints", self.name)
+
+    def _record_probe_inputs(self) -> None:
+        """The probe inputs' mean square per position, once per study: the as-run theory's input."""
+        if "probe_input_moment" not in self.study.user_attrs:
+            self.study.set_user_attr("probe_input_moment", self.runner.input_moment)
 
     def run(self, max_batches: int | None = None) -> int:
         """Work until the study holds `search.trials` finished trials; returns trials told here."""

@@ -43,7 +43,7 @@ def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, 
     name = search.study_name(cfg)
     profile = cfg.profile
     url = storage.resolve(url, cfg.search.runs_dir)
-    study = search.create_study(cfg, url, name)
+    study = coordination.retry(lambda: search.create_study(cfg, url, name))
     logs = os.path.join(cfg.search.runs_dir, "logs")
     os.makedirs(logs, exist_ok=True)
     target = cfg.search.trials
