@@ -41,5 +41,5 @@ def scales(model_cfg, x: jax.Array, key: jax.Array, *, tol: float = 0.1, max_ite
 def compare(model_cfg, x: jax.Array, key: jax.Array) -> list[tuple[int, float, float]]:
     """(layer, LSUV's alpha, theory's alpha) per hidden layer: 1 for the first (standardised inputs,
     no activation before it), 1/E[phi^2] after it."""
-    forward = theory.second_moment(model_cfg.activation, "fan_in")
+    forward = theory.forward_rule(model_cfg.activation)
     return [(i + 1, float(a), 1.0 if i == 0 else forward) for i, a in enumerate(scales(model_cfg, x, key))]

@@ -54,9 +54,11 @@ def test_lsuv_finds_he_for_relu_after_the_first_layer():
     cfg = models.default_config("mlp")
     cfg.update({"activation": "relu", "depth": 10, "width": 256, "input_dim": 256})
     x = jax.random.normal(jax.random.key(0), (1024, 256))
-    found = lsuv.scales(cfg, x, jax.random.key(1))
+    rows = lsuv.compare(cfg, x, jax.random.key(1))  # (layer, LSUV's alpha, theory's alpha), as the CLI prints
+    found = np.array([r[1] for r in rows])
     assert found[0] == pytest.approx(1.0, abs=0.12)  # unit-variance inputs, no activation before
     assert np.median(found[1:]) == pytest.approx(2.0, rel=0.15)
+    assert [r[2] for r in rows] == [1.0] + [pytest.approx(2.0, abs=1e-6)] * 9
 
 
 def test_fixed_variance_is_advised_as_a_fixed_std_not_a_fan_rule():
