@@ -180,7 +180,7 @@ def _replicates(obs: Observations, statistic: Callable, n_boot: int, seed: int) 
     (resampled with replacement, all trials kept); otherwise trials are."""
     rng = np.random.default_rng(seed)
     trials, seeds = np.arange(obs.n_trials), np.arange(obs.values.shape[1])
-    by_seed = obs.shared_seeds and len(seeds) >= 3
+    by_seed = _by_seed(obs)
     out = []
     for _ in range(n_boot):
         if by_seed:
@@ -195,7 +195,7 @@ def _per_seed_spread(obs: Observations, grid: np.ndarray, bandwidth: float, sign
     one, which underestimates when every resample's optimum sticks to one sharp feature (a
     loss that falls until a divergence wall)."""
     seeds = obs.values.shape[1]
-    if not obs.shared_seeds or seeds < 3:
+    if not _by_seed(obs):
         return 0.0
     trials = np.arange(obs.n_trials)
     optima = [optimum(grid, c, signed)[1] for c in
@@ -206,8 +206,13 @@ def _per_seed_spread(obs: Observations, grid: np.ndarray, bandwidth: float, sign
 
 def _variance_scale(obs: Observations) -> float:
     """sqrt(S / (S - 1)): the bootstrap over S units underestimates the variance by (S - 1) / S."""
-    s = obs.values.shape[1] if obs.shared_seeds and obs.values.shape[1] >= 3 else obs.n_trials
+    s = obs.values.shape[1] if _by_seed(obs) else obs.n_trials
     return math.sqrt(s / (s - 1))
+
+
+def _by_seed(obs: Observations) -> bool:
+    """Seeds are the resampling unit when every trial ran the same three or more of them."""
+    return obs.shared_seeds and obs.values.shape[1] >= 3
 
 
 def optimum(grid: np.ndarray, fit: np.ndarray, signed: bool) -> tuple[int, float]:

@@ -64,12 +64,14 @@ def rule(cfg) -> tuple[float, float, float]:
     stored = cfg.get("verdict") or defaults
     objective = cfg.search.objective
     rope = (stored.get("rope") or {}).get(objective, defaults.rope[objective])
-    return float(rope), float(stored.get("regret_tolerance", 0.10)), float(stored.get("level", 0.90))
+    tolerance = stored.get("regret_tolerance", defaults.regret_tolerance)
+    return float(rope), float(tolerance), float(stored.get("level", defaults.level))
 
 
 def series_rope(cfg) -> float:
     """The region a series' intercept is judged with (the default for older studies)."""
-    return float((cfg.get("verdict") or default_config()).get("series_rope", 0.01))
+    defaults = default_config()
+    return float((cfg.get("verdict") or defaults).get("series_rope", defaults.series_rope))
 
 
 def equivalence(log_ratio: float, se: float, df: float, rope: float, level: float) -> str:
