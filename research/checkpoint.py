@@ -1,7 +1,8 @@
 """Orbax checkpoints of an in-flight population, so a killed worker loses no progress.
 
-A checkpoint holds the whole training state (parameters, optimiser state, step, seeds,
-flags) and a JSON record (the population's hyperparameters and its curves so far).
+A checkpoint holds the training state of the members still training (parameters, optimiser
+state, step, seeds, flags) and a JSON record: the population's hyperparameters, its roster
+(who is still training, how the others ended) and every member's curves so far.
 Writes are atomic (orbax finalises a temporary directory by renaming it); a bounded
 number is kept; a checkpoint that fails to restore is skipped for the one before it.
 `resume_members` picks some members of a checkpointed population to start a new one: how a
@@ -25,9 +26,9 @@ log = logging.getLogger(__name__)
 
 def resume_members(
     directory: str, trainer: trainlib.Trainer, members: list[int], population: trainlib.Population
-) -> tuple[trainlib.TrainState, trainlib.Curves] | None:
-    """Members `members` of the population checkpointed in `directory`, placed as the start of
-    `population` (whose members they must be, in order), with their curves; None if unreadable."""
+) -> trainlib.Progress | None:
+    """Members `members` of the population checkpointed in `directory`, as the start of
+    `population` (whose members they must be, in order); None if unreadable."""
     source = Checkpointer(directory, keep=1)
     try:
         record = source.record()
@@ -36,10 +37,7 @@ def resume_members(
         restored = source.restore(trainer, trainlib.Population.from_json(record["population"]))
     finally:
         source.close()
-    if restored is None:
-        return None
-    state, curves = restored
-    return trainer.select(state, members, population), curves.select(members)
+    return None if restored is None else trainer.pick(restored, members, population)
 
 
 class Checkpointer:
@@ -53,37 +51,38 @@ class Checkpointer:
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def maybe_save(
-        self,
-        chunk: int,
-        state: trainlib.TrainState,
-        population: trainlib.Population,
-        curves: trainlib.Curves,
-        *,
-        force: bool = False,
+        self, chunk: int, progress: trainlib.Progress, population: trainlib.Population, *, force: bool = False
     ) -> bool:
         """Save at `chunk` if the interval says so, or `force`; True when written."""
-        record = {"population": population.to_json(), "curves": curves.to_json(), "chunk": chunk}
-        leaves = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(state))}
+        record = {
+            "population": population.to_json(),
+            "curves": progress.curves.to_json(),
+            "roster": progress.roster.to_json(),
+            "rows": 0 if progress.state is None else len(progress.state.seed),
+            "chunk": chunk,
+            "step": progress.step,
+        }
+        state = [] if progress.state is None else jax.tree.leaves(progress.state)
+        leaves = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(state)} or {"none": np.zeros(0)}
         return self.manager.save(
             chunk,
             args=ocp.args.Composite(state=ocp.args.PyTreeSave(leaves), record=ocp.args.JsonSave(record)),
             force=force,
         )
 
-    def restore(
-        self, trainer: trainlib.Trainer, population: trainlib.Population
-    ) -> tuple[trainlib.TrainState, trainlib.Curves] | None:
-        """The newest readable checkpoint of this population as (state, curves), or None."""
+    def restore(self, trainer: trainlib.Trainer, population: trainlib.Population) -> trainlib.Progress | None:
+        """The newest readable checkpoint of this population, or None."""
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
-                state, record = self._read(step, trainer, population)
+                state, record = self._read(step, trainer)
             except Exception as err:  # a truncated or half-written checkpoint: use the one before
                 log.warning("checkpoint %s/%s is unreadable (%s); trying an older one", self.directory, step, err)
                 continue
             if record["population"] != population.to_json():
                 log.warning("checkpoint %s/%s belongs to another population; starting afresh", self.directory, step)
                 return None
-            return state, trainlib.Curves.from_json(record["curves"])
+            roster = trainlib.Roster.from_json(record["roster"], population.size)
+            return trainlib.Progress(state, roster, trainlib.Curves.from_json(record["curves"]), record["step"])
         return None
 
     def record(self) -> dict[str, Any] | None:
@@ -96,20 +95,18 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.close()
 
-    def _read(self, step: int, trainer: trainlib.Trainer, population: trainlib.Population):
-        abstract = jax.eval_shape(lambda: trainer.start(population))
-        leaves, treedef = jax.tree.flatten(abstract)
+    def _read(self, step: int, trainer: trainlib.Trainer):
+        record = self.manager.restore(step, args=ocp.args.Composite(record=ocp.args.JsonRestore()))["record"]
+        if not record["rows"]:  # every member had left: nothing to train
+            return None, record
+        leaves, treedef = jax.tree.flatten(trainer.abstract_state(record["rows"]))
         targets = {f"{i:05d}": np.zeros(leaf.shape, leaf.dtype) for i, leaf in enumerate(leaves)}
         restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), targets)
         restored = self.manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.PyTreeRestore(targets, restore_args=restore_args), record=ocp.args.JsonRestore()
-            ),
+            step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(targets, restore_args=restore_args))
         )
         arrays = [restored["state"][f"{i:05d}"] for i in range(len(leaves))]
         for array, leaf in zip(arrays, leaves, strict=True):
             if array.shape != leaf.shape or array.dtype != leaf.dtype:
                 raise ValueError(f"stored {array.shape} {array.dtype}, expected {leaf.shape} {leaf.dtype}")
-        state = jax.tree.unflatten(treedef, arrays)
-        return trainer.place(state), restored["record"]
+        return trainer.place(jax.tree.unflatten(treedef, arrays)), record

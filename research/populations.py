@@ -85,14 +85,15 @@ class Trained:
         pop: trainlib.Population,
         checkpoint_dir: str,
         prune: Callable[[int, np.ndarray], set[int]],
-        initial: tuple[trainlib.TrainState, trainlib.Curves] | None = None,
+        initial: trainlib.Progress | None = None,
         pause: Callable[[], bool] = lambda: False,
     ) -> list[Outcome]:
         """Train to the end, or until `prune` (told each chunk's per-trial means) has pruned all,
         or until `pause()` turns true: then the population is checkpointed and its unpruned
-        trials come back as FAIL outcomes marked "preempted", for a retry to resume."""
+        trials come back as FAIL outcomes marked "preempted", for a retry to resume. Members of
+        pruned trials leave the compiled population, as diverged ones do."""
         ckpt = checkpoint.Checkpointer(checkpoint_dir, every_chunks=self.every, keep=1)
-        resumed_at = int(initial[0].step) if initial else 0  # read now: training donates the state
+        resumed_at = initial.step if initial else 0
         pruned: set[int] = set()
 
         def on_chunk(chunk: int, metrics: dict[str, np.ndarray]) -> str | None:
@@ -101,7 +102,14 @@ class Trained:
                 return trainlib.STOP
             return trainlib.PAUSE if pause() else None
 
-        result = trainlib.train(self.trainer, pop, on_chunk=on_chunk, checkpointer=ckpt, initial=initial)
+        result = trainlib.train(
+            self.trainer,
+            pop,
+            on_chunk=on_chunk,
+            retired=lambda: layout.slot_members(sorted(pruned)),
+            checkpointer=ckpt,
+            initial=initial,
+        )
         ckpt.close()
         if result.paused:  # the checkpoint stays for the retries
             return [
@@ -176,7 +184,7 @@ class Probed:
 
 def resume(
     trainer: trainlib.Trainer, layout: Layout, pop: trainlib.Population, source: str | None, slots: Sequence[int]
-) -> tuple[trainlib.TrainState, trainlib.Curves] | None:
+) -> trainlib.Progress | None:
     """The start of a population of retried trials: their members in the dead population's
     checkpoint `source` (at `slots` there), or None to start afresh."""
     if source is None:

@@ -341,8 +341,8 @@ class Worker:
             return pruned
 
         if initial is not None:
-            self.echo(f"[{self.id}] resuming trials {[t.number for t in trials]} at step {int(initial[0].step)}")
-            for chunk, row in enumerate(initial[1].array(self.objective.metric).T, start=1):  # retries keep curves
+            self.echo(f"[{self.id}] resuming trials {[t.number for t in trials]} at step {initial.step}")
+            for chunk, row in enumerate(initial.curves.array(self.objective.metric).T, start=1):  # retries keep curves
                 for i, trial in enumerate(trials):
                     retry(lambda: trial.report(float(layout.per_trial(row)[i].mean()), chunk))  # noqa: B023
         return self.runner.run(layout, pop, ckpt_dir, prune, initial, pause=self.stop.is_set)

@@ -5,13 +5,16 @@ Each member's alpha (per layer group), learning rate and seed are traced arrays,
 values never recompile. After each chunk the host gets per-member metrics for progress,
 pruning and checkpoints. A member whose loss or gradient turns NaN or inf is frozen and flagged.
 On CPU each device trains its members a small block at a time, so a block's weights stay in cache.
+Members that diverged or whose trial was pruned leave at the next chunk boundary once the rest
+fit a smaller compiled size (powers of two per device, so recompiles stay few): no compute
+is spent on members whose results are settled.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 import flax.struct
@@ -178,22 +181,21 @@ class Trainer:
         if self._mesh is not None:  # each device trains its own members: no communication at all
             spec, replicated = jax.sharding.PartitionSpec("trials"), jax.sharding.PartitionSpec()
             steps = jax.shard_map(steps, mesh=self._mesh, in_specs=(spec, spec, replicated), out_specs=spec)
-        members, losses, gnorms = steps(members, state.seed, state.step)
+        members, losses, gnorms, metrics = steps(members, state.seed, state.step)
         cfg, diverged = self.cfg, members.diverged
         new = state.replace(**members._asdict(), step=state.step + cfg.chunk_steps)
-        metrics = self._evaluate(members.params)
         metrics["grad_norm"] = jnp.where(diverged, jnp.nan, jnp.mean(gnorms, axis=1))
         metrics["step_loss"] = losses  # [P, chunk_steps]
         for name in ("train_loss", "val_loss"):
             metrics[name] = jnp.where(diverged, self.diverged_value, metrics[name])
-        metrics["val_error"] = jnp.where(
-            diverged, 1.0 if self.data.task == "classification" else self.diverged_value, metrics["val_error"]
-        )
+        metrics["val_error"] = jnp.where(diverged, self._diverged_error, metrics["val_error"])
+        metrics["diverged"], metrics["diverged_step"] = diverged, members.diverged_step
         return new, metrics
 
-    def _steps(self, members: _Members, seed: Array, step: Array) -> tuple[_Members, Array, Array]:
-        """One chunk of steps for a device's members, `block` at a time: a block's weights stay
-        in cache through the chunk, where a whole population's would stream from memory each step."""
+    def _steps(self, members: _Members, seed: Array, step: Array) -> tuple[_Members, Array, Array, dict]:
+        """One chunk of steps for a device's members, `block` at a time, each block evaluated at
+        its end: a block's weights stay in cache through the chunk, where a whole population's
+        would stream from memory each step, and memory grows with the block, not the population."""
         cfg, n, size = self.cfg, len(self.data.x_train), len(seed)
         block = self._block(size)
         split = lambda a: a.reshape(size // block, block, *a.shape[1:])  # noqa: E731
@@ -211,7 +213,7 @@ class Trainer:
 
     def _train_block(self, members: _Members, plan: Array, data_axis: int | None, step: Array) -> tuple:
         """`lax.scan` over the chunk's steps (`plan`: [steps, (block,) batch]) of a block of members,
-        each step vmapped over them."""
+        each step vmapped over them; then the block's evaluation."""
         params, opt, diverged, diverged_step, learning_rate = members
         member_step = jax.vmap(self._member_step, in_axes=(0, 0, 0, 0, data_axis))
 
@@ -223,7 +225,8 @@ class Trainer:
 
         carry = (params, opt, diverged, diverged_step, step)
         (params, opt, diverged, diverged_step, _), (losses, gnorms) = jax.lax.scan(body, carry, plan)
-        return _Members(params, opt, diverged, diverged_step, learning_rate), losses.T, gnorms.T
+        members = _Members(params, opt, diverged, diverged_step, learning_rate)
+        return members, losses.T, gnorms.T, jax.vmap(self._evaluate_member)(params)
 
     def _member_step(self, params, opt, diverged, learning_rate, indices):
         """One optimiser step of one member; a NaN/inf loss or gradient freezes it where it stands."""
@@ -240,18 +243,15 @@ class Trainer:
         logits = models.apply(self.graph, params, x)[0]
         return _loss_fn(self.cfg.loss, self.data, logits, y).mean()
 
-    def _evaluate(self, params) -> dict[str, Array]:
-        def member(p):
-            out = {}
-            for split, (x, y) in (("train", self._eval_train), ("val", self._eval_val)):
-                logits, preacts = models.apply(self.graph, p, x)
-                out[f"{split}_loss"] = _loss_fn(self.cfg.loss, self.data, logits, y).mean()
-                if split == "val":
-                    out["val_error"] = _error(self.data, logits, y)
-                    out["layer_variance"] = jnp.stack([jnp.mean(h**2) for h in preacts])
-            return out
-
-        return jax.vmap(member)(params)
+    def _evaluate_member(self, params) -> dict[str, Array]:
+        out = {}
+        for split, (x, y) in (("train", self._eval_train), ("val", self._eval_val)):
+            logits, preacts = models.apply(self.graph, params, x)
+            out[f"{split}_loss"] = _loss_fn(self.cfg.loss, self.data, logits, y).mean()
+            if split == "val":
+                out["val_error"] = _error(self.data, logits, y)
+                out["layer_variance"] = jnp.stack([jnp.mean(h**2) for h in preacts])
+        return out
 
     # --- the host loop ----------------------------------------------------------------------
     def start(self, population: Population) -> TrainState:
@@ -268,6 +268,16 @@ class Trainer:
             args = jax.device_put(args, self._member_sharding())
         return self.init(*args)
 
+    def begin(self, population: Population) -> Progress:
+        """`population` before its first step, every member in training."""
+        return Progress(self.start(population), Roster.everyone(population.size), Curves(), 0)
+
+    def abstract_state(self, rows: int) -> TrainState:
+        """Shapes and dtypes of a state of `rows` members (what a checkpoint of it holds)."""
+        vector = lambda dtype: jax.ShapeDtypeStruct((rows,), dtype)  # noqa: E731
+        alpha = {g: vector(jnp.float32) for g in self.groups}
+        return jax.eval_shape(self._init, alpha, vector(jnp.float32), vector(jnp.int32))
+
     def place(self, state: TrainState) -> TrainState:
         """Put a host state on the devices, members sharded when there are several."""
         if self._mesh is None:
@@ -278,25 +288,86 @@ class Trainer:
             step=jax.device_put(state.step, replicated), **jax.device_put(members, self._member_sharding())
         )
 
-    def chunks(self, state: TrainState, population_size: int) -> Iterator[tuple[TrainState, dict[str, np.ndarray]]]:
-        """Train chunk after chunk from `state`'s step, yielding host metrics of real members."""
-        while int(state.step) < self.cfg.steps:
-            state, metrics = self.chunk(state)
-            yield state, {k: np.asarray(v)[:population_size] for k, v in metrics.items()}
+    def advance(self, progress: Progress) -> dict[str, np.ndarray]:
+        """Train `progress` one chunk further (in place) and return every member's metrics of
+        it, in one transfer to the host; members that left report what they ended with."""
+        rows = None
+        if progress.state is not None:
+            progress.state, out = self.chunk(progress.state)
+            rows = {k: v[: len(progress.roster.slots)] for k, v in jax.device_get(out).items()}
+            progress.roster.update(rows)
+        progress.step += self.cfg.chunk_steps
+        metrics = self._everyone(rows, progress.roster)
+        progress.curves.add(metrics)
+        return metrics
+
+    def compact(self, progress: Progress, retired: Collection[int] = ()) -> None:
+        """Let members that diverged or are `retired` (their trial pruned) leave `progress`'s
+        state, once the rest fit a smaller compiled size: a power of two members per device."""
+        roster, state = progress.roster, progress.state
+        if state is None:
+            return
+        retired = set(retired)
+        stay = [i for i, m in enumerate(roster.slots) if not roster.diverged[m] and m not in retired]
+        if not stay:
+            progress.state, roster.slots = None, roster.slots[:0]
+            return
+        per_device = 1 << (-(-len(stay) // len(self.devices)) - 1).bit_length()
+        if per_device * len(self.devices) < len(state.seed):
+            progress.state = self._take(state, stay, per_device * len(self.devices))
+            roster.slots = roster.slots[stay]
+
+    def pick(self, source: Progress, members: list[int], population: Population) -> Progress:
+        """Members `members` of `source` (a checkpointed population), in order, as the start of
+        `population`, whose members they must be: how a retried trial continues a dead worker's."""
+        population.validate(self.groups)
+        row = {int(m): i for i, m in enumerate(source.roster.slots)}
+        active = [j for j, m in enumerate(members) if m in row]
+        state = None
+        if active:
+            state = self._take(source.state, [row[members[j]] for j in active], self._rows(len(active)))
+            for name in ("learning_rate", "seed"):
+                held = np.asarray(getattr(state, name))[: len(active)]
+                if not np.array_equal(held, getattr(population, name)[active]):
+                    raise ValueError(f"checkpoint members do not match the population's {name}")
+        return Progress(state, source.roster.pick(members, active), source.curves.select(members), source.step)
 
     def evaluate(self, state: TrainState, population_size: int) -> dict[str, np.ndarray]:
         """Evaluation metrics of `state`'s parameters, on the host, real members only."""
-        return {k: np.asarray(v)[:population_size] for k, v in self._evaluate(state.params).items()}
+        out = jax.jit(jax.vmap(self._evaluate_member))(state.params)
+        return {k: np.asarray(v)[:population_size] for k, v in out.items()}
 
-    def select(self, state: TrainState, members: list[int], population: Population) -> TrainState:
-        """Members `members` of a (host) state as a new population's state, padded and placed."""
-        population.validate(self.groups)
-        index = np.asarray(members + [members[0]] * self._padding(len(members)))
-        picked = jax.tree.map(lambda a: np.asarray(a)[index], state.replace(step=None))  # None: no leaves
-        for name, values in (("learning_rate", population.learning_rate), ("seed", population.seed)):
-            if not np.array_equal(getattr(picked, name)[: len(members)], values):
-                raise ValueError(f"checkpoint members do not match the population's {name}")
+    def _take(self, state: TrainState, rows: list[int], size: int) -> TrainState:
+        """Rows `rows` of a state (on the devices or the host) as a state of `size` rows, the
+        first of them repeated as padding, placed on the devices."""
+        index = np.asarray(rows + [rows[0]] * (size - len(rows)))
+        picked = jax.tree.map(lambda a: a[index], state.replace(step=None))  # None: no leaves
         return self.place(picked.replace(step=state.step))
+
+    def _everyone(self, rows: dict[str, np.ndarray] | None, roster: Roster) -> dict[str, np.ndarray]:
+        """A chunk's metrics for every member: the rows in training where they are; members that
+        left report what they ended with (a diverged member its diverged value and error, NaN
+        gradient norm and step losses; one retired healthy, NaN), their last layer statistics."""
+        n, steps = len(roster.diverged), self.cfg.chunk_steps
+        gone = np.where(roster.diverged, 1.0, np.nan)
+        metrics = {
+            "train_loss": gone * self.diverged_value,
+            "val_loss": gone * self.diverged_value,
+            "val_error": gone * self._diverged_error,
+            "grad_norm": np.full(n, np.nan),
+            "step_loss": np.full((n, steps), np.nan),
+            "layer_variance": roster.layer_variance.copy(),
+            "diverged": roster.diverged.copy(),
+            "diverged_step": roster.diverged_step.copy(),
+        }
+        metrics = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in metrics.items()}
+        for name, values in (rows or {}).items():
+            metrics[name][roster.slots] = values
+        return metrics
+
+    @property
+    def _diverged_error(self) -> float:
+        return 1.0 if self.data.task == "classification" else self.diverged_value
 
     def _check_memory(self, size: int) -> None:
         """Members share the host's memory on CPU; an accelerator holds its own share."""
@@ -306,8 +377,12 @@ class Trainer:
 
     def _padding(self, size: int) -> int:
         """Copies of member 0 appended: up to `population_size`, then to a multiple of the devices."""
+        return self._rows(size) - size
+
+    def _rows(self, size: int) -> int:
+        """Rows of a fresh state of `size` members (see `_padding`)."""
         per_device = -(-max(size, self.population_size) // len(self.devices))
-        return per_device * len(self.devices) - size
+        return per_device * len(self.devices)
 
     def _block(self, members: int) -> int:
         """Members a device trains side by side: the largest divisor of `members` up to the config's
@@ -357,6 +432,61 @@ class Curves:
 
 
 @dataclasses.dataclass
+class Roster:
+    """Who is still training. Row i of the compiled state holds member `slots[i]`; a member not in
+    `slots` has left (diverged, or its trial was pruned). The rest is per member, kept current."""
+
+    slots: np.ndarray  # [rows in training] member indices, in state order
+    diverged: np.ndarray  # [P] bool
+    diverged_step: np.ndarray  # [P] the step a member froze at, -1 while healthy
+    layer_variance: np.ndarray  # [P, layers] at the member's last evaluation ([P, 0] before any)
+
+    @classmethod
+    def everyone(cls, size: int) -> Roster:
+        return cls(np.arange(size), np.zeros(size, bool), np.full(size, -1, np.int32), np.zeros((size, 0), np.float32))
+
+    def update(self, rows: dict[str, np.ndarray]) -> None:
+        """Take in a chunk's metrics of the rows in training."""
+        if self.layer_variance.shape[1] != rows["layer_variance"].shape[1]:
+            self.layer_variance = np.full((len(self.diverged), rows["layer_variance"].shape[1]), np.nan, np.float32)
+        for name in ("diverged", "diverged_step", "layer_variance"):
+            getattr(self, name)[self.slots] = rows[name]
+
+    def pick(self, members: list[int], active: list[int]) -> Roster:
+        """The roster of a population made of `members`, of which those at `active` still train."""
+        return Roster(
+            np.asarray(active, np.int64),
+            self.diverged[members],
+            self.diverged_step[members],
+            self.layer_variance[members],
+        )
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name).tolist() for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, d: dict, size: int) -> Roster:
+        layers = np.asarray(d["layer_variance"], np.float32).reshape(size, -1)
+        return cls(
+            np.asarray(d["slots"], np.int64),
+            np.asarray(d["diverged"], bool),
+            np.asarray(d["diverged_step"], np.int32),
+            layers,
+        )
+
+
+@dataclasses.dataclass
+class Progress:
+    """A population part-way through training: the compiled state of the members still training
+    (None once none is), who they are, every member's curves, and the step reached."""
+
+    state: TrainState | None
+    roster: Roster
+    curves: Curves
+    step: int
+
+
+@dataclasses.dataclass
 class Result:
     """What a finished population hands back: final metrics, flags and full curves."""
 
@@ -365,7 +495,7 @@ class Result:
     diverged: np.ndarray
     diverged_step: np.ndarray
     curves: Curves
-    layer_variance: np.ndarray  # [P, layers] at the end, on validation inputs
+    layer_variance: np.ndarray  # [P, layers] at each member's last evaluation, on validation inputs
     stopped: bool = False  # on_chunk ended training before the last step
     paused: bool = False  # ... after a checkpoint, to be resumed
 
@@ -375,35 +505,37 @@ def train(
     population: Population,
     *,
     on_chunk: Callable[[int, dict[str, np.ndarray]], str | None] | None = None,
+    retired: Callable[[], Collection[int]] = tuple,
     checkpointer=None,
-    initial: tuple[TrainState, Curves] | None = None,
+    initial: Progress | None = None,
 ) -> Result:
-    """Train `population` to the end, from `initial` (state, curves) if given, else resuming
-    from `checkpointer` when it holds a state, else from scratch. `on_chunk` sees each chunk's
-    metrics and may return STOP to end training there (every member pruned, say), or PAUSE to
-    save a checkpoint first (the worker was asked to stop; a retry resumes from it)."""
+    """Train `population` to the end, from `initial` if given, else resuming from `checkpointer`
+    when it holds a state, else from scratch. `on_chunk` sees each chunk's metrics and may return
+    STOP to end training there (every member pruned, say), or PAUSE to save a checkpoint first
+    (the worker was asked to stop; a retry resumes from it). After each chunk, members that
+    diverged or that `retired()` names leave the compiled population (`Trainer.compact`)."""
     restored = initial or (checkpointer.restore(trainer, population) if checkpointer else None)
-    state, curves = restored if restored else (trainer.start(population), Curves())
-    last, action = None, None
-    for new_state, last in trainer.chunks(state, population.size):
-        state = new_state
-        curves.add(last)
-        chunk = int(state.step) // trainer.cfg.chunk_steps
-        action = on_chunk(chunk, last) if on_chunk else None
-        if checkpointer and action != STOP:
-            checkpointer.maybe_save(chunk, state, population, curves, force=action == PAUSE)
-        if action in (STOP, PAUSE):
+    progress = restored or trainer.begin(population)
+    action = None
+    while progress.step < trainer.cfg.steps:
+        metrics = trainer.advance(progress)
+        chunk = progress.step // trainer.cfg.chunk_steps
+        action = on_chunk(chunk, metrics) if on_chunk else None
+        if action == STOP:
             break
-    if last is None:  # restored a finished state: only its last evaluation is needed
-        last = trainer.evaluate(state, population.size)
-    n = population.size
+        trainer.compact(progress, retired())
+        if checkpointer:
+            checkpointer.maybe_save(chunk, progress, population, force=action == PAUSE)
+        if action == PAUSE:
+            break
+    roster = progress.roster
     return Result(
         population=population,
-        final={name: curves.array(name)[:, -1] for name in METRICS},
-        diverged=np.asarray(state.diverged)[:n],
-        diverged_step=np.asarray(state.diverged_step)[:n],
-        curves=curves,
-        layer_variance=last["layer_variance"],
+        final={name: progress.curves.array(name)[:, -1] for name in METRICS},
+        diverged=roster.diverged.copy(),
+        diverged_step=roster.diverged_step.copy(),
+        curves=progress.curves,
+        layer_variance=roster.layer_variance.copy(),
         stopped=action in (STOP, PAUSE),
         paused=action == PAUSE,
     )

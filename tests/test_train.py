@@ -86,6 +86,79 @@ def test_interrupted_and_resumed_equals_uninterrupted_bit_for_bit(mnist1d, tmp_p
         assert np.array_equal(straight.final[name], resumed.final[name])
 
 
+def _diverging_population(model):
+    """Four members: 0 and 2 healthy, 1 and 3 diverging in the first steps (lr 1e4)."""
+    return _population(model, [2.0, 2.0, 1.5, 1.5], [0.02, 1e4, 0.03, 1e4], [1, 1, 2, 2])
+
+
+def test_diverged_members_leave_and_the_survivors_train_exactly_as_before(mnist1d):
+    model, trainer = _setup(mnist1d, member_block=2)
+    compacted = train.train(trainer, _diverging_population(model))
+    assert compacted.diverged.tolist() == [False, True, False, True]
+    assert trainer.traces["chunk"] == 2  # the population of 4, then of 2 after the first chunk
+    # The same survivors beside healthy members, which never leave: the same blocks of two, so
+    # the same kernels and, bit for bit, the same curves and final metrics.
+    model, reference = _setup(mnist1d, member_block=2)
+    healthy = train.train(reference, _population(model, [2.0, 2.0, 1.5, 1.5], [0.02, 0.02, 0.03, 0.03], [1, 1, 2, 2]))
+    assert reference.traces["chunk"] == 1
+    for name in ("step_loss", *train.METRICS):
+        assert np.array_equal(compacted.curves.array(name)[[0, 2]], healthy.curves.array(name)[[0, 2]]), name
+    np.testing.assert_array_equal(compacted.layer_variance[[0, 2]], healthy.layer_variance[[0, 2]])
+    # The members that left keep reporting what they ended with, every chunk.
+    assert np.all(compacted.curves.array("train_loss")[[1, 3]] == np.float32(trainer.diverged_value))
+    assert np.all(compacted.curves.array("val_error")[[1, 3]] == 1.0)
+    assert np.all(np.isnan(compacted.curves.array("step_loss")[[1, 3], 60:]))
+    assert compacted.layer_variance.shape == healthy.layer_variance.shape
+
+
+def test_retired_members_leave_and_recompiles_stay_bounded(mnist1d):
+    model, trainer = _setup(mnist1d, member_block=2, steps=250)  # 5 chunks
+    population = _population(model, np.linspace(1.0, 3.0, 16), 0.02, np.arange(16))
+    retired: set[int] = set()
+
+    def retire_half(chunk, metrics):  # a pruner that stops half of the rest each chunk
+        alive = sorted(set(range(16)) - retired)
+        retired.update(alive[len(alive) // 2 :])
+
+    result = train.train(trainer, population, on_chunk=retire_half, retired=lambda: retired)
+    assert len(trainer.devices) == 1
+    assert trainer.traces["chunk"] == 1 + math.log2(16)  # one compile per size: 16, 8, 4, 2, 1
+    assert result.curves.array("train_loss").shape == (16, 5)
+    assert np.all(np.isfinite(result.final["train_loss"][:1]))  # member 0 is never retired
+    assert np.all(np.isnan(result.final["train_loss"][8:]))  # retired after the first chunk
+
+
+def test_a_resume_after_members_left_equals_uninterrupted_bit_for_bit(mnist1d, tmp_path):
+    model, trainer = _setup(mnist1d, member_block=2)
+    population = _diverging_population(model)
+    straight = train.train(trainer, population)
+
+    class Preempted(Exception):
+        pass
+
+    def preempt(chunk, metrics):
+        if chunk == 3:
+            raise Preempted
+
+    with pytest.raises(Preempted):
+        train.train(trainer, population, checkpointer=checkpoint.Checkpointer(tmp_path), on_chunk=preempt)
+    restored = checkpoint.Checkpointer(tmp_path).restore(trainer, population)
+    assert restored.step == 100 and restored.roster.slots.tolist() == [0, 2] and len(restored.state.seed) == 2
+    # A retry of members 3 (left) and 2 (training) continues from the same checkpoint.
+    retry = train.Population.create(models.groups(model), [1.5, 1.5], [1e4, 0.03], [2, 2])
+    picked = checkpoint.resume_members(str(tmp_path), trainer, [3, 2], retry)
+    assert picked.roster.slots.tolist() == [1] and picked.roster.diverged.tolist() == [True, False]
+    again = train.train(trainer, retry, initial=picked)
+    assert again.diverged.tolist() == [True, False]
+    # Member 2 now trains alone (a block of one: other kernels, float32 rounding apart).
+    np.testing.assert_allclose(again.curves.array("step_loss")[1], straight.curves.array("step_loss")[2], rtol=1e-5)
+    np.testing.assert_array_equal(again.curves.array("train_loss")[0], straight.curves.array("train_loss")[3])
+    resumed = train.train(trainer, population, checkpointer=checkpoint.Checkpointer(tmp_path))
+    for name in ("step_loss", *train.METRICS):
+        np.testing.assert_array_equal(straight.curves.array(name), resumed.curves.array(name))
+    assert resumed.diverged.tolist() == straight.diverged.tolist()
+
+
 def test_a_half_written_latest_checkpoint_falls_back_to_the_previous(mnist1d, tmp_path):
     model, trainer = _setup(mnist1d)
     population = _population(model, [1.0, 2.0], 0.02, [0, 1])
@@ -96,7 +169,7 @@ def test_a_half_written_latest_checkpoint_falls_back_to_the_previous(mnist1d, tm
             with open(os.path.join(root, name), "r+b") as f:
                 f.truncate(max(0, os.path.getsize(os.path.join(root, name)) // 3))
     restored = checkpoint.Checkpointer(tmp_path).restore(trainer, population)
-    assert restored is not None and int(restored[0].step) == (latest - 1) * trainer.cfg.chunk_steps
+    assert restored is not None and restored.step == (latest - 1) * trainer.cfg.chunk_steps
 
 
 def test_on_chunk_stop_ends_training_at_that_chunk(mnist1d):
