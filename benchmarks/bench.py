@@ -1,12 +1,16 @@
-"""Population engine against the tutorial loop and the machine's matmul ceiling.
+"""Population engine against the tutorial loop and the machine's matmul ceiling, and what users wait for.
 
 Measures side by side, in one run on one machine: (1) the engine training P trials of the
 quick He/ReLU task as one program, for several P; (2) the same trials trained one at a
 time the way tutorial code does (an Optuna objective that builds a Flax model, jits a
 step inside the objective and loops over steps in Python, under `study.optimize`);
-(3) dense float32 matmul through XLA, the ceiling. Prints and writes JSON + Markdown.
+(3) dense float32 matmul through XLA, the ceiling; (4) a sweep worker against the engine on
+the same population; (5) a population half of whose members diverge at once against a
+healthy one; (6) the largest population (an alpha x lr x seed grid) with its peak memory;
+(7) the time from an empty storage to the quick He/ReLU verdicts. Prints and writes JSON +
+Markdown.
 
-    make bench                          # 2 CPU cores: about 10 minutes
+    make bench                          # 2 CPU cores: about 25 minutes
     python benchmarks/bench.py --populations 64 256 1024 --tutorial-trials 4   # a GPU
 """
 
@@ -14,9 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import pathlib
 import platform
+import resource
+import subprocess
+import sys
+import tempfile
 import time
 
 import jax
@@ -26,7 +35,9 @@ import optax
 import optuna
 from flax import nnx
 
-from research import data, devices, models, train
+from research import data, devices, experiment, models, objectives, search, storage, train
+
+QUICK_HE = "experiments/he_relu_mlp.py"
 
 
 def main() -> None:
@@ -37,6 +48,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--flops-width", type=int, default=256, help="width for the FLOP/s fraction run")
     parser.add_argument("--tutorial-trials", type=int, default=3)
+    parser.add_argument("--large-population", type=int, default=704, help="members of the largest population")
+    parser.add_argument("--large-steps", type=int, default=20, help="its steps (one chunk)")
+    parser.add_argument("--no-verdict", action="store_true", help="skip the time-to-verdict sweep (minutes)")
     parser.add_argument("--out", default="runs/bench")
     args = parser.parse_args()
 
@@ -58,6 +72,17 @@ def main() -> None:
     tutorial = tutorial_run(dataset, args.tutorial_trials, args.steps, args.depth, args.width)
     print(f"tutorial loop: {tutorial['trials_per_minute']:.2f} trials/min")
     best = max(engine, key=lambda r: r["trials_per_minute"])
+    narrow = max((r for r in engine if r["width"] == args.width), key=lambda r: r["population"])
+    sweep = sweep_over_engine(dataset)
+    print(f"sweep worker / engine, population {sweep['population']}: {sweep['ratio']:.2f}")
+    diverged = diverged_cost(dataset, args.depth, args.width)
+    print(f"half diverged / healthy wall time: {diverged['fraction']:.2f}")
+    large = in_child(large_population, args.large_population, args.large_steps, args.depth, args.width)
+    large["member_steps_per_s_vs_p64"] = large["member_steps_per_s"] / _member_steps_per_s(engine, args.steps)
+    print(f"population {large['population']}: peak RSS {large['peak_rss_mb']:.0f} MB")
+    verdict = None if args.no_verdict else time_to_verdict(tutorial["total_s"] / tutorial["trials"])
+    if verdict:
+        print(f"time to verdict: {verdict['seconds']:.0f} s (tutorial loop: {verdict['tutorial_seconds']:.0f} s)")
     report = {
         "machine": {
             "platform": platform.platform(),
@@ -79,7 +104,20 @@ def main() -> None:
         "engine_wide": wide,
         "tutorial": tutorial,
         "speedup": best["trials_per_minute"] / tutorial["trials_per_minute"],
+        "fraction_of_ceiling_128": narrow["flops_per_s"] / ceiling,
+        "sweep": sweep,
+        "sweep_over_engine": sweep["ratio"],
+        "diverged": diverged,
+        "diverged_cost_fraction": diverged["fraction"],
+        "large": large,
+        "peak_rss_mb": large["peak_rss_mb"],
     }
+    if verdict:
+        report.update(
+            verdict=verdict,
+            time_to_verdict_s=verdict["seconds"],
+            tutorial_time_to_verdict_s=verdict["tutorial_seconds"],
+        )
     write(report, pathlib.Path(args.out))
 
 
@@ -110,6 +148,117 @@ def engine_run(dataset, population: int, steps: int, depth: int, width: int) -> 
         "flops_per_s": flops / run_s,
         "compilations": trainer.chunk._cache_size(),
     }
+
+
+def sweep_over_engine(dataset, trials: int = 8, seeds: int = 4) -> dict:
+    """A sweep worker (ask, train as one population with per-chunk evaluation, reports and
+    checkpoints, tell) against the bare engine, same population of the quick He/ReLU study,
+    back to back; each timed on its second population, after compiling."""
+    with tempfile.TemporaryDirectory() as tmp:
+        overrides = [
+            "search.objective=train_loss",
+            "search.objectives=()",
+            f"search.trials={2 * trials}",
+            f"search.trials_per_batch={trials}",
+            f"search.seeds={seeds}",
+            f"search.runs_dir={tmp}",
+        ]
+        cfg = experiment.load(QUICK_HE, "quick", overrides)
+        worker = search.Worker(cfg, storage.default_url(tmp), echo=lambda *_: None)
+        worker.run(max_batches=1)
+        start = time.perf_counter()
+        worker.run(max_batches=1)
+        worker_s = time.perf_counter() - start
+    model = cfg.model
+    engine = engine_run(dataset, trials * seeds, cfg.train.steps, model.depth, model.width)
+    return {
+        "population": trials * seeds,
+        "trials": trials,
+        "seeds": seeds,
+        "chunks": cfg.train.steps // cfg.train.chunk_steps,
+        "worker_s": worker_s,
+        "engine_s": engine["run_s"],
+        "ratio": engine["run_s"] / worker_s,  # trials per minute, worker over engine
+    }
+
+
+def diverged_cost(dataset, depth: int, width: int, population: int = 16, steps: int = 1000) -> dict:
+    """Wall time of a population half of whose members diverge in the first chunk (lr 10)
+    over a healthy one of the same size; each timed on its second run, after compiling."""
+    model = _model_config(depth, width)
+    cfg = train.default_config()
+    cfg.steps = steps
+    trainer = train.Trainer(model, cfg, dataset)
+    groups = models.groups(model)
+    alphas, seeds = np.geomspace(1.0, 3.0, population), np.arange(population)
+    lrs = {"healthy": np.full(population, 0.01), "half": np.where(seeds % 2 == 1, 10.0, 0.01)}
+    timings, diverged = {}, {}
+    for name, lr in lrs.items():
+        pop = train.Population.create(groups, alphas, lr, seeds)
+        train.train(trainer, pop)
+        start = time.perf_counter()
+        result = train.train(trainer, pop)
+        timings[name] = time.perf_counter() - start
+        diverged[name] = result.diverged_step.tolist()
+    first_chunk = all(0 <= s < cfg.chunk_steps for s, lr in zip(diverged["half"], lrs["half"], strict=True) if lr > 1)
+    return {
+        "population": population,
+        "steps": steps,
+        "chunk_steps": cfg.chunk_steps,
+        "healthy_s": timings["healthy"],
+        "half_diverged_s": timings["half"],
+        "all_diverged_in_first_chunk": first_chunk,
+        "fraction": timings["half"] / timings["healthy"],
+        "compilations": trainer.traces["chunk"],
+    }
+
+
+def large_population(population: int, steps: int, depth: int, width: int) -> dict:
+    """One chunk of the largest population (run in a child process: its peak RSS is its own)."""
+    devices.use_cpu_cores()
+    dataset = data.load(data.default_config("mnist1d"))
+    model = _model_config(depth, width)
+    cfg = train.default_config()
+    cfg.update({"steps": steps, "chunk_steps": steps})
+    trainer = train.Trainer(model, cfg, dataset)
+    grid = np.arange(population)
+    pop = train.Population.create(
+        models.groups(model), np.geomspace(0.5, 8.0, 12)[grid % 12], np.geomspace(1e-3, 0.3, 7)[grid // 12 % 7], grid
+    )
+    train.train(trainer, pop)  # compiles
+    start = time.perf_counter()
+    train.train(trainer, pop)
+    run_s = time.perf_counter() - start
+    return {
+        "population": population,
+        "steps": steps,
+        "run_s": run_s,
+        "member_steps_per_s": population * steps / run_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def time_to_verdict(tutorial_trial_s: float) -> dict:
+    """`research sweep` of the quick He/ReLU experiment from an empty storage and a cold
+    compilation cache to its printed verdicts; the tutorial figure is the same design's trained
+    trials x seeds at the tutorial loop's measured time per trial (its probes left out)."""
+    cfg = experiment.load(QUICK_HE, "quick")
+    trained = [o for o in cfg.search.objectives if objectives.get(o).trained]
+    members = len(trained) * cfg.search.trials * cfg.search.seeds
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "research", "sweep", "--config", QUICK_HE, "--no-report"]
+        start = time.perf_counter()
+        env = {k: v for k, v in os.environ.items() if k not in storage.ENV_VARS}  # the temporary storage
+        subprocess.run([*command, "--set", f"search.runs_dir={tmp}"], check=True, capture_output=True, env=env)
+        seconds = time.perf_counter() - start
+    return {"experiment": QUICK_HE, "seconds": seconds, "trained_members": members,
+            "tutorial_seconds": members * tutorial_trial_s}  # fmt: skip
+
+
+def in_child(function, *args) -> dict:
+    """`function(*args)` in a fresh process (spawned: its own JAX and memory)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, args)
 
 
 def tutorial_run(dataset, trials: int, steps: int, depth: int, width: int) -> dict:
@@ -196,7 +345,28 @@ def write(report: dict, out: pathlib.Path) -> None:
         f" engine at width {w['width']}, P={w['population']}: "
         f"{w['flops_per_s'] / 1e9:.1f} GFLOP/s = **{w['fraction_of_ceiling']:.0%}** of it",
         f"- compilations per experiment: {max(r['compilations'] for r in report['engine'])}",
+        f"- engine at width 128, P={max(r['population'] for r in report['engine'])}:"
+        f" **{report['fraction_of_ceiling_128']:.0%}** of the ceiling",
     ]
+    sw, dv, lg = report["sweep"], report["diverged"], report["large"]
+    lines += [
+        f"- a sweep worker over the engine, same population ({sw['trials']} trials x {sw['seeds']} seeds,"
+        f" {sw['chunks']} chunks): **{sw['ratio']:.2f}** of its trials per minute"
+        f" ({sw['worker_s']:.1f} s against {sw['engine_s']:.1f} s)",
+        f"- a population of {dv['population']} half of which diverges in the first chunk:"
+        f" **{dv['fraction']:.2f}** of a healthy one's wall time ({dv['half_diverged_s']:.1f} s against"
+        f" {dv['healthy_s']:.1f} s)",
+        f"- a population of {lg['population']} ({lg['steps']} steps): peak resident memory"
+        f" **{lg['peak_rss_mb']:.0f} MB**, {lg['member_steps_per_s_vs_p64']:.2f}x the member-steps per second"
+        f" of the largest population above",
+    ]
+    if "verdict" in report:
+        v = report["verdict"]
+        lines.append(
+            f"- from an empty storage to the quick He/ReLU verdicts: **{v['seconds']:.0f} s**; the same"
+            f" {v['trained_members']} trained trial-seeds at the tutorial loop's time per trial:"
+            f" {v['tutorial_seconds']:.0f} s"
+        )
     (out / "bench.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwritten: {out / 'bench.json'}, {out / 'bench.md'}")
@@ -206,6 +376,12 @@ def _model_config(depth: int, width: int):
     model = models.default_config("mlp")
     model.update({"depth": depth, "width": width, "activation": "relu"})
     return model
+
+
+def _member_steps_per_s(engine: list[dict], steps: int) -> float:
+    """Member-steps per second of the engine's largest population."""
+    row = max(engine, key=lambda r: r["population"])
+    return row["population"] * steps / row["run_s"]
 
 
 def _flops_per_step(model, batch: int) -> float:

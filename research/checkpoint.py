@@ -3,8 +3,8 @@
 A checkpoint holds the training state of the members still training (parameters, optimiser
 state, step, seeds, flags) and a JSON record: the population's hyperparameters, its roster
 (who is still training, how the others ended) and every member's curves so far.
-Writes are atomic (orbax finalises a temporary directory by renaming it); a bounded
-number is kept; a checkpoint that fails to restore is skipped for the one before it.
+Writes are asynchronous (training goes on while a copy of the state is written) and atomic
+(orbax finalises a temporary directory by renaming it); a bounded number is kept; a checkpoint that fails to restore is skipped for the one before it.
 `resume_members` picks some members of a checkpointed population to start a new one: how a
 retried trial continues where its dead worker stopped.
 """
@@ -46,7 +46,7 @@ class Checkpointer:
     def __init__(self, directory: str | os.PathLike, *, every_chunks: int = 1, keep: int = 2):
         self.directory = os.path.abspath(os.fspath(directory))
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, save_interval_steps=every_chunks, enable_async_checkpointing=False
+            max_to_keep=keep, save_interval_steps=every_chunks, enable_async_checkpointing=True
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -63,7 +63,8 @@ class Checkpointer:
             "step": progress.step,
         }
         state = [] if progress.state is None else jax.tree.leaves(progress.state)
-        leaves = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(state)} or {"none": np.zeros(0)}
+        # Copies: the next chunk reuses the state's buffers while the write goes on.
+        leaves = {f"{i:05d}": np.array(leaf) for i, leaf in enumerate(state)} or {"none": np.zeros(0)}
         return self.manager.save(
             chunk,
             args=ocp.args.Composite(state=ocp.args.PyTreeSave(leaves), record=ocp.args.JsonSave(record)),

@@ -74,8 +74,10 @@ def test_interrupted_and_resumed_equals_uninterrupted_bit_for_bit(mnist1d, tmp_p
         if chunk == 3:
             raise Preempted
 
+    writer = checkpoint.Checkpointer(tmp_path)
     with pytest.raises(Preempted):
-        train.train(trainer, population, checkpointer=checkpoint.Checkpointer(tmp_path), on_chunk=preempt)
+        train.train(trainer, population, checkpointer=writer, on_chunk=preempt)
+    writer.close()  # a crash after the last write finished (writes are asynchronous)
     ckpt = checkpoint.Checkpointer(tmp_path)
     assert ckpt.manager.latest_step() == 2
     seen = []
@@ -140,8 +142,10 @@ def test_a_resume_after_members_left_equals_uninterrupted_bit_for_bit(mnist1d, t
         if chunk == 3:
             raise Preempted
 
+    writer = checkpoint.Checkpointer(tmp_path)
     with pytest.raises(Preempted):
-        train.train(trainer, population, checkpointer=checkpoint.Checkpointer(tmp_path), on_chunk=preempt)
+        train.train(trainer, population, checkpointer=writer, on_chunk=preempt)
+    writer.close()
     restored = checkpoint.Checkpointer(tmp_path).restore(trainer, population)
     assert restored.step == 100 and restored.roster.slots.tolist() == [0, 2] and len(restored.state.seed) == 2
     # A retry of members 3 (left) and 2 (training) continues from the same checkpoint.
