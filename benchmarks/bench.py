@@ -78,7 +78,6 @@ def main() -> None:
     diverged = diverged_cost(dataset, args.depth, args.width)
     print(f"half diverged / healthy wall time: {diverged['fraction']:.2f}")
     large = in_child(large_population, args.large_population, args.large_steps, args.depth, args.width)
-    large["member_steps_per_s_vs_p64"] = large["member_steps_per_s"] / _member_steps_per_s(engine, args.steps)
     print(f"population {large['population']}: peak RSS {large['peak_rss_mb']:.0f} MB")
     verdict = None if args.no_verdict else time_to_verdict(tutorial["total_s"] / tutorial["trials"])
     if verdict:
@@ -213,27 +212,31 @@ def diverged_cost(dataset, depth: int, width: int, population: int = 16, steps: 
     }
 
 
-def large_population(population: int, steps: int, depth: int, width: int) -> dict:
-    """One chunk of the largest population (run in a child process: its peak RSS is its own)."""
+def large_population(population: int, steps: int, depth: int, width: int, reference: int = 64) -> dict:
+    """One chunk of the largest population (an alpha x lr x seed grid), after one of `reference`
+    members at the same steps for its speed per member; run in a child process, so the peak
+    resident memory is its own."""
     devices.use_cpu_cores()
     dataset = data.load(data.default_config("mnist1d"))
     model = _model_config(depth, width)
     cfg = train.default_config()
     cfg.update({"steps": steps, "chunk_steps": steps})
     trainer = train.Trainer(model, cfg, dataset)
-    grid = np.arange(population)
-    pop = train.Population.create(
-        models.groups(model), np.geomspace(0.5, 8.0, 12)[grid % 12], np.geomspace(1e-3, 0.3, 7)[grid // 12 % 7], grid
-    )
-    train.train(trainer, pop)  # compiles
-    start = time.perf_counter()
-    train.train(trainer, pop)
-    run_s = time.perf_counter() - start
+    rates = {}
+    for size in (reference, population):
+        grid = np.arange(size)
+        alpha, lr = np.geomspace(0.5, 8.0, 12)[grid % 12], np.geomspace(1e-3, 0.3, 7)[grid // 12 % 7]
+        pop = train.Population.create(models.groups(model), alpha, lr, grid)
+        train.train(trainer, pop)  # compiles
+        start = time.perf_counter()
+        train.train(trainer, pop)
+        rates[size] = size * steps / (time.perf_counter() - start)
     return {
         "population": population,
         "steps": steps,
-        "run_s": run_s,
-        "member_steps_per_s": population * steps / run_s,
+        "member_steps_per_s": rates[population],
+        "member_steps_per_s_vs_reference": rates[population] / rates[reference],
+        "reference_population": reference,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -357,8 +360,8 @@ def write(report: dict, out: pathlib.Path) -> None:
         f" **{dv['fraction']:.2f}** of a healthy one's wall time ({dv['half_diverged_s']:.1f} s against"
         f" {dv['healthy_s']:.1f} s)",
         f"- a population of {lg['population']} ({lg['steps']} steps): peak resident memory"
-        f" **{lg['peak_rss_mb']:.0f} MB**, {lg['member_steps_per_s_vs_p64']:.2f}x the member-steps per second"
-        f" of the largest population above",
+        f" **{lg['peak_rss_mb']:.0f} MB**; per member {lg['member_steps_per_s_vs_reference']:.2f}x the speed of"
+        f" a population of {lg['reference_population']}",
     ]
     if "verdict" in report:
         v = report["verdict"]
@@ -376,12 +379,6 @@ def _model_config(depth: int, width: int):
     model = models.default_config("mlp")
     model.update({"depth": depth, "width": width, "activation": "relu"})
     return model
-
-
-def _member_steps_per_s(engine: list[dict], steps: int) -> float:
-    """Member-steps per second of the engine's largest population."""
-    row = max(engine, key=lambda r: r["population"])
-    return row["population"] * steps / row["run_s"]
 
 
 def _flops_per_step(model, batch: int) -> float:

@@ -4,7 +4,9 @@ A checkpoint holds the training state of the members still training (parameters,
 state, step, seeds, flags) and a JSON record: the population's hyperparameters, its roster
 (who is still training, how the others ended) and every member's curves so far.
 Writes are asynchronous (training goes on while a copy of the state is written) and atomic
-(orbax finalises a temporary directory by renaming it); a bounded number is kept; a checkpoint that fails to restore is skipped for the one before it.
+(orbax finalises a temporary directory by renaming it): a kill loses at most the write in
+flight, never a finished one. A bounded number is kept; a checkpoint that fails to restore
+is skipped for the one before it.
 `resume_members` picks some members of a checkpointed population to start a new one: how a
 retried trial continues where its dead worker stopped.
 """

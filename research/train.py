@@ -195,21 +195,29 @@ class Trainer:
     def _steps(self, members: _Members, seed: Array, step: Array) -> tuple[_Members, Array, Array, dict]:
         """One chunk of steps for a device's members, `block` at a time, each block evaluated at
         its end: a block's weights stay in cache through the chunk, where a whole population's
-        would stream from memory each step, and memory grows with the block, not the population."""
+        would stream from memory each step. Blocks are read from and written back into the
+        (donated) members in place, so memory holds the population once, whatever its size."""
         cfg, n, size = self.cfg, len(self.data.x_train), len(seed)
         block = self._block(size)
-        split = lambda a: a.reshape(size // block, block, *a.shape[1:])  # noqa: E731
-        blocked = jax.tree.map(split, members)
+        take = lambda a, start: jax.lax.dynamic_slice_in_dim(a, start, block)  # noqa: E731
         if cfg.shared_data_order:
             plan = datalib.batch_plan(jax.random.key(cfg.data_seed), n, cfg.batch_size, cfg.steps)
             plan = jax.lax.dynamic_slice_in_dim(plan, step, cfg.chunk_steps, axis=0)  # [steps, batch]
-            out = jax.lax.map(lambda m: self._train_block(m, plan, None, step), blocked)
+            block_plan = lambda start: (plan, None)  # noqa: E731
         else:
             plans = datalib.batch_plans(_member_keys(seed)[:, 1], n, cfg.batch_size, cfg.steps)
             plans = jax.lax.dynamic_slice_in_dim(plans, step, cfg.chunk_steps, axis=1)  # [P, steps, batch]
-            train_block = lambda mp: self._train_block(mp[0], jnp.moveaxis(mp[1], 1, 0), 0, step)  # noqa: E731
-            out = jax.lax.map(train_block, (blocked, split(plans)))
-        return jax.tree.map(lambda a: a.reshape(size, *a.shape[2:]), out)
+            block_plan = lambda start: (jnp.moveaxis(take(plans, start), 1, 0), 0)  # noqa: E731
+
+        def one_block(members, start):
+            mine = jax.tree.map(lambda a: take(a, start), members)
+            trained, *out = self._train_block(mine, *block_plan(start), step)
+            put = lambda a, b: jax.lax.dynamic_update_slice_in_dim(a, b, start, 0)  # noqa: E731
+            return jax.tree.map(put, members, trained), out
+
+        members, (losses, gnorms, metrics) = jax.lax.scan(one_block, members, jnp.arange(0, size, block))
+        flat = lambda a: a.reshape(size, *a.shape[2:])  # noqa: E731
+        return members, flat(losses), flat(gnorms), jax.tree.map(flat, metrics)
 
     def _train_block(self, members: _Members, plan: Array, data_axis: int | None, step: Array) -> tuple:
         """`lax.scan` over the chunk's steps (`plan`: [steps, (block,) batch]) of a block of members,

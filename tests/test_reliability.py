@@ -70,9 +70,10 @@ def _checkpointed_pids(url: str) -> set[int]:
         return set()
     pids = set()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        folder = t.user_attrs.get("checkpoint")
-        if folder and os.path.isdir(folder) and any(p.isdigit() for p in os.listdir(folder)):
-            pids.add(int(t.user_attrs["worker"].split(":")[1]))
+        folder, worker = t.user_attrs.get("checkpoint"), t.user_attrs.get("worker")
+        # A retry carries its dead population's checkpoint before a worker has claimed it.
+        if worker and folder and os.path.isdir(folder) and any(p.isdigit() for p in os.listdir(folder)):
+            pids.add(int(worker.split(":")[1]))
     return pids
 
 
