@@ -154,6 +154,8 @@ class Trainer:
         self.devices = list(devices or jax.local_devices())
         self._mesh = _trials_mesh(self.devices) if len(self.devices) > 1 else None
         self._member_bytes = _member_bytes(model_cfg, self.tx)
+        rows = max(train_cfg.batch_size, n_eval)  # a step's batch, or an evaluation's examples
+        self._step_bytes = _activation_bytes(model_cfg, self.graph, dataset.x_train.shape[1:], rows)
         self._check_memory(population_size)
         self.traces = collections.Counter()  # program -> times traced (each trace is a compilation)
         self.init = jax.jit(self._init)
@@ -378,10 +380,14 @@ class Trainer:
         return 1.0 if self.data.task == "classification" else self.diverged_value
 
     def _check_memory(self, size: int) -> None:
-        """Members share the host's memory on CPU; an accelerator holds its own share."""
+        """Members share the host's memory on CPU; an accelerator holds its own share. Each
+        device keeps its members' state and one block's activations (of a step or an
+        evaluation) at a time."""
         members = max(size, 1) if self.devices[0].platform == "cpu" else -(-max(size, 1) // len(self.devices))
         data = sum(a.nbytes for a in (self.data.x_train, self.data.y_train, self.data.x_val, self.data.y_val))
-        devices.check_fits(members * self._member_bytes + data, f"a population of {max(size, 1)}", self.devices[0])
+        blocks = len(self.devices) if self.devices[0].platform == "cpu" else 1
+        need = members * self._member_bytes + blocks * self._block(members) * self._step_bytes + data
+        devices.check_fits(need, f"a population of {max(size, 1)}", self.devices[0])
 
     def _padding(self, size: int) -> int:
         """Copies of member 0 appended: up to `population_size`, then to a multiple of the devices."""
@@ -576,6 +582,14 @@ def _member_bytes(model_cfg, tx: optax.GradientTransformation) -> int:
     params = models.param_shapes(model_cfg)
     opt = jax.eval_shape(tx.init, params)
     return 4 * (2 * models.count_params(params) + sum(leaf.size for leaf in jax.tree.leaves(opt)))
+
+
+def _activation_bytes(model_cfg, graph, example_shape: tuple[int, ...], batch: int) -> int:
+    """Bytes of one member's activations for `batch` examples that a training step keeps for its
+    backward pass: each layer's pre- and post-activations (float32; found by shape alone)."""
+    x = jax.ShapeDtypeStruct((batch, *example_shape), jnp.float32)
+    logits, preacts = jax.eval_shape(lambda p, x: models.apply(graph, p, x), models.param_shapes(model_cfg), x)
+    return 4 * (2 * sum(h.size for h in preacts) + logits.size)
 
 
 def _optimizer(cfg) -> optax.GradientTransformation:

@@ -304,3 +304,15 @@ def test_bad_population_values_name_the_field():
         train.Population.create(("hidden",), [1.0, -2.0], 0.01, [0, 1])
     with pytest.raises(ConfigError, match="learning_rate must be positive"):
         train.Population.create(("hidden",), 1.0, float("nan"), 0)
+
+
+def test_the_memory_check_counts_a_blocks_activations(mnist1d, monkeypatch):
+    model, trainer = _setup(mnist1d)  # depth 4, width 32; evaluation on 1024 examples
+    assert trainer._step_bytes == 4 * (2 * 4 * 32 * 1024 + 10 * 1024)  # pre- and post-activations, logits
+    data_bytes = sum(a.nbytes for a in (mnist1d.x_train, mnist1d.y_train, mnist1d.x_val, mnist1d.y_val))
+    state_only = 2 * trainer._member_bytes + data_bytes
+    monkeypatch.setattr(train.devices, "memory_limit", lambda device: state_only + 2 * trainer._step_bytes)
+    trainer.start(_population(model, 2.0, 0.02, [0, 1]))  # two members in one block of two: fits
+    monkeypatch.setattr(train.devices, "memory_limit", lambda device: state_only + trainer._step_bytes)
+    with pytest.raises(ConfigError, match="a population of 2 needs"):
+        trainer.start(_population(model, 2.0, 0.02, [0, 1]))
