@@ -182,15 +182,16 @@ def sweep_over_engine(dataset, trials: int = 8, seeds: int = 4) -> dict:
 
 
 def diverged_cost(dataset, depth: int, width: int, population: int = 16, steps: int = 1000) -> dict:
-    """Wall time of a population half of whose members diverge in the first chunk (lr 10)
-    over a healthy one of the same size; each timed on its second run, after compiling."""
+    """Wall time of a population half of whose trials (two seeds side by side, trial-major as
+    a sweep lays them out) diverge in the first chunk (lr 10) over a healthy one of the same
+    size; each timed on its second run, after compiling."""
     model = _model_config(depth, width)
     cfg = train.default_config()
     cfg.steps = steps
     trainer = train.Trainer(model, cfg, dataset)
     groups = models.groups(model)
     alphas, seeds = np.geomspace(1.0, 3.0, population), np.arange(population)
-    lrs = {"healthy": np.full(population, 0.01), "half": np.where(seeds % 2 == 1, 10.0, 0.01)}
+    lrs = {"healthy": np.full(population, 0.01), "half": np.where(seeds // 2 % 2 == 1, 10.0, 0.01)}
     timings, diverged = {}, {}
     for name, lr in lrs.items():
         pop = train.Population.create(groups, alphas, lr, seeds)

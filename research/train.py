@@ -223,15 +223,23 @@ class Trainer:
 
     def _train_block(self, members: _Members, plan: Array, data_axis: int | None, step: Array) -> tuple:
         """`lax.scan` over the chunk's steps (`plan`: [steps, (block,) batch]) of a block of members,
-        each step vmapped over them; then the block's evaluation."""
+        each step vmapped over them; then the block's evaluation. Once every member of the block
+        has diverged (a trial's seeds sit side by side), its remaining steps are skipped."""
         params, opt, diverged, diverged_step, learning_rate = members
         member_step = jax.vmap(self._member_step, in_axes=(0, 0, 0, 0, data_axis))
 
-        def body(carry, indices):
+        def one_step(carry, indices):
             params, opt, diverged, diverged_step, t = carry
             params, opt, now, loss, gnorm = member_step(params, opt, diverged, learning_rate, indices)
             diverged_step = jnp.where(now & ~diverged, t, diverged_step)
             return (params, opt, now, diverged_step, t + 1), (loss, gnorm)
+
+        def skip(carry, indices):
+            nan = jnp.where(carry[2], jnp.float32(jnp.nan), 0.0)  # built from the carry: per device under shard_map
+            return (*carry[:4], carry[4] + 1), (nan, nan)
+
+        def body(carry, indices):
+            return jax.lax.cond(jnp.all(carry[2]), skip, one_step, carry, indices)
 
         carry = (params, opt, diverged, diverged_step, step)
         (params, opt, diverged, diverged_step, _), (losses, gnorms) = jax.lax.scan(body, carry, plan)

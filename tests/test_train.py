@@ -55,6 +55,8 @@ def test_a_diverging_member_is_frozen_flagged_and_isolated(mnist1d):
     assert result.final["train_loss"][1] == pytest.approx(trainer.diverged_value)
     assert trainer.diverged_value == pytest.approx(math.log(10), rel=0.01)
     assert result.final["val_error"][1] == 1.0
+    # Alone in its block (3 members: blocks of one), a diverged member's later steps are skipped.
+    assert np.all(np.isnan(result.curves.array("step_loss")[1, result.diverged_step[1] + 1 :]))
     # Isolation, bit for bit: the same population shape with healthy neighbours gives member 0
     # exactly the same curve (a different population size changes XLA's kernels, not the maths).
     healthy = train.train(trainer, _population(model, [2.0, 2.0, 2.0], [0.02, 0.02, 0.02], [1, 1, 2]))
@@ -62,10 +64,9 @@ def test_a_diverging_member_is_frozen_flagged_and_isolated(mnist1d):
     assert np.all(np.isfinite(result.final["train_loss"]))
 
 
-def test_interrupted_and_resumed_equals_uninterrupted_bit_for_bit(mnist1d, tmp_path):
-    model, trainer = _setup(mnist1d)
-    population = _population(model, [1.0, 2.0], [0.02, 0.03], [0, 1])
-    straight = train.train(trainer, population)
+def _crash_at_chunk_3(trainer, population, directory) -> None:
+    """Train with checkpoints until an exception at chunk 3, after the last write finished
+    (writes are asynchronous; a kill would lose the one in flight)."""
 
     class Preempted(Exception):
         pass
@@ -74,10 +75,17 @@ def test_interrupted_and_resumed_equals_uninterrupted_bit_for_bit(mnist1d, tmp_p
         if chunk == 3:
             raise Preempted
 
-    writer = checkpoint.Checkpointer(tmp_path)
+    writer = checkpoint.Checkpointer(directory)
     with pytest.raises(Preempted):
         train.train(trainer, population, checkpointer=writer, on_chunk=preempt)
-    writer.close()  # a crash after the last write finished (writes are asynchronous)
+    writer.close()
+
+
+def test_interrupted_and_resumed_equals_uninterrupted_bit_for_bit(mnist1d, tmp_path):
+    model, trainer = _setup(mnist1d)
+    population = _population(model, [1.0, 2.0], [0.02, 0.03], [0, 1])
+    straight = train.train(trainer, population)
+    _crash_at_chunk_3(trainer, population, tmp_path)
     ckpt = checkpoint.Checkpointer(tmp_path)
     assert ckpt.manager.latest_step() == 2
     seen = []
@@ -134,18 +142,7 @@ def test_a_resume_after_members_left_equals_uninterrupted_bit_for_bit(mnist1d, t
     model, trainer = _setup(mnist1d, member_block=2)
     population = _diverging_population(model)
     straight = train.train(trainer, population)
-
-    class Preempted(Exception):
-        pass
-
-    def preempt(chunk, metrics):
-        if chunk == 3:
-            raise Preempted
-
-    writer = checkpoint.Checkpointer(tmp_path)
-    with pytest.raises(Preempted):
-        train.train(trainer, population, checkpointer=writer, on_chunk=preempt)
-    writer.close()
+    _crash_at_chunk_3(trainer, population, tmp_path)
     restored = checkpoint.Checkpointer(tmp_path).restore(trainer, population)
     assert restored.step == 100 and restored.roster.slots.tolist() == [0, 2] and len(restored.state.seed) == 2
     # A retry of members 3 (left) and 2 (training) continues from the same checkpoint.
