@@ -38,7 +38,8 @@ lint: venv
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# Engine vs tutorial loop vs matmul ceiling, side by side (writes runs/bench/bench.{json,md}).
+# Engine vs tutorial loop vs matmul ceiling, a worker vs the engine, diverged members' cost, the
+# largest population's memory, time to a verdict: one run (writes runs/bench/bench.{json,md}).
 bench: venv
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 

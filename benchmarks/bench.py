@@ -10,7 +10,7 @@ healthy one; (6) the largest population (an alpha x lr x seed grid) with its pea
 (7) the time from an empty storage to the quick He/ReLU verdicts. Prints and writes JSON +
 Markdown.
 
-    make bench                          # 2 CPU cores: about 25 minutes
+    make bench                          # 2 CPU cores: about 30 minutes
     python benchmarks/bench.py --populations 64 256 1024 --tutorial-trials 4   # a GPU
 """
 
@@ -151,12 +151,15 @@ def engine_run(dataset, population: int, steps: int, depth: int, width: int) -> 
 
 def sweep_over_engine(dataset, trials: int = 8, seeds: int = 4) -> dict:
     """A sweep worker (ask, train as one population with per-chunk evaluation, reports and
-    checkpoints, tell) against the bare engine, same population of the quick He/ReLU study,
-    back to back; each timed on its second population, after compiling."""
+    checkpoints, tell) against the bare engine (one chunk, evaluated once) and the engine in the
+    worker's chunks without storage or checkpoints, on the quick He/ReLU study's population,
+    alphas in [0.5, 2] (nothing diverges, so nothing leaves); each timed after compiling."""
+    alpha_range = (0.5, 2.0)
     with tempfile.TemporaryDirectory() as tmp:
         overrides = [
             "search.objective=train_loss",
             "search.objectives=()",
+            f"search.alpha_range={alpha_range}",
             f"search.trials={2 * trials}",
             f"search.trials_per_batch={trials}",
             f"search.seeds={seeds}",
@@ -168,16 +171,27 @@ def sweep_over_engine(dataset, trials: int = 8, seeds: int = 4) -> dict:
         start = time.perf_counter()
         worker.run(max_batches=1)
         worker_s = time.perf_counter() - start
-    model = cfg.model
-    engine = engine_run(dataset, trials * seeds, cfg.train.steps, model.depth, model.width)
+    size = trials * seeds
+    alphas = np.repeat(np.geomspace(*alpha_range, trials), seeds)
+    pop = train.Population.create(models.groups(cfg.model), alphas, cfg.train.learning_rate, np.arange(size) % seeds)
+    one_chunk = cfg.train.copy_and_resolve_references()
+    one_chunk.chunk_steps = one_chunk.steps
+    timings = {}
+    for name, train_cfg in (("engine", one_chunk), ("chunked", cfg.train)):
+        trainer = train.Trainer(cfg.model, train_cfg, dataset)
+        train.train(trainer, pop)
+        start = time.perf_counter()
+        train.train(trainer, pop)
+        timings[name] = time.perf_counter() - start
     return {
-        "population": trials * seeds,
+        "population": size,
         "trials": trials,
         "seeds": seeds,
         "chunks": cfg.train.steps // cfg.train.chunk_steps,
         "worker_s": worker_s,
-        "engine_s": engine["run_s"],
-        "ratio": engine["run_s"] / worker_s,  # trials per minute, worker over engine
+        "chunked_s": timings["chunked"],
+        "engine_s": timings["engine"],
+        "ratio": timings["engine"] / worker_s,  # trials per minute, worker over engine
     }
 
 
@@ -356,7 +370,8 @@ def write(report: dict, out: pathlib.Path) -> None:
     lines += [
         f"- a sweep worker over the engine, same population ({sw['trials']} trials x {sw['seeds']} seeds,"
         f" {sw['chunks']} chunks): **{sw['ratio']:.2f}** of its trials per minute"
-        f" ({sw['worker_s']:.1f} s against {sw['engine_s']:.1f} s)",
+        f" ({sw['worker_s']:.1f} s against {sw['engine_s']:.1f} s; the engine in the worker's"
+        f" {sw['chunks']} chunks, each evaluated, without storage or checkpoints: {sw['chunked_s']:.1f} s)",
         f"- a population of {dv['population']} half of which diverges in the first chunk:"
         f" **{dv['fraction']:.2f}** of a healthy one's wall time ({dv['half_diverged_s']:.1f} s against"
         f" {dv['healthy_s']:.1f} s)",
