@@ -179,11 +179,7 @@ def sweep_over_engine(dataset, trials: int = 8, seeds: int = 4) -> dict:
     one_chunk.chunk_steps = one_chunk.steps
     timings = {}
     for name, train_cfg in (("engine", one_chunk), ("chunked", cfg.train)):
-        trainer = train.Trainer(cfg.model, train_cfg, dataset)
-        train.train(trainer, pop)
-        start = time.perf_counter()
-        train.train(trainer, pop)
-        timings[name] = time.perf_counter() - start
+        timings[name] = _second_run_s(train.Trainer(cfg.model, train_cfg, dataset), pop)[0]
     return {
         "population": size,
         "trials": trials,
@@ -209,11 +205,7 @@ def diverged_cost(dataset, depth: int, width: int, population: int = 16, steps: 
     lrs = {"healthy": np.full(population, 0.01), "half": np.where(seeds // 2 % 2 == 1, 10.0, 0.01)}
     timings, diverged = {}, {}
     for name, lr in lrs.items():
-        pop = train.Population.create(groups, alphas, lr, seeds)
-        train.train(trainer, pop)
-        start = time.perf_counter()
-        result = train.train(trainer, pop)
-        timings[name] = time.perf_counter() - start
+        timings[name], result = _second_run_s(trainer, train.Population.create(groups, alphas, lr, seeds))
         diverged[name] = result.diverged_step.tolist()
     first_chunk = all(0 <= s < cfg.chunk_steps for s, lr in zip(diverged["half"], lrs["half"], strict=True) if lr > 1)
     return {
@@ -242,11 +234,8 @@ def large_population(population: int, steps: int, depth: int, width: int, refere
     for size in (reference, population):
         grid = np.arange(size)
         alpha, lr = np.geomspace(0.5, 2.0, 12)[grid % 12], np.geomspace(1e-3, 1e-2, 7)[grid // 12 % 7]  # healthy
-        pop = train.Population.create(models.groups(model), alpha, lr, grid)
-        train.train(trainer, pop)  # compiles
-        start = time.perf_counter()
-        train.train(trainer, pop)
-        rates[size] = size * steps / (time.perf_counter() - start)
+        seconds, _ = _second_run_s(trainer, train.Population.create(models.groups(model), alpha, lr, grid))
+        rates[size] = size * steps / seconds
     return {
         "population": population,
         "steps": steps,
@@ -396,6 +385,14 @@ def _model_config(depth: int, width: int):
     model = models.default_config("mlp")
     model.update({"depth": depth, "width": width, "activation": "relu"})
     return model
+
+
+def _second_run_s(trainer: train.Trainer, pop: train.Population) -> tuple[float, train.Result]:
+    """Seconds to train `pop` the second time (the first compiles), and that run's result."""
+    train.train(trainer, pop)
+    start = time.perf_counter()
+    result = train.train(trainer, pop)
+    return time.perf_counter() - start, result
 
 
 def _flops_per_step(model, batch: int) -> float:

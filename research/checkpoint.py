@@ -64,14 +64,12 @@ class Checkpointer:
             "chunk": chunk,
             "step": progress.step,
         }
-        state = [] if progress.state is None else jax.tree.leaves(progress.state)
-        # Copies: the next chunk reuses the state's buffers while the write goes on.
-        leaves = {f"{i:05d}": np.array(leaf) for i, leaf in enumerate(state)} or {"none": np.zeros(0)}
-        return self.manager.save(
-            chunk,
-            args=ocp.args.Composite(state=ocp.args.PyTreeSave(leaves), record=ocp.args.JsonSave(record)),
-            force=force,
-        )
+        items = {"record": ocp.args.JsonSave(record)}
+        if progress.state is not None:  # else every member has left: the record is all there is
+            # Copies: the next chunk reuses the state's buffers while the write goes on.
+            leaves = {f"{i:05d}": np.array(leaf) for i, leaf in enumerate(jax.tree.leaves(progress.state))}
+            items["state"] = ocp.args.PyTreeSave(leaves)
+        return self.manager.save(chunk, args=ocp.args.Composite(**items), force=force)
 
     def restore(self, trainer: trainlib.Trainer, population: trainlib.Population) -> trainlib.Progress | None:
         """The newest readable checkpoint of this population, or None."""
@@ -84,7 +82,7 @@ class Checkpointer:
             if record["population"] != population.to_json():
                 log.warning("checkpoint %s/%s belongs to another population; starting afresh", self.directory, step)
                 return None
-            roster = trainlib.Roster.from_json(record["roster"], population.size)
+            roster = trainlib.Roster.from_json(record["roster"])
             return trainlib.Progress(state, roster, trainlib.Curves.from_json(record["curves"]), record["step"])
         return None
 

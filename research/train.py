@@ -160,6 +160,7 @@ class Trainer:
         self.traces = collections.Counter()  # program -> times traced (each trace is a compilation)
         self.init = jax.jit(self._init)
         self.chunk = jax.jit(self._chunk, donate_argnums=0)
+        self._evaluate = jax.jit(jax.vmap(self._evaluate_member))  # a state's metrics outside a chunk
 
     # --- the pure programs ------------------------------------------------------------------
     def _init(self, alpha: Mapping[str, Array], learning_rate: Array, seed: Array) -> TrainState:
@@ -262,6 +263,7 @@ class Trainer:
         return _loss_fn(self.cfg.loss, self.data, logits, y).mean()
 
     def _evaluate_member(self, params) -> dict[str, Array]:
+        """One member's losses and error on the evaluation examples, and its per-layer variance."""
         out = {}
         for split, (x, y) in (("train", self._eval_train), ("val", self._eval_val)):
             logits, preacts = models.apply(self.graph, params, x)
@@ -352,7 +354,7 @@ class Trainer:
 
     def evaluate(self, state: TrainState, population_size: int) -> dict[str, np.ndarray]:
         """Evaluation metrics of `state`'s parameters, on the host, real members only."""
-        out = jax.jit(jax.vmap(self._evaluate_member))(state.params)
+        out = self._evaluate(state.params)
         return {k: np.asarray(v)[:population_size] for k, v in out.items()}
 
     def _take(self, state: TrainState, rows: list[int], size: int) -> TrainState:
@@ -367,18 +369,17 @@ class Trainer:
         left report what they ended with (a diverged member its diverged value and error, NaN
         gradient norm and step losses; one retired healthy, NaN), their last layer statistics."""
         n, steps = len(roster.diverged), self.cfg.chunk_steps
-        gone = np.where(roster.diverged, 1.0, np.nan)
+        ended = lambda value: np.where(roster.diverged, value, np.nan).astype(np.float32)  # noqa: E731
         metrics = {
-            "train_loss": gone * self.diverged_value,
-            "val_loss": gone * self.diverged_value,
-            "val_error": gone * self._diverged_error,
-            "grad_norm": np.full(n, np.nan),
-            "step_loss": np.full((n, steps), np.nan),
+            "train_loss": ended(self.diverged_value),
+            "val_loss": ended(self.diverged_value),
+            "val_error": ended(self._diverged_error),
+            "grad_norm": np.full(n, np.nan, np.float32),
+            "step_loss": np.full((n, steps), np.nan, np.float32),
             "layer_variance": roster.layer_variance.copy(),
             "diverged": roster.diverged.copy(),
             "diverged_step": roster.diverged_step.copy(),
         }
-        metrics = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in metrics.items()}
         for name, values in (rows or {}).items():
             metrics[name][roster.slots] = values
         return metrics
@@ -487,13 +488,12 @@ class Roster:
         return {f.name: getattr(self, f.name).tolist() for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_json(cls, d: dict, size: int) -> Roster:
-        layers = np.asarray(d["layer_variance"], np.float32).reshape(size, -1)
+    def from_json(cls, d: dict) -> Roster:
         return cls(
             np.asarray(d["slots"], np.int64),
             np.asarray(d["diverged"], bool),
             np.asarray(d["diverged_step"], np.int32),
-            layers,
+            np.asarray(d["layer_variance"], np.float32),
         )
 
 

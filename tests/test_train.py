@@ -313,3 +313,15 @@ def test_the_memory_check_counts_a_blocks_activations(mnist1d, monkeypatch):
     monkeypatch.setattr(train.devices, "memory_limit", lambda device: state_only + trainer._step_bytes)
     with pytest.raises(ConfigError, match="a population of 2 needs"):
         trainer.start(_population(model, 2.0, 0.02, [0, 1]))
+
+
+def test_a_checkpoint_after_every_member_left_holds_the_record_alone(mnist1d, tmp_path):
+    model, trainer = _setup(mnist1d)
+    population = _population(model, [2.0, 2.0], 1e4, [0, 1])  # both diverge in the first steps
+    writer = checkpoint.Checkpointer(tmp_path, every_chunks=1)
+    train.train(trainer, population, checkpointer=writer)
+    writer.close()  # waits for the last (asynchronous) write
+    restored = checkpoint.Checkpointer(tmp_path).restore(trainer, population)
+    assert restored.state is None and restored.step == 200 and restored.roster.slots.tolist() == []
+    assert restored.roster.diverged.tolist() == [True, True]
+    assert restored.roster.layer_variance.shape == (2, 4)
