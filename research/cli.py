@@ -159,9 +159,9 @@ def _status(args: argparse.Namespace) -> int:
     analyses = []
     for name in names:
         study = optuna.load_study(study_name=name, storage=backend)
-        analysis = verdicts.analyse(study) if "config" in study.user_attrs else None
-        print(sweep.summary(study, analysis=analysis))
-        analyses += [analysis] if analysis else []
+        judged = verdicts.analyse_all(study) if "config" in study.user_attrs else []
+        print(sweep.summary(study, analyses=judged))
+        analyses += judged[:1]
     for series in extrapolate.series(analyses):
         print(sweep.series_summary(series))
     return 0

@@ -61,6 +61,9 @@ class Estimate:
     fit_alpha: np.ndarray  # the fitted curve, for figures and regret
     fit_value: np.ndarray
     replicate_curves: np.ndarray  # [B, grid] fitted curves of the resampling replicates
+    fit_lr: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))  # lr*(alpha) on fit_alpha
+    replicate_lr: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))  # [B, grid]
+    lr_range: tuple[float, float] | None = None  # the learning rates the study ran
     divergence_edge: tuple[float, float, float] | None = None  # alpha where half the seeds diverge, 95% CI
     warnings: tuple[str, ...] = ()
 
@@ -86,14 +89,32 @@ class Estimate:
         return float(self.fit_alpha[left]), float(self.fit_alpha[right])
 
     def to_json(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "replicate_curves"}
-        out["fit_alpha"], out["fit_value"] = self.fit_alpha.tolist(), self.fit_value.tolist()
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("replicate")}
+        for name in ("fit_alpha", "fit_value", "fit_lr"):
+            out[name] = getattr(self, name).tolist()
         out["interval"] = self.interval()
+        out["lr_slope"] = self.lr_slope()
         return out
 
+    def lr_slope(self, level: float = 0.95) -> tuple[float, float, float] | None:
+        """d log lr* / d log alpha (least squares over the alphas whose lr* lies inside the run's
+        learning rates, where the fit exists), with a `level` interval from the replicates."""
+        if not self.fit_lr.size or self.alpha is None:
+            return None
+        slope = _slope(self.fit_alpha, self.fit_lr, self.lr_range)
+        draws = np.array([_slope(self.fit_alpha, r, self.lr_range) for r in self.replicate_lr])
+        draws = draws[np.isfinite(draws)]
+        if not math.isfinite(slope) or len(draws) < 2:
+            return None
+        half = stats.t.ppf(0.5 + level / 2, self.df) * float(np.std(draws, ddof=1)) * self.variance_scale
+        return slope, slope - half, slope + half
 
-def from_trials(trials: Sequence, objective: objectives.Objective) -> Observations:
-    """Observations from Optuna trials (complete ones; every seed of each)."""
+
+def from_trials(
+    trials: Sequence, objective: objectives.Objective, chunk_steps: int = 1, threshold: float = 1.0
+) -> Observations:
+    """Observations from Optuna trials (complete ones; every seed of each). A trained objective
+    other than the study's own is read off the stored curves (chunks of `chunk_steps` steps)."""
     rows, alphas, lrs, flags, seed_lists = [], [], [], [], []
     for t in trials:
         if t.state.name != "COMPLETE" or "alpha" not in t.params:
@@ -101,8 +122,11 @@ def from_trials(trials: Sequence, objective: objectives.Objective) -> Observatio
         if objective.signed:
             values = t.user_attrs.get("log_slope", {}).get(objective.statistic) or [t.value]
         else:
-            values = [math.log(v) if v is not None and v > 0 else math.nan
-                      for v in t.user_attrs.get("seed_values") or [t.value]]  # fmt: skip
+            if "curves" in t.user_attrs:
+                raw = objective.seed_values(t.user_attrs["curves"], chunk_steps, threshold).tolist()
+            else:  # a study from before curves were stored: its own objective only
+                raw = t.user_attrs.get("seed_values") or [t.value]
+            values = [math.log(v) if v is not None and v > 0 else math.nan for v in raw]
         rows.append([v if v is not None and math.isfinite(v) else math.nan for v in values])
         flags.append(t.user_attrs.get("diverged") or [False] * len(values))
         seed_lists.append(tuple(t.user_attrs.get("seeds") or range(len(values))))
@@ -133,13 +157,14 @@ def estimate(
     if obs.n_trials < 6 or len(np.unique(obs.log_alpha)) < 5:
         empty = np.zeros(0)
         return Estimate("too few trials", None, None, math.inf, 1.0, obs.n_trials, n_values, None, empty, empty,
-                        np.zeros((0, 0)), edge)  # fmt: skip
+                        np.zeros((0, 0)), divergence_edge=edge)  # fmt: skip
     lo, hi = np.log(alpha_range) if alpha_range else (obs.log_alpha.min(), obs.log_alpha.max())
     grid = np.linspace(max(lo, obs.log_alpha.min()), min(hi, obs.log_alpha.max()), _GRID)
     bandwidth = choose_bandwidth(obs)
-    curve = _profile(obs, grid, bandwidth)
+    curve, lr_curve = _profile(obs, grid, bandwidth)
     best, log_star = optimum(grid, curve, signed)
-    curves, df = _replicates(obs, lambda o: _profile(o, grid, choose_bandwidth(o)), n_boot, seed)
+    pairs, df = _replicates(obs, lambda o: _profile(o, grid, choose_bandwidth(o)), n_boot, seed)
+    curves, lr_curves = [c for c, _ in pairs], [lr for _, lr in pairs]
     draws = np.array([optimum(grid, c, signed)[1] for c in curves if not np.all(np.isnan(c))])
     scale = _variance_scale(obs)
     se = float(np.std(draws, ddof=1) * scale) if len(draws) > 1 else math.inf
@@ -164,14 +189,17 @@ def estimate(
             f"alpha* lies within a factor {_NEAR_EDGE:g} of the divergence edge (half the seeds diverge at"
             f" {edge[0]:.3g}): the optimum may be where training turns unstable, not a property of the init"
         )
+    lr_range = None if obs.log_lr is None else (float(np.exp(obs.log_lr.min())), float(np.exp(obs.log_lr.max())))
     return Estimate(status, alpha, se, df, scale, obs.n_trials, n_values, bandwidth, np.exp(grid), curve,
-                    np.asarray(curves), edge, tuple(warnings))  # fmt: skip
+                    np.asarray(curves), np.exp(lr_curve), np.exp(np.asarray(lr_curves)), lr_range, edge,
+                    tuple(warnings))  # fmt: skip
 
 
-def for_study(study, cfg) -> tuple[Observations, Estimate]:
-    """The estimate for an Optuna study of experiment `cfg`."""
-    objective = objectives.get(cfg.search.objective)
-    obs = from_trials(study.get_trials(deepcopy=False), objective)
+def for_study(study, cfg, objective: str | None = None) -> tuple[Observations, Estimate]:
+    """The estimate for an Optuna study of experiment `cfg` on `objective` (default: its own)."""
+    objective = objectives.get(objective or cfg.search.objective)
+    threshold = (cfg.get("verdict") or {}).get("loss_threshold", 1.0)
+    obs = from_trials(study.get_trials(deepcopy=False), objective, cfg.train.chunk_steps, threshold)
     return obs, estimate(obs, signed=objective.signed, alpha_range=tuple(cfg.search.alpha_range))
 
 
@@ -199,7 +227,7 @@ def _per_seed_spread(obs: Observations, grid: np.ndarray, bandwidth: float, sign
         return 0.0
     trials = np.arange(obs.n_trials)
     optima = [optimum(grid, c, signed)[1] for c in
-              (_profile(obs.take(trials, np.array([s])), grid, bandwidth) for s in range(seeds))
+              (_profile(obs.take(trials, np.array([s])), grid, bandwidth)[0] for s in range(seeds))
               if not np.all(np.isnan(c))]  # fmt: skip
     return float(np.std(optima, ddof=1) / math.sqrt(len(optima))) if len(optima) >= 3 else 0.0
 
@@ -243,16 +271,30 @@ def _scales(obs: Observations, bandwidth: float) -> np.ndarray:
     return np.array([bandwidth, bandwidth * (np.ptp(obs.log_lr) / max(np.ptp(obs.log_alpha), 1e-9))])
 
 
-def _profile(obs: Observations, grid: np.ndarray, bandwidth: float) -> np.ndarray:
-    """The fitted objective at each grid alpha; with a searched lr, the minimum over lr."""
+def _profile(obs: Observations, grid: np.ndarray, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted objective at each grid alpha and, with a searched lr, the minimum over lr and
+    the log lr where it falls (lr*(alpha)); without, an empty lr curve."""
     x, y, n = _trial_means(obs)
     if obs.log_lr is None:
-        return _local_quadratic(x, y, n, grid[:, None], _scales(obs, bandwidth))[0]
+        return _local_quadratic(x, y, n, grid[:, None], _scales(obs, bandwidth))[0], np.zeros(0)
     lr_grid = np.linspace(obs.log_lr.min(), obs.log_lr.max(), 25)
     points = np.stack(np.meshgrid(grid, lr_grid, indexing="ij"), -1).reshape(-1, 2)
     surface = _local_quadratic(x, y, n, points, _scales(obs, bandwidth))[0].reshape(len(grid), len(lr_grid))
-    lowest = np.min(np.where(np.isnan(surface), np.inf, surface), axis=1)
-    return np.where(np.isinf(lowest), np.nan, lowest)  # no data near any lr at this alpha
+    filled = np.where(np.isnan(surface), np.inf, surface)
+    lowest, where = np.min(filled, axis=1), np.argmin(filled, axis=1)
+    missing = np.isinf(lowest)  # no data near any lr at this alpha
+    return np.where(missing, np.nan, lowest), np.where(missing, np.nan, lr_grid[where])
+
+
+def _slope(alpha: np.ndarray, lr: np.ndarray, lr_range: tuple[float, float]) -> float:
+    """Least-squares slope of log lr against log alpha where lr lies strictly inside `lr_range`
+    (at its ends lr* is censored by the design)."""
+    lo, hi = np.log(lr_range)
+    log_lr = np.log(lr)
+    inside = np.isfinite(log_lr) & (log_lr > lo + 1e-6) & (log_lr < hi - 1e-6)
+    if inside.sum() < 3 or np.ptp(np.log(alpha[inside])) == 0:
+        return math.nan
+    return float(np.polyfit(np.log(alpha[inside]), log_lr[inside], 1)[0])
 
 
 def _local_quadratic(x, y, n, at, scale) -> tuple[np.ndarray, np.ndarray]:

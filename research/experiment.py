@@ -12,7 +12,7 @@ import pathlib
 
 import ml_collections
 
-from research import data, models, search, train, verdicts
+from research import data, models, objectives, search, train, verdicts
 from research.errors import ConfigError
 
 PROFILES = ("quick", "paper")
@@ -140,6 +140,10 @@ def validate(cfg) -> None:
     search.validate(cfg.search)
     data.validate(cfg.data)
     verdicts.validate(cfg.verdict)
+    for field, names in (("search.objectives", (cfg.search.objective, *cfg.search.objectives)),
+                         ("verdict.objectives", cfg.verdict.objectives)):  # fmt: skip
+        for name in names:
+            objectives.check_budget(objectives.get(name), cfg.train.steps, cfg.train.chunk_steps, field)
 
 
 def mnist1d_mlp(name: str, activation: str, mode: str, depth: int = 20, width: int = 128) -> ml_collections.ConfigDict:

@@ -77,6 +77,7 @@ class Trained:
 
     def __init__(self, cfg, dataset, objective: objectives.Objective, size: int):
         self.objective, self.every = objective, cfg.search.checkpoint_every_chunks
+        self.chunk_steps, self.threshold = cfg.train.chunk_steps, cfg.verdict.loss_threshold
         self.trainer = trainlib.Trainer(cfg.model, cfg.train, dataset, population_size=size)
 
     def run(
@@ -125,12 +126,13 @@ class Trained:
         if pruned:
             return Outcome({"resumed_from_step": resumed_at}, None, TrialState.PRUNED)
         members = layout.members(i)
-        per_seed = result.final[self.objective.metric][members]
+        curves = {m: result.curves.array(m)[members] for m in trainlib.METRICS}
+        per_seed = self.objective.seed_values(curves, self.chunk_steps, self.threshold)
         attrs = {
             "seeds": result.population.seed[members].tolist(),
             "seed_values": per_seed.tolist(),
             "diverged": result.diverged[members].tolist(),
-            "curves": {m: result.curves.array(m)[members].tolist() for m in trainlib.METRICS},
+            "curves": {m: c.tolist() for m, c in curves.items()},
             "layer_variance": result.layer_variance[members].tolist(),
             "resumed_from_step": resumed_at,
         }

@@ -9,7 +9,7 @@ variance eight times too large.
 
 from __future__ import annotations
 
-from research import asrun, init, models, objectives, theory
+from research import activations, asrun, init, models, objectives, theory
 
 
 def per_unit_s(model_cfg) -> float:
@@ -36,3 +36,22 @@ def compared(cfg, input_moment=None) -> tuple[list[tuple[str, float]], list[str]
         return distinct, skipped
     run = asrun.predict(cfg, input_moment)
     return ([("as run", run.alpha)] if run.alpha is not None else []) + distinct, skipped
+
+
+HOMOGENEOUS = ("relu", "leaky_relu", "linear")  # phi(c z) = c phi(z) for c > 0
+SCALE_FREE_STEPS = ("adam", "adamw")  # an update's size does not follow the gradient's
+
+
+def lr_slope(cfg) -> float | None:
+    """d log lr* / d log alpha that homogeneity predicts for a bias-free MLP of positively
+    homogeneous units (None for other networks). Scaling the L searched layers' weights by
+    c = sqrt(alpha / alpha_0) scales the logits by c^L and each layer's gradient by c^(L-1), so
+    one SGD step changes the logits, relative to their size, by lr * c^(L-2): equal steps need
+    lr ~ alpha^(-(L-2)/2). Adam's steps have a fixed size, lr relative to weights of size c,
+    so lr ~ alpha^(1/2). docs/theory.md has the derivation and its limits."""
+    model = cfg.model
+    if model.name != "mlp" or activations.get(model.activation).name not in HOMOGENEOUS or model.sigma_b:
+        return None
+    if cfg.train.optimizer in SCALE_FREE_STEPS:
+        return 0.5
+    return -(len(models.hidden_widths(model)) - 2) / 2

@@ -38,9 +38,9 @@ def collect(url: str) -> list[dict]:
         study = optuna.load_study(study_name=name, storage=backend)
         if "config" not in study.user_attrs:
             continue  # not one of ours
-        analysis = verdicts.analyse(study)
+        analysis, *also = verdicts.analyse_all(study)
         trials = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-        records.append({"study": name, "config": analysis.cfg, "analysis": analysis, "trials": trials})
+        records.append({"study": name, "config": analysis.cfg, "analysis": analysis, "also": also, "trials": trials})
     return records
 
 
@@ -53,7 +53,7 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
         (out / "report.json").touch()
     except OSError as err:
         raise ConfigError(f"report --out {out} cannot be written: {err.strerror}.") from None
-    rows = [row(r) for r in records]
+    rows = [row(r["study"], a) for r in records for a in (r["analysis"], *r["also"])]
     series = extrapolate.series([r["analysis"] for r in records])
     extrapolated = [dataclasses.asdict(e) for e in series]
     (out / "report.json").write_text(json.dumps({"studies": rows, "series": extrapolated}, indent=2))
@@ -63,30 +63,33 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
         for e in series:
             text += f"\n![{e.series}](figures/{series_figure(e, out / 'figures').name})\n"
         for r in records:
-            paths = [objective_figure(r, out / "figures")]
+            paths = [objective_figure(r["study"], a, out / "figures") for a in (r["analysis"], *r["also"])]
+            if r["analysis"].lr_slope is not None:
+                paths.append(learning_rate_figure(r["study"], r["analysis"], out / "figures"))
             if not models.family(r["config"].model).recurrent:
                 paths.append(depth_figure(r, out / "figures"))
             if objectives.get(r["config"].search.objective).trained:
                 paths.append(curves_figure(r, out / "figures", r["trials"]))
-            text += f"\n![{r['study']}](figures/{paths[0].name})\n"
+            text += "".join(f"\n![{p.stem}](figures/{p.name})\n" for p in paths)
     (out / "report.md").write_text(text)
     return out / "report.md"
 
 
-def row(r: dict) -> dict:
-    """The JSON record of one study: what was run, alpha*, and one verdict per distinct prediction."""
-    a = r["analysis"]
+def row(study: str, a: verdicts.Analysis) -> dict:
+    """The JSON record of one study on one objective: what was run, alpha*, one verdict per
+    distinct prediction and, with a searched learning rate, lr*(alpha)'s slope."""
     cfg, est = a.cfg, a.estimate
     return {
-        "experiment": r["study"],
+        "experiment": study,
         "model": f"{cfg.model.name} {models.family(cfg.model).describe(cfg.model)}",
         "activation": cfg.model.activation,
         "mode": cfg.model.init.get("mode", "preset"),
-        "objective": cfg.search.objective,
+        "objective": a.objective,
         "rope": a.rope,
         "estimate": est.to_json(),
         "verdicts": [dataclasses.asdict(v) for v in a.verdicts],
         "not_applicable": a.not_applicable,
+        "lr_slope": a.lr_slope,
     }
 
 
@@ -115,8 +118,11 @@ def markdown(rows: list[dict]) -> str:
         said += list(est["warnings"])
         if row["not_applicable"]:
             said.append("n/a here: " + ", ".join(row["not_applicable"]))
+        if row["lr_slope"]:
+            said.append(verdicts.describe_lr_slope(row["lr_slope"]))
         if said:
-            notes.append(f"- {row['experiment']}: " + "; ".join(said))
+            notes.append(f"- {row['experiment']} ({row['objective']}): " + "; ".join(said))
+    notes += agreement(rows)
     legend = (
         "\nalpha: Var(W) = alpha * scale / fan. A prediction is *equivalent* when the 90% interval of alpha*"
         " lies inside the study's pre-registered region (ROPE) around it, *different* when it lies wholly"
@@ -125,6 +131,28 @@ def markdown(rows: list[dict]) -> str:
         " docs/theory.md derives every prediction.\n\n"
     )
     return "# Where is the optimal init scale?\n\n" + "\n".join(lines) + "\n" + legend + "\n".join(notes) + "\n"
+
+
+def agreement(rows: list[dict]) -> list[str]:
+    """Per study judged on several objectives: whether their alpha* agree (the 95% intervals share
+    a point) and whether every prediction got the same verdict from each."""
+    by_study: dict[str, list[dict]] = {}
+    for row in rows:
+        by_study.setdefault(row["experiment"], []).append(row)
+    out = []
+    for study, group in by_study.items():
+        located = [r for r in group if r["estimate"]["interval"]]
+        if len(group) < 2 or len(located) < 2:
+            continue
+        lo = max(r["estimate"]["interval"][0] for r in located)
+        hi = min(r["estimate"]["interval"][1] for r in located)
+        verdict_sets = {tuple(v["verdict"] for v in r["verdicts"]) for r in group}
+        out.append(
+            f"- {study}: across {len(group)} objectives alpha* "
+            + ("agree (intervals overlap)" if lo <= hi else "disagree (no alpha inside every interval)")
+            + ("; every prediction gets the same verdict" if len(verdict_sets) == 1 else "; the verdicts differ")
+        )
+    return out
 
 
 def series_markdown(series: list[dict]) -> str:
@@ -172,11 +200,13 @@ def latex(rows: list[dict]) -> str:
                       r"\midrule", *body, r"\bottomrule", r"\end{tabular}", ""])  # fmt: skip
 
 
-def objective_figure(r: dict, folder: pathlib.Path) -> pathlib.Path:
+def objective_figure(study: str, a: verdicts.Analysis, folder: pathlib.Path) -> pathlib.Path:
     """Per-seed objective against alpha (log loss, or a probe's signed log-ratio), the fit, the 95%
-    interval of alpha*, every distinct prediction and the divergence edge."""
-    a = r["analysis"]
+    interval of alpha*, every distinct prediction and the divergence edge. With a searched
+    learning rate the fit is the minimum over lr and the points are each alpha's best lr."""
     est, obs = a.estimate, a.observations
+    if obs.log_lr is not None:
+        obs = _best_lr_per_alpha(obs)
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     x = np.repeat(np.exp(obs.log_alpha)[:, None], obs.values.shape[1], axis=1)
     healthy = ~obs.diverged if obs.diverged is not None else np.ones_like(obs.values, bool)
@@ -193,11 +223,48 @@ def objective_figure(r: dict, folder: pathlib.Path) -> pathlib.Path:
         ax.axvline(v.alpha, color=f"C{i + 1}", ls="--", lw=1, label=f"{v.theories} {v.alpha:.3g}: {v.verdict}")
     _alpha_axis(ax)
     ax.set_xlabel("alpha (Var(W) = alpha * scale / fan)")
-    trained = objectives.get(a.cfg.search.objective).trained
-    ax.set_ylabel(f"log {a.cfg.search.objective}" if trained else f"{a.cfg.search.objective} (signed)")
-    ax.set_title(f"{r['study']}: {est.status}", fontsize=10)
+    trained = objectives.get(a.objective).trained
+    ax.set_ylabel(f"log {a.objective}" if trained else f"{a.objective} (signed)")
+    ax.set_title(f"{study}, {a.objective}: {est.status}", fontsize=10)
     ax.legend(fontsize=6, loc="best")
-    return _save(fig, folder / f"{r['study']}-objective")
+    suffix = "" if a.objective == a.cfg.search.objective else f"-{a.objective}"
+    return _save(fig, folder / f"{study}-objective{suffix}")
+
+
+def _best_lr_per_alpha(obs):
+    """Each alpha's trials reduced to the learning rate with the lowest seed mean (for drawing)."""
+    keep = []
+    for la in np.unique(obs.log_alpha):
+        rows = np.flatnonzero(obs.log_alpha == la)
+        means = np.nanmean(np.where(np.isfinite(obs.values[rows]), obs.values[rows], np.inf), axis=1)
+        keep.append(rows[int(np.argmin(means))])
+    return obs.take(np.asarray(keep), np.arange(obs.values.shape[1]))
+
+
+def learning_rate_figure(study: str, a: verdicts.Analysis, folder: pathlib.Path) -> pathlib.Path:
+    """The (alpha, lr) grid's seed-mean objective as a map, lr*(alpha) from the fit, and the slope
+    homogeneity predicts drawn through lr* at alpha*."""
+    obs, est, slope = a.observations, a.estimate, a.lr_slope
+    mean = np.nanmean(obs.values, axis=1)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    points = ax.scatter(np.exp(obs.log_alpha), np.exp(obs.log_lr), c=mean, cmap="viridis", s=60, marker="s")
+    fig.colorbar(points, ax=ax, label=f"log {a.objective}, seed mean")
+    diverged = obs.diverged.mean(axis=1) > 0.5 if obs.diverged is not None else np.zeros(len(mean), bool)
+    ax.scatter(np.exp(obs.log_alpha[diverged]), np.exp(obs.log_lr[diverged]), marker="x", color="red",
+               label="most seeds diverged")  # fmt: skip
+    ax.plot(est.fit_alpha, est.fit_lr, color="k", lw=2, label=f"lr*(alpha): slope {slope['slope']:+.2f}")
+    if slope["predicted"] is not None and est.alpha is not None:
+        at = float(np.interp(math.log(est.alpha), np.log(est.fit_alpha), np.log(est.fit_lr)))
+        line = math.exp(at) * (est.fit_alpha / est.alpha) ** slope["predicted"]
+        ax.plot(est.fit_alpha, line, "k--", lw=1, label=f"homogeneity: slope {slope['predicted']:+.2f}")
+    _alpha_axis(ax)
+    ax.set_yscale("log")
+    ax.set_ylim(*est.lr_range)
+    ax.set_xlabel("alpha (Var(W) = alpha * scale / fan)")
+    ax.set_ylabel("learning rate")
+    ax.set_title(f"{study}: the learning rate profiled out", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, folder / f"{study}-learning-rate")
 
 
 def depth_figure(r: dict, folder: pathlib.Path, alphas=(0.5, 1.0, 2.0, 4.0)) -> pathlib.Path:

@@ -48,6 +48,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.sampler = "tpe"
     cfg.sampler_seed = 0
     cfg.grid_points = 16  # alphas on the grid sampler's geometric grid
+    cfg.lr_points = 4  # learning rates on it (geometric, across learning_rate_range) when lr is searched
     cfg.pruner = "none"
     cfg.probe_batch = 256  # inputs for the signal-propagation objectives
     cfg.probe_input_scale = 1.0  # scales the probe inputs: small values start near q = 0
@@ -92,6 +93,7 @@ def validate(cfg) -> None:
         "trials",
         "trials_per_batch",
         "grid_points",
+        "lr_points",
         "probe_batch",
         "checkpoint_every_chunks",
     ):
@@ -184,7 +186,7 @@ def make_sampler(cfg, worker_seed: int) -> optuna.samplers.BaseSampler:
     if cfg.sampler == "grid":
         space = {"alpha": np.geomspace(*cfg.alpha_range, cfg.grid_points).tolist()}
         if cfg.learning_rate_range:
-            space["learning_rate"] = np.geomspace(*cfg.learning_rate_range, 4).tolist()
+            space["learning_rate"] = np.geomspace(*cfg.learning_rate_range, cfg.lr_points).tolist()
         return _GridSampler(space, seed=cfg.sampler_seed)
     try:
         import torch  # noqa: F401  (GPSampler's dependency)

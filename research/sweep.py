@@ -125,8 +125,9 @@ def _stop(procs: dict[int, subprocess.Popen], grace_s: float) -> None:
             proc.wait()
 
 
-def summary(study: optuna.Study, seconds: float | None = None, analysis: verdicts.Analysis | None = None) -> str:
-    """The study's alpha* and the verdict on every distinct prediction, by its own stored rule."""
+def summary(study: optuna.Study, seconds: float | None = None, analyses: list[verdicts.Analysis] | None = None) -> str:
+    """The study's alpha* and the verdict on every distinct prediction, by its own stored rule,
+    for each objective it is judged on (a trained study: also those read off its stored curves)."""
     c = coordination.counts(study)
     took = f" in {seconds / 60:.1f} min" if seconds is not None else ""
     lines = [
@@ -134,16 +135,24 @@ def summary(study: optuna.Study, seconds: float | None = None, analysis: verdict
     ]
     if "config" not in study.user_attrs:
         return "\n".join([*lines, "  not a study of this project: no estimate"])
-    analysis = analysis or verdicts.analyse(study)
+    for analysis in analyses or verdicts.analyse_all(study):
+        lines += _judged(analysis)
+    return "\n".join(lines)
+
+
+def _judged(analysis: verdicts.Analysis) -> list[str]:
     est = analysis.estimate
     if est.alpha is None:
-        return "\n".join([*lines, f"  alpha*: {est.status}"])
+        return [f"  {analysis.objective}: alpha* {est.status}"]
     lo, hi = est.interval()
-    lines.append(f"  alpha* = {est.alpha:.4g} [{lo:.4g}, {hi:.4g}] ({est.status}); ROPE ±{analysis.rope:.0%}")
+    lines = [f"  {analysis.objective}: alpha* = {est.alpha:.4g} [{lo:.4g}, {hi:.4g}] ({est.status});"
+             f" ROPE ±{analysis.rope:.0%}"]  # fmt: skip
     for v in analysis.verdicts:
         regret = f", regret {v.regret:.1%}: {v.regret_verdict}" if v.regret is not None else ""
-        lines.append(f"  {v.theories} {v.alpha:.4g}: {v.verdict}{regret}")
-    return "\n".join(lines + [f"  note: {w}" for w in est.warnings])
+        lines.append(f"    {v.theories} {v.alpha:.4g}: {v.verdict}{regret}")
+    if analysis.lr_slope:
+        lines.append(f"    {verdicts.describe_lr_slope(analysis.lr_slope)}")
+    return lines + [f"    note: {w}" for w in est.warnings]
 
 
 def series_summary(e: extrapolate.Extrapolation) -> str:

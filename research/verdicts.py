@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 from research import estimate, objectives, predictions
-from research.errors import number
+from research.errors import number, require
 
 VERDICTS = ("equivalent", "different", "inconclusive")
 
@@ -31,6 +31,11 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.regret_tolerance = 0.10  # relative excess loss at a prediction that still counts as near-optimal
     cfg.level = 0.90  # the interval the equivalence test reads (two one-sided 5% tests)
     cfg.series_rope = 0.01  # a series' intercept: infinite width, or vanishing input (extrapolate.py)
+    # Trained studies are also judged on these objectives, read off the same stored curves
+    # (objectives.py); steps_to_threshold counts steps until the training loss reaches loss_threshold.
+    cfg.objectives = ("train_loss", "val_loss_early_stopped", "val_error_early_stopped")
+    cfg.loss_threshold = 1.0
+    cfg.lr_slope_rope = 0.25  # d log lr*/d log alpha against homogeneity's slope: relative tolerance
     return cfg
 
 
@@ -41,6 +46,14 @@ def validate(cfg) -> None:
     number(cfg.regret_tolerance, "verdict.regret_tolerance", "a relative tolerance > 0", lambda v: v > 0)
     number(cfg.level, "verdict.level", "a probability in (0.5, 1)", lambda v: 0.5 < v < 1)
     number(cfg.series_rope, "verdict.series_rope", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
+    require(
+        isinstance(cfg.objectives, tuple | list),
+        f"verdict.objectives must be a tuple of names; got {cfg.objectives!r}.",
+    )
+    for name in cfg.objectives:
+        require(objectives.get(name, "verdict.objectives").trained, f"verdict.objectives: {name!r} is not trained.")
+    number(cfg.loss_threshold, "verdict.loss_threshold", "a loss > 0", lambda v: v > 0)
+    number(cfg.lr_slope_rope, "verdict.lr_slope_rope", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,13 +70,13 @@ class Verdict:
     regret_verdict: str | None = None  # near-optimal | costly | inconclusive
 
 
-def rule(cfg) -> tuple[float, float, float]:
-    """(ROPE, regret tolerance, level) a study pre-registered; studies older than the rule get the
-    registry's defaults."""
+def rule(cfg, objective: str | None = None) -> tuple[float, float, float]:
+    """(ROPE, regret tolerance, level) a study pre-registered for `objective` (default: its own);
+    studies older than the rule get the registry's defaults."""
     defaults = default_config()
     stored = cfg.get("verdict") or defaults
-    objective = cfg.search.objective
-    rope = (stored.get("rope") or {}).get(objective, defaults.rope[objective])
+    objective = objective or cfg.search.objective
+    rope = (stored.get("rope") or {}).get(objective, objectives.get(objective).rope)
     tolerance = stored.get("regret_tolerance", defaults.regret_tolerance)
     return float(rope), float(tolerance), float(stored.get("level", defaults.level))
 
@@ -137,20 +150,71 @@ class Analysis:
     """One study judged by its own pre-registered rule."""
 
     cfg: ml_collections.ConfigDict
+    objective: str
     observations: estimate.Observations
     estimate: estimate.Estimate
     verdicts: list[Verdict]
     not_applicable: list[str]  # theories whose derivation does not cover this activation
     rope: float
     input_moment: list | None  # the probe inputs' mean square per position, as the study recorded it
+    lr_slope: dict | None = None  # with a searched lr: lr*(alpha)'s slope, homogeneity's, the verdict
 
 
-def analyse(study) -> Analysis:
-    """Estimate alpha* for an Optuna study and judge every prediction by the study's stored rule."""
+def analyse(study, objective: str | None = None) -> Analysis:
+    """Estimate alpha* for an Optuna study on `objective` (default: the study's own; a trained
+    study's stored curves serve any trained objective) and judge every prediction by the
+    study's stored rule."""
     cfg = ml_collections.ConfigDict(study.user_attrs["config"])
-    obs, est = estimate.for_study(study, cfg)
+    objective = objective or cfg.search.objective
+    obs, est = estimate.for_study(study, cfg, objective)
     moment = study.user_attrs.get("probe_input_moment")
     compared, skipped = predictions.compared(cfg, moment)
-    rope, tolerance, level = rule(cfg)
-    trained = objectives.get(cfg.search.objective).trained
-    return Analysis(cfg, obs, est, judge(est, compared, rope, level, tolerance, trained), skipped, rope, moment)
+    rope, tolerance, level = rule(cfg, objective)
+    trained = objectives.get(objective).trained
+    verdicts = judge(est, compared, rope, level, tolerance, trained)
+    return Analysis(cfg, objective, obs, est, verdicts, skipped, rope, moment, judge_lr_slope(est, cfg, level))
+
+
+def judge_lr_slope(est, cfg, level: float) -> dict | None:
+    """The measured slope of lr*(alpha) (95% interval) against homogeneity's prediction, judged
+    three ways at `level` with the study's `verdict.lr_slope_rope` (relative to the prediction)."""
+    measured = est.lr_slope(0.95)
+    if measured is None:
+        return None
+    predicted = predictions.lr_slope(cfg)
+    out = {"slope": measured[0], "interval": measured[1:], "predicted": predicted, "verdict": None}
+    if predicted is not None:
+        rope = float((cfg.get("verdict") or {}).get("lr_slope_rope", default_config().lr_slope_rope))
+        _, lo, hi = est.lr_slope(level)
+        bound = rope * abs(predicted)
+        if predicted - bound <= lo and hi <= predicted + bound:
+            out["verdict"] = "equivalent"
+        elif hi < predicted - bound or lo > predicted + bound:
+            out["verdict"] = "different"
+        else:
+            out["verdict"] = "inconclusive"
+    return out
+
+
+def describe_lr_slope(s: dict) -> str:
+    """One line: the measured slope of lr*(alpha), homogeneity's and the verdict."""
+    lo, hi = s["interval"]
+    measured = f"lr*(alpha) slope {s['slope']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+    if s["predicted"] is None:
+        return measured + " (homogeneity predicts none for this network)"
+    return measured + f" vs homogeneity's {s['predicted']:+.2f}: {s['verdict']}"
+
+
+def analyse_all(study) -> list[Analysis]:
+    """The study judged on each of its objectives (`judged_objectives`), its own first."""
+    cfg = ml_collections.ConfigDict(study.user_attrs["config"])
+    return [analyse(study, name) for name in judged_objectives(cfg)]
+
+
+def judged_objectives(cfg) -> tuple[str, ...]:
+    """The objectives a study is judged on: its own, then (trained studies) `verdict.objectives`."""
+    own = cfg.search.objective
+    if not objectives.get(own).trained:
+        return (own,)
+    listed = (cfg.get("verdict") or {}).get("objectives", ())
+    return (own, *(o for o in listed if o != own))

@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from research import estimate, experiment, objectives, report, search, train, verdicts
+from research import estimate, experiment, objectives, predictions, report, search, train, verdicts
 from tests import helpers
 from tests.simulated import SCENARIOS
 
@@ -136,6 +136,27 @@ def test_profile_over_a_jointly_searched_learning_rate():
     assert abs(est.alpha / 2 - 1) < 0.2
 
 
+def test_lr_star_follows_the_slope_of_a_grid_design():
+    """lr*(alpha) = 0.01 (alpha / 2)^-1.5 on a 9 x 7 (alpha, lr) grid, four shared seeds with
+    their own offsets: the profile finds alpha* = 2 and the slope, with an interval holding it."""
+    rng = np.random.default_rng(8)
+    la, llr = (g.ravel() for g in np.meshgrid(np.log(np.geomspace(0.5, 8, 9)), np.log(np.geomspace(1e-3, 1, 7))))
+    gap = llr - (math.log(0.01) - 1.5 * (la - math.log(2.0)))
+    y = ((la - math.log(2.0)) ** 2 + 0.3 * gap**2)[:, None] + 0.05 * rng.normal(size=(len(la), 4))
+    est = estimate.estimate(estimate.Observations(la, y + 0.02 * rng.normal(size=4), llr))
+    slope, lo, hi = est.lr_slope()
+    assert abs(est.alpha / 2 - 1) < 0.15 and abs(slope + 1.5) < 0.35 and lo < -1.5 < hi
+    assert est.lr_range == pytest.approx((1e-3, 1.0))
+
+
+def test_homogeneity_predicts_the_slope_of_lr_star():
+    relu = experiment.load(helpers.TINY, "quick", ["model.depth=12", "train.optimizer='momentum'"])
+    assert predictions.lr_slope(relu) == -5.0  # -(L - 2) / 2 for L = 12 searched layers
+    assert predictions.lr_slope(experiment.derive(relu, ["train.optimizer='adam'"])) == 0.5
+    assert predictions.lr_slope(experiment.derive(relu, ["model.activation='tanh'"])) is None
+    assert predictions.lr_slope(experiment.derive(relu, ["model.sigma_b=0.1"])) is None
+
+
 def test_the_rule_is_read_from_the_stored_config():
     cfg = experiment.load(helpers.TINY, "quick", ["verdict.rope.train_loss=0.05", "verdict.regret_tolerance=0.2"])
     assert verdicts.rule(cfg) == (0.05, 0.2, 0.9)
@@ -180,7 +201,13 @@ def test_report_draws_stored_training_curves_and_trains_nothing(tmp_path, data_r
 
     monkeypatch.setattr(train, "Trainer", no_training)
     report.write(url, tmp_path / "report")
-    row = json.loads((tmp_path / "report" / "report.json").read_text())["studies"][0]
+    rows = json.loads((tmp_path / "report" / "report.json").read_text())["studies"]
+    row = rows[0]
     assert row["objective"] == "train_loss" and row["estimate"]["n_trials"] == 8 and row["estimate"]["alpha"]
     assert row["verdicts"][0]["regret_verdict"] in ("near-optimal", "costly", "inconclusive")
-    assert (tmp_path / "report" / "figures" / "tiny-quick-train_loss-curves.png").stat().st_size > 1000
+    # The same trials judged on the other registered objectives, read off their stored curves.
+    assert [r["objective"] for r in rows] == ["train_loss", "val_loss_early_stopped", "val_error_early_stopped"]
+    assert all(r["estimate"]["n_trials"] == 8 and r["experiment"] == row["experiment"] for r in rows)
+    figures = tmp_path / "report" / "figures"
+    for stem in ("tiny-quick-train_loss-curves", "tiny-quick-train_loss-objective-val_loss_early_stopped"):
+        assert (figures / f"{stem}.png").stat().st_size > 1000

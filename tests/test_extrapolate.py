@@ -83,7 +83,7 @@ def test_a_width_series_is_judged_on_its_intercept_and_the_sign_of_its_drift():
         n = models.width(member.model)
         est = estimate.Estimate("ok", 2.0 * math.exp(2.0 / n), 0.002, 63.0, 1.0, 6, 384, 1.0, np.zeros(0), np.zeros(0),
                                 np.zeros((0, 0)))  # fmt: skip
-        analyses.append(verdicts.Analysis(member, None, est, [], [], 0.02, 1.0))
+        analyses.append(verdicts.Analysis(member, member.search.objective, None, est, [], [], 0.02, 1.0))
     (e,) = extrapolate.series(analyses)
     assert e.axis == "1/width" and e.intercept == pytest.approx(2.0) and e.slope == pytest.approx(2.0)
     assert e.slope_sign == "positive, as predicted"
