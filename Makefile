@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	$$p -c 'import sys, venv; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p || echo $$p; } && break; done)
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-fast test-reliability lint clean bench sweep suite dashboard report
+.PHONY: venv test test-fast test-reliability lint clean bench sweep suite results dashboard report
 
 venv: $(VENV)/.installed
 
@@ -46,7 +46,7 @@ bench: venv
 # The main job: the default suite on embedded defaults (journal file under runs/, MNIST-1D
 # generated offline). Override: make sweep EXPERIMENT=experiments/x.py WORKERS=2 TRIALS=40
 # STORAGE=postgresql://user@host/db PROFILE=paper
-EXPERIMENT ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py experiments/xavier_compromise.py
+EXPERIMENT ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py
 PROFILE ?= quick
 WORKERS ?= 1
 STORAGE ?=
@@ -60,15 +60,27 @@ sweep: venv
 	$(PY) -m research sweep $(foreach e,$(EXPERIMENT),--config $(e)) --profile $(PROFILE) --workers $(WORKERS) \
 		$(if $(TRIALS),--trials $(TRIALS))
 
-# The whole experiment suite (quick profile: under an hour on 2 cores), then the report.
+# Every experiment of the quick profile (about 90 min on 2 cores), then the report; `make results`
+# turns its report into docs/results.md with the command, date and commit.
 SUITE ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py experiments/xavier_compromise.py \
-	experiments/relu_cnn.py experiments/tanh_rnn.py \
-	$(foreach a,leaky_relu:0.2 elu selu gelu silu sigmoid softplus,experiments/zoo.py:activation=$(a)) \
-	experiments/optimizers.py:optimizer=momentum experiments/optimizers.py:optimizer=adam \
-	$(foreach d,5 10 20,experiments/depth.py:depth=$(d)) experiments/he_figure3.py \
-	$(foreach d,2 5 10,experiments/fixed_variance.py:depth=$(d))
+	experiments/he_vs_xavier_30_layers.py experiments/sigmoid_standard_vs_normalised.py \
+	experiments/lsuv_trained.py experiments/cnn_fan_2d.py \
+	$(foreach d,2 5 10 20 30,experiments/fixed_variance_depth.py:depth=$(d)) \
+	$(foreach d,5 10 20 40 80,experiments/trainability_depth.py:depth=$(d)) \
+	$(foreach o,sgd momentum adam,experiments/optimizers.py:optimizer=$(o)) \
+	$(foreach c,normal orthogonal identity,experiments/rnn_recurrent_init.py:distribution=$(c)) \
+	experiments/rnn_recurrent_init.py:cell=lstm,distribution=orthogonal \
+	$(foreach a,leaky_relu:0.2 elu selu gelu silu sigmoid softplus,experiments/zoo.py:activation=$(a))
 suite: venv
 	$(PY) -m research sweep $(foreach e,$(SUITE),--config '$(e)') --profile $(PROFILE) --workers $(WORKERS)
+
+# docs/results.md and its figures from the studies in runs/ (after `make suite`): the tables the
+# README cites, headed by the date and the commit that wrote them.
+results: venv
+	$(PY) -m research report --out docs/results
+	rm -f docs/results/figures/*.pdf docs/results/report.tex
+	mv docs/results/report.md docs/results.md
+	sed -i 's#(figures/#(results/figures/#g' docs/results.md
 
 # optuna-dashboard for the sweep's storage on http://127.0.0.1:$(PORT)/dashboard
 PORT ?= 8080

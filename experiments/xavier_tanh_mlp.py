@@ -1,14 +1,16 @@
-"""2. Glorot & Bengio 2010 on a deep tanh MLP: is alpha* = 1 on fan_avg?
+"""Glorot & Bengio 2010 on a deep tanh MLP: is alpha* = 1 on fan_avg, once the learning rate is profiled out?
 
-    research sweep --config experiments/xavier_tanh_mlp.py    # quick: about 2 min on 2 cores
+    research sweep --config experiments/xavier_tanh_mlp.py    # quick: about 6 min on 2 cores
 
-quick: MNIST-1D, 20 layers x 128, SGD momentum 0.9, lr 0.01, 1000 steps of 128, on a
-scrambled Sobol design. The probe objective is the Jacobian gain per layer with faint inputs
-(q1 about 0.005, near the fixed point q* = 0), where mean-field theory puts the edge of chaos at
-alpha = 1 (Poole et al. 2016); the network as run, with those inputs, is critical at 1.0095
-(docs/theory.md). The trained optimum sits on the chaotic side, between the edge and the
-forward rule; the README has the measured table. The same probe over several input scales,
-extrapolated to a vanishing input (where theory puts the edge at 1; docs/theory.md):
+quick: MNIST-1D, 20 layers x 128, SGD momentum 0.9, 1000 steps of 128, on a fixed grid of 6 alphas
+in [0.5, 4] x 5 learning rates in [1e-3, 0.1] x 3 seeds. The final training loss measures how
+fast 3600 examples are memorised (about 35 epochs); the early-stopped validation loss and error,
+the loss after 300 steps and the steps to a loss of 1 are read off the same stored curves, and the
+report says whether their alpha* agree. The probe objective is the Jacobian gain per layer with
+faint inputs (q1 about 0.005, near the fixed point q* = 0), where mean-field theory puts the edge of
+chaos at alpha = 1 (Poole et al. 2016); the network as run, with those inputs, is critical at
+1.0095 (docs/theory.md). The same probe over several input scales, extrapolated to a vanishing
+input (where theory puts the edge at 1):
 
     research sweep --config experiments/xavier_tanh_mlp.py --set "search.objectives=('jacobian_log_gain',)" \
         --set "search.series.field='probe_input_scale'" --set "search.series.levels=(0.05, 0.1, 0.2, 0.3)" \
@@ -20,12 +22,15 @@ from research import experiment
 
 def get_config(profile: str = "quick"):
     cfg = experiment.mnist1d_mlp("xavier_tanh_mlp", "tanh", "fan_avg")
-    cfg.search.update(
-        {"alpha_range": (0.25, 8.0), "sampler": "qmc", "objectives": ("train_loss", "jacobian_log_gain"),
-         "probe_input_scale": 0.1, "probe_seeds": 32}
+    experiment.lr_profiled(cfg, (0.5, 4.0), (1e-3, 0.1), alphas=6, lrs=5, seeds=3)
+    cfg.search.update({"objectives": ("train_loss", "jacobian_log_gain"), "probe_input_scale": 0.1, "probe_seeds": 32})
+    cfg.search.probe.update({"trials": 32, "alpha_range": (0.25, 8.0)})
+    cfg.verdict.objectives = (
+        "train_loss_at_300", "steps_to_threshold", "val_loss_early_stopped", "val_error_early_stopped"
     )  # fmt: skip
     if profile == "paper":
         cfg.model.update({"depth": 50, "width": 256})
-        cfg.train.learning_rate = 0.005
         experiment.paper_scale(cfg)
+        experiment.lr_profiled(cfg, (0.35, 5.6), (3e-4, 0.3), alphas=12, lrs=7, seeds=8)
+        cfg.verdict.objectives = ("train_loss_at_300", "train_loss_at_1200", *cfg.verdict.objectives[1:])
     return cfg

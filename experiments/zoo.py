@@ -1,4 +1,4 @@
-"""6. The activation zoo: which theory predicts the optimum, for probes and for training?
+"""The activation zoo: which theory predicts the optimum, for probes and for training?
 
     research sweep --config experiments/zoo.py:activation=gelu   # one activation, quick: about 3 min
     make suite                                                   # every activation
@@ -6,7 +6,8 @@
 Probes at initialisation: one layer's forward gain at unit input variance (what defines the
 second-moment rule 1/E[phi^2]) and the forward signal's log-ratio across 20 layers (where
 non-homogeneous activations settle at their own fixed point q*). Training: MNIST-1D, 20
-layers x 128, 600 steps.
+layers x 128, 600 steps, on a grid of 6 alphas in [0.35, 11.3] x 3 learning rates in
+[3e-3, 3e-2] x 3 seeds (the learning rate profiled out).
 """
 
 from research import experiment
@@ -18,11 +19,13 @@ def get_config(profile: str = "quick", activation: str = "gelu"):
     name = "zoo_" + activation.replace(":", "").replace(".", "p")
     cfg = experiment.mnist1d_mlp(name, activation, "fan_in")
     cfg.train.update({"steps": 600})
+    experiment.lr_profiled(cfg, (0.35, 11.3), (3e-3, 3e-2), alphas=6, lrs=3, seeds=3)
     cfg.search.update(
-        {"alpha_range": (0.25, 16.0), "trials": 16, "trials_per_batch": 8, "seeds": 2,
-         "objectives": ("forward_one_layer", "forward_log_ratio", "train_loss"),
+        {"objectives": ("forward_one_layer", "forward_log_ratio", "train_loss"),
          "probe_inputs": "gaussian", "probe_seeds": 32}
     )  # fmt: skip
+    cfg.search.probe.update({"trials": 16, "alpha_range": (0.25, 16.0)})
     if profile == "paper":
         experiment.paper_scale(cfg)
+        experiment.lr_profiled(cfg, (0.25, 16.0), (1e-3, 0.1), alphas=12, lrs=7, seeds=8)
     return cfg

@@ -156,6 +156,38 @@ def mnist1d_mlp(name: str, activation: str, mode: str, depth: int = 20, width: i
     return cfg
 
 
+def lr_profiled(
+    cfg: ml_collections.ConfigDict,
+    alpha_range: tuple[float, float],
+    lr_range: tuple[float, float],
+    alphas: int,
+    lrs: int,
+    seeds: int,
+) -> None:
+    """A fixed (alpha x learning rate) grid, geometric in both, run as one population: alpha* is
+    read off the minimum over lr at each alpha (estimate.py), so an optimum found at the
+    stability edge of one learning rate cannot pass for a property of the init. The lr range
+    should reach past the largest stable lr of the alphas that matter."""
+    cfg.search.update(
+        {"sampler": "grid", "alpha_range": tuple(alpha_range), "learning_rate_range": tuple(lr_range),
+         "grid_points": alphas, "lr_points": lrs, "trials": alphas * lrs, "trials_per_batch": alphas * lrs,
+         "seeds": seeds}
+    )  # fmt: skip
+
+
+def compared_arms(
+    cfg: ml_collections.ConfigDict, arms: tuple, lr_range: tuple[float, float], lrs: int, seeds: int
+) -> None:
+    """Named alphas ((label, alpha), ...) head to head, each on a grid of `lrs` learning rates,
+    all with the same seeds, as one population (compare.py reads it)."""
+    alphas = [a for _, a in arms]
+    cfg.search.update(
+        {"sampler": "grid", "arms": tuple(arms), "alpha_range": (min(alphas), max(alphas)),
+         "learning_rate_range": tuple(lr_range), "lr_points": lrs, "trials": len(arms) * lrs,
+         "trials_per_batch": len(arms) * lrs, "seeds": seeds}
+    )  # fmt: skip
+
+
 def paper_scale(cfg: ml_collections.ConfigDict) -> None:
     """The cluster profile: more data, longer training, more trials and seeds."""
     cfg.data.params.num_samples = 20000

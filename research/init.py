@@ -19,7 +19,7 @@ Array = jax.Array
 Initializer = Callable[[Array, Sequence[int], jnp.dtype], Array]
 
 FAN_MODES = ("fan_in", "fan_out", "fan_avg", "fixed")
-DISTRIBUTIONS = ("normal", "truncated_normal", "uniform", "orthogonal")
+DISTRIBUTIONS = ("normal", "truncated_normal", "uniform", "orthogonal", "identity")
 PRESETS = ("xavier", "he", "lecun", "leaky_he", "fixed")
 # The scales float32 training holds with room to spare: alpha multiplies a variance that deep
 # products raise to the depth's power. Search ranges and probes stay inside.
@@ -120,6 +120,12 @@ def unit_sample(key: Array, shape: Sequence[int], distribution: str, dtype=jnp.f
         rows, cols = math.prod(shape[:-1]), shape[-1]
         q = jax.nn.initializers.orthogonal(column_axis=-1)(key, (rows, cols), dtype)
         return q.reshape(shape) * math.sqrt(max(rows, cols))
+    if distribution == "identity":
+        # The one orthogonal matrix with no randomness (Le et al. 2015's IRNN): at alpha = 1 on
+        # fan_in a square kernel is exactly I; "unit variance" here means unit row norm * sqrt(n).
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ConfigError(f"init.distribution 'identity' needs a square kernel; got shape {shape}.")
+        return jnp.eye(shape[0], dtype=dtype) * math.sqrt(shape[0])
     raise choice("init.distribution", distribution, DISTRIBUTIONS)
 
 

@@ -64,12 +64,18 @@ class Outcome(NamedTuple):
 
 
 def population(
-    layout: Layout, groups: Sequence[str], searched: Sequence[str], alphas: Sequence[float], lrs: Sequence[float]
+    layout: Layout,
+    groups: Sequence[str],
+    searched: Sequence[str],
+    alphas: Sequence[float],
+    lrs: Sequence[float],
+    seed_offset: int = 0,
 ) -> trainlib.Population:
-    """The population of a batch: each trial's alpha on the `searched` layer groups (others at 1)."""
+    """The population of a batch: each trial's alpha on the `searched` layer groups (others at 1),
+    seeds counted from `seed_offset`."""
     alpha = layout.repeat(alphas)
     per_group = {g: alpha if g in searched else np.ones_like(alpha) for g in groups}
-    return trainlib.Population.create(groups, per_group, layout.repeat(lrs), layout.seed_ids())
+    return trainlib.Population.create(groups, per_group, layout.repeat(lrs), layout.seed_ids() + seed_offset)
 
 
 class Trained:

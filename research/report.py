@@ -14,6 +14,8 @@ import json
 import math
 import os
 import pathlib
+import re
+import time
 
 import matplotlib
 
@@ -26,7 +28,18 @@ import optuna  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from research import extrapolate, models, objectives, probes, storage, verdicts  # noqa: E402
+from research import (  # noqa: E402
+    compare,
+    extrapolate,
+    models,
+    objectives,
+    predictions,
+    probes,
+    provenance,
+    storage,
+    theory,
+    verdicts,
+)
 from research.errors import ConfigError  # noqa: E402
 
 
@@ -40,7 +53,8 @@ def collect(url: str) -> list[dict]:
             continue  # not one of ours
         analysis, *also = verdicts.analyse_all(study)
         trials = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-        records.append({"study": name, "config": analysis.cfg, "analysis": analysis, "also": also, "trials": trials})
+        records.append({"study": name, "config": analysis.cfg, "analysis": analysis, "also": also, "trials": trials,
+                        "code_version": study.user_attrs.get("code_version")})  # fmt: skip
     return records
 
 
@@ -54,12 +68,19 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
     except OSError as err:
         raise ConfigError(f"report --out {out} cannot be written: {err.strerror}.") from None
     rows = [row(r["study"], a) for r in records for a in (r["analysis"], *r["also"])]
+    compared = [c for r in records for c in comparisons(r)]
+    maps = depth_groups(records)
     series = extrapolate.series([r["analysis"] for r in records])
     extrapolated = [dataclasses.asdict(e) for e in series]
-    (out / "report.json").write_text(json.dumps({"studies": rows, "series": extrapolated}, indent=2))
+    (out / "report.json").write_text(
+        json.dumps({"studies": rows, "series": extrapolated, "comparisons": compared}, indent=2)
+    )
     (out / "report.tex").write_text(latex(rows))
-    text = markdown(rows) + series_markdown(extrapolated)
+    text = provenance_line(url, records) + markdown(rows) + series_markdown(extrapolated)
+    text += comparisons_markdown(compared)
     if figures:
+        for stem, group in maps.items():
+            text += f"\n![{stem}](figures/{trainability_figure(stem, group, out / 'figures').name})\n"
         for e in series:
             text += f"\n![{e.series}](figures/{series_figure(e, out / 'figures').name})\n"
         for r in records:
@@ -73,6 +94,15 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
             text += "".join(f"\n![{p.stem}](figures/{p.name})\n" for p in paths)
     (out / "report.md").write_text(text)
     return out / "report.md"
+
+
+def provenance_line(url: str, records: list[dict]) -> str:
+    """Which code ran the studies and which wrote this report, from where, and when."""
+    versions = sorted({r.get("code_version") or "unknown" for r in records})
+    return (
+        f"Report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by {provenance.code_version()}"
+        f" from {storage.redact(url)}; the studies were created by {', '.join(versions) or 'no study'}.\n\n"
+    )
 
 
 def row(study: str, a: verdicts.Analysis) -> dict:
@@ -153,6 +183,107 @@ def agreement(rows: list[dict]) -> list[str]:
             + ("; every prediction gets the same verdict" if len(verdict_sets) == 1 else "; the verdicts differ")
         )
     return out
+
+
+def comparisons(r: dict) -> list[dict]:
+    """Named arms head to head (compare.py), on each objective the study is judged on."""
+    cfg = r["config"]
+    named = [(str(label), float(alpha)) for label, alpha in cfg.search.get("arms", ())]
+    if not named:
+        return []
+    out = []
+    for a in (r["analysis"], *r["also"]):
+        _, tolerance, level = verdicts.rule(cfg, a.objective)
+        found = compare.arms(a.observations, named)
+        out.append({
+            "experiment": r["study"], "objective": a.objective, "level": level, "tolerance": tolerance,
+            "arms": [dataclasses.asdict(arm) for arm in found],
+            "differences": [dataclasses.asdict(d) for d in compare.differences(found, tolerance, level)],
+        })  # fmt: skip
+    return out
+
+
+def comparisons_markdown(compared: list[dict]) -> str:
+    """Each arm at its best learning rate, and each arm against the first, paired by seed."""
+    if not compared:
+        return ""
+    head = ["study", "objective", "arm", "alpha", "best lr", "mean [seed range]", "diverged",
+            "vs first arm [CI]", "verdict"]  # fmt: skip
+    lines = ["\n## Named inits head to head (each at its best learning rate; differences paired by seed)\n",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
+    for c in compared:
+        against = {d["b"]: d for d in c["differences"]}
+        first = [c["experiment"], c["objective"]]
+        for arm in c["arms"]:
+            v = np.asarray(arm["values"], float)
+            d = against.get(arm["label"])
+            vs = f"{d['relative']:+.1%} [{d['interval'][0]:+.1%}, {d['interval'][1]:+.1%}]" if d else "-"
+            lines.append("| " + " | ".join(first + [
+                arm["label"], f"{arm['alpha']:.4g}", _fmt(arm["learning_rate"]),
+                f"{np.nanmean(v):.4g} [{np.nanmin(v):.4g}, {np.nanmax(v):.4g}]", f"{arm['diverged']:.0%}",
+                vs, d["verdict"] if d else "-"]) + " |")  # fmt: skip
+            first = ["", ""]
+    level = compared[0]["level"]
+    return "\n".join(lines) + (
+        f"\n\nDifferences: exp(mean over seeds of log(arm / first arm)) - 1 with its {level:.0%} interval"
+        " (t on seeds - 1 df), *equivalent* inside ±`verdict.regret_tolerance`, *different* outside.\n"
+    )
+
+
+_DEPTH_NAME = re.compile(r"(.+)_(\d+)$")
+
+
+def depth_groups(records: list[dict]) -> dict[str, list[dict]]:
+    """Trained MLP studies of one experiment at three or more depths ("trainability_depth_20"),
+    keyed by the experiment's stem, shallowest first."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        cfg = r["config"]
+        match = _DEPTH_NAME.fullmatch(cfg.name)
+        if match and cfg.model.name == "mlp" and objectives.get(cfg.search.objective).trained:
+            groups.setdefault(f"{match[1]}-{cfg.profile}", []).append(r)
+    return {k: sorted(g, key=lambda r: r["config"].model.depth) for k, g in groups.items() if len(g) >= 3}
+
+
+def trainability_figure(stem: str, group: list[dict], folder: pathlib.Path) -> pathlib.Path:
+    """Left: the (alpha, depth) map of the training loss at each alpha's best learning rate,
+    relative to chance, with the mean-field trainable depth 6 xi(alpha) (Schoenholz et al. 2017).
+    Right: the near-optimal band's width (loss within `verdict.regret_tolerance`) against depth."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.0))
+    chance = math.log(group[0]["config"].model.num_outputs)
+    widths = []
+    for r in group:
+        a = r["analysis"]
+        obs = _best_lr_per_alpha(a.observations) if a.observations.log_lr is not None else a.observations
+        depth = r["config"].model.depth
+        ratio = np.exp(np.nanmean(obs.values, axis=1)) / chance
+        cells = left.scatter(np.exp(obs.log_alpha), np.full(obs.n_trials, depth), c=np.clip(ratio, 0, 1.2),
+                             cmap="viridis", vmin=0, vmax=1.2, marker="s", s=70)  # fmt: skip
+        band = a.estimate.near_optimal(verdicts.rule(r["config"])[1])
+        widths.append((depth, math.log(band[1] / band[0]) if band else math.nan))
+    fig.colorbar(cells, ax=left, label="training loss / chance (best lr)")
+    cfg = group[0]["config"]
+    unit = predictions.per_unit_s(cfg.model)
+    line = np.geomspace(*cfg.search.alpha_range, 200)
+    xi = np.array([theory.depth_scale(cfg.model.activation, a * unit, float(cfg.model.sigma_b)) for a in line])
+    left.plot(line, np.minimum(6 * xi, 1e3), color="red", lw=1.5, label="6 xi(alpha), mean field")
+    _alpha_axis(left)
+    left.set_yscale("log")
+    depths = [d for d, _ in widths]
+    left.set_ylim(min(depths) / 1.5, max(depths) * 1.5)
+    left.yaxis.set_major_locator(ticker.FixedLocator(depths))
+    left.yaxis.set_major_formatter(ticker.FormatStrFormatter("%d"))
+    left.set_xlabel("alpha")
+    left.set_ylabel("depth")
+    left.legend(fontsize=7)
+    right.plot(depths, [w for _, w in widths], "o-")
+    right.set_xscale("log")
+    right.xaxis.set_major_locator(ticker.FixedLocator(depths))
+    right.xaxis.set_major_formatter(ticker.FormatStrFormatter("%d"))
+    right.set_xlabel("depth")
+    right.set_ylabel("near-optimal band width, log(alpha_hi / alpha_lo)")
+    fig.suptitle(f"{stem}: trainability against depth", fontsize=10)
+    return _save(fig, folder / f"{stem}-trainability")
 
 
 def series_markdown(series: list[dict]) -> str:
@@ -271,7 +402,8 @@ def depth_figure(r: dict, folder: pathlib.Path, alphas=(0.5, 1.0, 2.0, 4.0)) -> 
     """Per-layer forward and backward variance at initialisation for several alphas."""
     cfg = r["config"].model
     star = r["analysis"].estimate.alpha
-    picks = sorted({*alphas, *([round(star, 3)] if star else [])})
+    arms = [float(alpha) for _, alpha in r["config"].search.get("arms", ())]
+    picks = sorted(set(arms)) if arms else sorted({*alphas, *([round(star, 3)] if star else [])})
     x = probes.gaussian_inputs(cfg, jax.random.key(0), 128)
     stats = probes.grid(cfg, jnp.asarray(picks, jnp.float32), jnp.arange(2), x)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
@@ -291,9 +423,13 @@ def curves_figure(r: dict, folder: pathlib.Path, trials: list) -> pathlib.Path:
     """Stored training curves of the trials nearest each prediction and alpha*: mean over seeds
     with their range as a band (the report trains nothing; the curves are the study's own)."""
     a = r["analysis"]
-    targets = {f"{v.theories} {v.alpha:.3g}": v.alpha for v in a.verdicts}
-    if a.estimate.alpha:
-        targets[f"alpha* {a.estimate.alpha:.3g}"] = a.estimate.alpha
+    arms = r["config"].search.get("arms", ())
+    if arms:
+        targets = {str(label): float(alpha) for label, alpha in arms}
+    else:
+        targets = {f"{v.theories} {v.alpha:.3g}": v.alpha for v in a.verdicts}
+        if a.estimate.alpha:
+            targets[f"alpha* {a.estimate.alpha:.3g}"] = a.estimate.alpha
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     drawn: dict[int, tuple] = {}  # trial number -> (trial, the labels it stands for)
     for label, alpha in sorted(targets.items(), key=lambda kv: kv[1]):
@@ -304,7 +440,8 @@ def curves_figure(r: dict, folder: pathlib.Path, trials: list) -> pathlib.Path:
     for i, (trial, labels) in enumerate(drawn.values()):
         curves = np.asarray(trial.user_attrs["curves"]["train_loss"], float)  # [seeds, chunks]
         steps = chunk_steps * np.arange(1, curves.shape[1] + 1)
-        label = f"{', '.join(labels)} (trial alpha {trial.params['alpha']:.3g}, {len(curves)} seeds)"
+        lr = f", lr {trial.params['learning_rate']:.2g}" if "learning_rate" in trial.params else ""
+        label = f"{', '.join(labels)} (trial alpha {trial.params['alpha']:.3g}{lr}, {len(curves)} seeds)"
         ax.plot(steps, np.nanmean(curves, axis=0), color=f"C{i}", lw=1.5, label=label)
         ax.fill_between(steps, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), color=f"C{i}", alpha=0.15)
     ax.set_xlabel("step")
@@ -325,8 +462,9 @@ def _alpha_axis(ax) -> None:
 
 
 def _nearest(trials: list, alpha: float):
-    """The complete trial whose alpha is nearest `alpha` in log scale (None for no trials)."""
-    return min(trials, key=lambda t: abs(math.log(t.params["alpha"] / alpha)), default=None)
+    """The complete trial whose alpha is nearest `alpha` in log scale, at its best learning rate
+    when several ran that alpha (None for no trials)."""
+    return min(trials, key=lambda t: (round(abs(math.log(t.params["alpha"] / alpha)), 9), t.value), default=None)
 
 
 def _save(fig, stem: pathlib.Path) -> pathlib.Path:

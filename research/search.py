@@ -42,6 +42,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.alpha_groups = ()  # layer groups alpha scales; empty: all (others stay at 1)
     cfg.learning_rate_range = ()  # (lo, hi) searches lr jointly (log-uniform); empty: train.learning_rate
     cfg.seeds = 3  # repeats of every trial; the objective is their mean
+    cfg.seed_offset = 0  # trials run seeds seed_offset .. seed_offset + seeds - 1: a replication takes another
     cfg.probe_seeds = 8  # repeats for the (cheap) objectives at initialisation
     cfg.trials = 24  # finished trials the study must hold, shared by all workers
     cfg.trials_per_batch = 8  # trials trained as one program (population = this x seeds)
@@ -49,6 +50,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.sampler_seed = 0
     cfg.grid_points = 16  # alphas on the grid sampler's geometric grid
     cfg.lr_points = 4  # learning rates on it (geometric, across learning_rate_range) when lr is searched
+    cfg.arms = ()  # ((label, alpha), ...): the grid runs these named alphas, compared head to head (compare.py)
     cfg.pruner = "none"
     cfg.probe_batch = 256  # inputs for the signal-propagation objectives
     cfg.probe_input_scale = 1.0  # scales the probe inputs: small values start near q = 0
@@ -58,6 +60,11 @@ def default_config() -> ml_collections.ConfigDict:
     # 1/width -> 0 or scale -> 0 (extrapolate.py); empty `values`: no series.
     cfg.series = ml_collections.ConfigDict(
         {"field": "width", "levels": (), "alpha_range": (1.0, 4.0), "points": 7, "seeds": 32}
+    )
+    # The design of a probe objective's study when the experiment's trained studies run another
+    # (a learning-rate grid means nothing at initialisation): applied by `probe_design`.
+    cfg.probe = ml_collections.ConfigDict(
+        {"sampler": "qmc", "trials": 16, "trials_per_batch": 8, "alpha_range": (0.25, 8.0)}
     )
     cfg.checkpoint_every_chunks = 2
     cfg.heartbeat_s = 10.0
@@ -86,7 +93,14 @@ def validate(cfg) -> None:
     if cfg.learning_rate_range != ():
         _check_range("search.learning_rate_range", cfg.learning_rate_range, LEARNING_RATE_LIMITS)
     integer(cfg.max_retries, "search.max_retries", minimum=0)
+    integer(cfg.seed_offset, "search.seed_offset", minimum=0)
     _validate_series(cfg.series)
+    _validate_arms(cfg)
+    if cfg.probe.sampler not in SAMPLERS:
+        raise choice("search.probe.sampler", cfg.probe.sampler, SAMPLERS)
+    integer(cfg.probe.trials, "search.probe.trials")
+    integer(cfg.probe.trials_per_batch, "search.probe.trials_per_batch")
+    _check_range("search.probe.alpha_range", cfg.probe.alpha_range, init.ALPHA_LIMITS)
     for field in (
         "seeds",
         "probe_seeds",
@@ -149,6 +163,17 @@ def series_x(cfg) -> float:
     return float(cfg.search.probe_input_scale) ** 2
 
 
+def probe_design(cfg) -> list[str]:
+    """Overrides that give a probe objective's study its own design (`search.probe`): no learning
+    rate, no arms; a trained objective keeps the experiment's design (no overrides)."""
+    if objectives.get(cfg.search.objective).trained:
+        return []
+    p = cfg.search.probe
+    return [f"search.sampler='{p.sampler}'", f"search.trials={p.trials}",
+            f"search.trials_per_batch={p.trials_per_batch}", f"search.alpha_range={tuple(p.alpha_range)}",
+            "search.learning_rate_range=()", "search.arms=()"]  # fmt: skip
+
+
 def series(cfg) -> list[list[str]]:
     """Overrides that make each member study of the series: a fixed grid design."""
     s = cfg.search.series
@@ -184,7 +209,8 @@ def make_sampler(cfg, worker_seed: int) -> optuna.samplers.BaseSampler:
     if cfg.sampler == "qmc":
         return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=cfg.sampler_seed)
     if cfg.sampler == "grid":
-        space = {"alpha": np.geomspace(*cfg.alpha_range, cfg.grid_points).tolist()}
+        alphas = [float(a) for _, a in cfg.arms] or np.geomspace(*cfg.alpha_range, cfg.grid_points).tolist()
+        space = {"alpha": alphas}
         if cfg.learning_rate_range:
             space["learning_rate"] = np.geomspace(*cfg.learning_rate_range, cfg.lr_points).tolist()
         return _GridSampler(space, seed=cfg.sampler_seed)
@@ -300,9 +326,9 @@ class Worker:
     def _run_group(self, trials: list[optuna.Trial], heartbeat: Heartbeat) -> int:
         layout = populations.Layout(len(trials), self.seeds)
         lrs = [t.params.get("learning_rate", self.cfg.train.learning_rate) for t in trials]
-        pop = populations.population(layout, self.groups, self.searched, [t.params["alpha"] for t in trials], lrs)
-        alphas = [round(t.params["alpha"], 3) for t in trials]
-        self.echo(f"[{self.id}] trials {[t.number for t in trials]}: alpha {alphas}")
+        alphas = [t.params["alpha"] for t in trials]
+        pop = populations.population(layout, self.groups, self.searched, alphas, lrs, self.scfg.seed_offset)
+        self.echo(f"[{self.id}] trials {[t.number for t in trials]}: alpha {[round(a, 3) for a in alphas]}")
         if self.objective.trained:
             outcomes = self._train(trials, layout, pop)
         else:
@@ -357,6 +383,18 @@ def _groups(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
         key = t.user_attrs.get("checkpoint") if "retry_of" in t.user_attrs else None
         by_source.setdefault(key, []).append(t)
     return [group for key, group in sorted(by_source.items(), key=lambda kv: kv[0] is None)]
+
+
+def _validate_arms(cfg) -> None:
+    arms = cfg.arms
+    ok = isinstance(arms, tuple | list) and all(
+        isinstance(a, tuple | list) and len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], int | float)
+        for a in arms
+    )
+    require(ok, f"search.arms must be ((label, alpha), ...); got {arms!r}.")
+    lo, hi = cfg.alpha_range
+    require(all(lo <= a <= hi for _, a in arms), f"search.arms alphas must lie in search.alpha_range; got {arms!r}.")
+    require(not arms or cfg.sampler == "grid", f"search.arms needs search.sampler 'grid'; got {cfg.sampler!r}.")
 
 
 def _check_range(field: str, value, limits: tuple[float, float]) -> None:

@@ -31,6 +31,7 @@ def run_all(cfg, path: str, overrides: list[str], url: str | None, workers: int)
     studies = []
     for objective in tuple(cfg.search.objectives) or (cfg.search.objective,):
         choose = [f"search.objective='{objective}'"]
+        choose += search.probe_design(experiment.derive(cfg, choose))
         chosen = experiment.derive(cfg, choose)
         for extra in search.series(chosen) if search.in_series(chosen) else [[]]:
             studies.append(run(experiment.derive(chosen, extra), path, [*overrides, *choose, *extra], url, workers))

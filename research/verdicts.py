@@ -36,6 +36,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.objectives = ("train_loss", "val_loss_early_stopped", "val_error_early_stopped")
     cfg.loss_threshold = 1.0
     cfg.lr_slope_rope = 0.25  # d log lr*/d log alpha against homogeneity's slope: relative tolerance
+    cfg.alternatives = ()  # ((label, alpha), ...): competing conventions judged beside the theories
     return cfg
 
 
@@ -53,6 +54,10 @@ def validate(cfg) -> None:
     for name in cfg.objectives:
         require(objectives.get(name, "verdict.objectives").trained, f"verdict.objectives: {name!r} is not trained.")
     number(cfg.loss_threshold, "verdict.loss_threshold", "a loss > 0", lambda v: v > 0)
+    ok = all(
+        isinstance(a, tuple | list) and len(a) == 2 and isinstance(a[0], str) and a[1] > 0 for a in cfg.alternatives
+    )
+    require(ok, f"verdict.alternatives must be ((label, alpha > 0), ...); got {cfg.alternatives!r}.")
     number(cfg.lr_slope_rope, "verdict.lr_slope_rope", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
 
 

@@ -28,7 +28,7 @@ def test_tanh_mlp_gets_the_forward_rule_and_rnn_recurrence_the_edge_of_chaos():
     assert 2.15 < advice["layers"][3]["alpha"] < 2.54
     rnn = {
         r["layer"]: r
-        for r in advise.advise(experiment.load(os.path.join(helpers.EXPERIMENTS, "tanh_rnn.py")))["layers"]
+        for r in advise.advise(experiment.load(os.path.join(helpers.EXPERIMENTS, "rnn_recurrent_init.py")))["layers"]
     }
     assert rnn["recurrent"]["alpha"] == pytest.approx(1.0, abs=1e-6)
 
@@ -63,7 +63,7 @@ def test_lsuv_finds_he_for_relu_after_the_first_layer():
 
 def test_fixed_variance_is_advised_as_a_fixed_std_not_a_fan_rule():
     # Var(W) = alpha * 1e-4: He's s = 2 on 128 units is alpha 156.25, std sqrt(2/128) = 0.125.
-    cfg = experiment.load(f"{helpers.EXPERIMENTS}/fixed_variance.py")
+    cfg = experiment.load(f"{helpers.EXPERIMENTS}/fixed_variance_depth.py")
     rows = {r["layer"]: r for r in advise.advise(cfg)["layers"]}
     assert rows["layers/5"]["mode"] == "fixed" and rows["layers/5"]["alpha"] == pytest.approx(156.25)
     assert rows["layers/5"]["std"] == pytest.approx(0.125, rel=1e-9)

@@ -48,15 +48,17 @@ def test_tanh_jacobian_with_faint_inputs_sits_just_above_the_edge():
 
 
 def test_rnn_input_drive_moves_the_recurrent_edge_above_one():
-    cfg = _cfg("experiments/tanh_rnn.py", "jacobian_log_gain")
+    cfg = _cfg("experiments/rnn_recurrent_init.py", "jacobian_log_gain")
     faint, full = asrun.predict(cfg, np.full(40, 1e-8)).alpha, asrun.predict(cfg, np.full(40, 0.01)).alpha
     assert faint == pytest.approx(1.0, abs=1e-3) and 1.2 < full < 1.5
 
 
 def test_cnn_zero_padding_needs_slightly_more_than_he():
     # Edge positions see 2 of 3 taps; the shortfall shrinks as the image grows.
-    short = asrun.predict(_cfg("experiments/relu_cnn.py", "forward_log_ratio"), np.ones(40)).alpha
-    long = asrun.predict(_cfg("experiments/relu_cnn.py", "forward_log_ratio", "model.input_shape=(4000, 1)"),
+    short = asrun.predict(
+        _cfg("experiments/cnn_fan_2d.py", "forward_log_ratio", "model.input_shape=(40, 1)"), np.ones(40)
+    ).alpha
+    long = asrun.predict(_cfg("experiments/cnn_fan_2d.py", "forward_log_ratio", "model.input_shape=(4000, 1)"),
                          np.ones(4000)).alpha  # fmt: skip
     assert 2.005 < short < 2.05 and 2.0 < long < 2.0005
 

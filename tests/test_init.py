@@ -19,7 +19,7 @@ def _bound(n: int) -> float:
     return 5 * math.sqrt(2 / n)
 
 
-@pytest.mark.parametrize("distribution", init.DISTRIBUTIONS)
+@pytest.mark.parametrize("distribution", [d for d in init.DISTRIBUTIONS if d != "identity"])  # random draws
 @pytest.mark.parametrize("mode", init.FAN_MODES)
 @pytest.mark.parametrize("layer", SHAPES)
 def test_sampled_variance_is_alpha_c_over_fan(distribution, mode, layer):
@@ -31,6 +31,15 @@ def test_sampled_variance_is_alpha_c_over_fan(distribution, mode, layer):
     expected = 1.7 * 1.5 / fan
     assert abs(float(jnp.var(w)) / expected - 1) < _bound(w.size)
     assert abs(float(jnp.mean(w))) < 5 * math.sqrt(expected / w.size)
+
+
+def test_identity_is_exactly_sqrt_alpha_times_i_with_the_prescribed_second_moment():
+    w = init.initializer(init.InitSpec(1.0, "fan_in", "identity"), 1.0)(jax.random.key(0), (64, 64))
+    assert jnp.array_equal(w, jnp.eye(64))  # Le et al. 2015: h_t = h_{t-1} + input at alpha 1
+    w = init.initializer(init.InitSpec(1.5, "fan_in", "identity"), 1.7)(jax.random.key(3), (64, 64))
+    assert float(jnp.mean(w**2)) == pytest.approx(1.7 * 1.5 / 64, rel=1e-5)
+    with pytest.raises(ConfigError, match="'identity' needs a square kernel"):
+        init.initializer(init.InitSpec(1.0, "fan_in", "identity"))(jax.random.key(0), (32, 64))
 
 
 def test_fans_count_the_receptive_field():

@@ -226,7 +226,9 @@ def test_a_jointly_searched_learning_rate_trains_each_trial_at_its_own_rate(tmp_
 def test_alpha_groups_scale_only_the_named_layer_groups(tmp_path, data_root):
     extra = ["model.hidden=16", "search.objective='forward_log_ratio'", "search.trials=2", "search.trials_per_batch=2",
              "search.probe_seeds=2", "search.probe_batch=16"]  # fmt: skip
-    cfg = experiment.load(f"{helpers.EXPERIMENTS}/tanh_rnn.py", "quick", helpers.overrides(tmp_path, data_root, *extra))
+    cfg = experiment.load(
+        f"{helpers.EXPERIMENTS}/rnn_recurrent_init.py", "quick", helpers.overrides(tmp_path, data_root, *extra)
+    )
     assert tuple(cfg.search.alpha_groups) == ("recurrent",)
     worker = search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
     assert worker.run() == 2
