@@ -61,8 +61,8 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.series = ml_collections.ConfigDict(
         {"field": "width", "levels": (), "alpha_range": (1.0, 4.0), "points": 7, "seeds": 32}
     )
-    # The design of a probe objective's study when the experiment's trained studies run another
-    # (a learning-rate grid means nothing at initialisation): applied by `probe_design`.
+    # The design of a probe objective's study when the experiment's trained studies search the
+    # learning rate or run named arms (meaningless at initialisation): applied by `probe_design`.
     cfg.probe = ml_collections.ConfigDict(
         {"sampler": "qmc", "trials": 16, "trials_per_batch": 8, "alpha_range": (0.25, 8.0)}
     )
@@ -164,9 +164,10 @@ def series_x(cfg) -> float:
 
 
 def probe_design(cfg) -> list[str]:
-    """Overrides that give a probe objective's study its own design (`search.probe`): no learning
-    rate, no arms; a trained objective keeps the experiment's design (no overrides)."""
-    if objectives.get(cfg.search.objective).trained:
+    """Overrides that give a probe objective's study its own design (`search.probe`) when the
+    experiment's design is about training (a learning-rate grid or named arms mean nothing at
+    initialisation); otherwise, and for trained objectives, none."""
+    if objectives.get(cfg.search.objective).trained or not (cfg.search.learning_rate_range or cfg.search.arms):
         return []
     p = cfg.search.probe
     return [f"search.sampler='{p.sampler}'", f"search.trials={p.trials}",

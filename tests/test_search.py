@@ -117,7 +117,10 @@ def test_sweep_command_prints_three_way_verdicts(tmp_path, data_root, capsys):
     assert cli.main(argv + [a for o in overrides for a in ("--set", o)]) == 0
     out = capsys.readouterr().out
     assert "8 finished trials" in out and "alpha* = " in out and "ROPE ±10%" in out
-    verdict = next(line for line in out.splitlines() if line.startswith("  he = forward"))
+    # One block per objective the study is judged on: its own, then those read off its stored curves.
+    judged = [line.split(":")[0].strip() for line in out.splitlines() if "alpha* = " in line]
+    assert judged == ["train_loss", "val_loss_early_stopped", "val_error_early_stopped"]
+    verdict = next(line for line in out.splitlines() if line.startswith("    he = forward"))
     assert verdict.split(": ")[1].split(",")[0] in verdicts.VERDICTS and "regret" in verdict
     assert "supported" not in out and "refuted" not in out
 
