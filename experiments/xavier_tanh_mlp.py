@@ -3,7 +3,7 @@
     research sweep --config experiments/xavier_tanh_mlp.py    # quick: about 6 min on 2 cores
 
 quick: MNIST-1D, 20 layers x 128, SGD momentum 0.9, 1000 steps of 128, on a fixed grid of 6 alphas
-in [0.5, 4] x 5 learning rates in [1e-3, 0.1] x 3 seeds. The final training loss measures how
+in [0.5, 4] x 4 learning rates in [5e-4, 3e-2] x 3 seeds. The final training loss measures how
 fast 3600 examples are memorised (about 35 epochs); the early-stopped validation loss and error,
 the loss after 300 steps and the steps to a loss of 1 are read off the same stored curves, and the
 report says whether their alpha* agree. The probe objective is the Jacobian gain per layer with
@@ -22,7 +22,7 @@ from research import experiment
 
 def get_config(profile: str = "quick"):
     cfg = experiment.mnist1d_mlp("xavier_tanh_mlp", "tanh", "fan_avg")
-    experiment.lr_profiled(cfg, (0.5, 4.0), (1e-3, 0.1), alphas=6, lrs=5, seeds=3)
+    experiment.lr_profiled(cfg, (0.5, 4.0), (5e-4, 3e-2), alphas=6, lrs=4, seeds=3)
     cfg.search.update({"objectives": ("train_loss", "jacobian_log_gain"), "probe_input_scale": 0.1, "probe_seeds": 32})
     cfg.search.probe.update({"trials": 32, "alpha_range": (0.25, 8.0)})
     cfg.verdict.objectives = (

@@ -23,6 +23,7 @@ from research import objectives
 
 _GRID = 241  # evaluation points of the fit across the searched log-alpha range
 BANDWIDTHS = np.geomspace(0.05, 2.0, 12)  # candidate kernel widths, in units of log alpha
+_COARSE = 4  # with a searched lr, the surface is evaluated at every 4th grid alpha
 _NEAR_EDGE = 1.5  # alpha* this close (as a factor) to the divergence edge is flagged
 
 
@@ -277,13 +278,19 @@ def _profile(obs: Observations, grid: np.ndarray, bandwidth: float) -> tuple[np.
     x, y, n = _trial_means(obs)
     if obs.log_lr is None:
         return _local_quadratic(x, y, n, grid[:, None], _scales(obs, bandwidth))[0], np.zeros(0)
-    lr_grid = np.linspace(obs.log_lr.min(), obs.log_lr.max(), 25)
-    points = np.stack(np.meshgrid(grid, lr_grid, indexing="ij"), -1).reshape(-1, 2)
-    surface = _local_quadratic(x, y, n, points, _scales(obs, bandwidth))[0].reshape(len(grid), len(lr_grid))
+    # The surface on a coarser grid (a quarter of the alphas x 17 lrs), its profile interpolated
+    # back onto `grid`: the fit is smooth on that scale, and the bootstrap redoes this 300 times.
+    coarse = grid[::_COARSE] if (len(grid) - 1) % _COARSE == 0 else grid
+    lr_grid = np.linspace(obs.log_lr.min(), obs.log_lr.max(), 17)
+    points = np.stack(np.meshgrid(coarse, lr_grid, indexing="ij"), -1).reshape(-1, 2)
+    surface = _local_quadratic(x, y, n, points, _scales(obs, bandwidth))[0].reshape(len(coarse), len(lr_grid))
     filled = np.where(np.isnan(surface), np.inf, surface)
     lowest, where = np.min(filled, axis=1), np.argmin(filled, axis=1)
-    missing = np.isinf(lowest)  # no data near any lr at this alpha
-    return np.where(missing, np.nan, lowest), np.where(missing, np.nan, lr_grid[where])
+    lowest, best_lr = np.where(np.isinf(lowest), np.nan, lowest), lr_grid[where]  # NaN: no data near any lr
+    if coarse is grid:
+        return lowest, np.where(np.isnan(lowest), np.nan, best_lr)
+    profile = np.interp(grid, coarse, lowest)  # NaN spreads to the neighbouring interval, as it should
+    return profile, np.where(np.isnan(profile), np.nan, np.interp(grid, coarse, best_lr))
 
 
 def _slope(alpha: np.ndarray, lr: np.ndarray, lr_range: tuple[float, float]) -> float:
@@ -297,19 +304,21 @@ def _slope(alpha: np.ndarray, lr: np.ndarray, lr_range: tuple[float, float]) -> 
     return float(np.polyfit(np.log(alpha[inside]), log_lr[inside], 1)[0])
 
 
-def _local_quadratic(x, y, n, at, scale) -> tuple[np.ndarray, np.ndarray]:
+def _local_quadratic(x, y, n, at, scale, leverage: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Gaussian-kernel weighted quadratic regression (no cross terms) evaluated at `at`, with case
-    weights `n`; also each fit's own weight on the point at its centre (the hat matrix diagonal
-    when `at` is `x`)."""
+    weights `n`; with `leverage`, also each fit's own weight on the point at its centre (the hat
+    matrix diagonal when `at` is `x`)."""
     d = (x[None, :, :] - at[:, None, :]) / scale  # [m, t, k]
     w = n[None, :] * np.exp(-0.5 * np.sum(d * d, axis=-1))  # [m, t]
     design = np.concatenate([np.ones(d.shape[:2] + (1,)), d, d * d], axis=-1)
-    gram = np.einsum("mt,mti,mtj->mij", w, design, design) + 1e-9 * np.eye(design.shape[-1])
-    rhs = np.einsum("mt,mti,t->mi", w, design, y)
+    weighted = np.swapaxes(design * w[..., None], 1, 2)  # [m, i, t]: batched BLAS, not einsum loops
+    gram = weighted @ design + 1e-9 * np.eye(design.shape[-1])
+    rhs = weighted @ y
     enough = w.sum(axis=1) / max(n.max(), 1.0) > 3.0  # too little data near a point: no estimate there
-    inverse = np.linalg.inv(gram)
-    coef = np.einsum("mij,mj->mi", inverse, rhs)
-    return np.where(enough, coef[:, 0], np.nan), inverse[:, 0, 0]
+    if leverage:
+        inverse = np.linalg.inv(gram)
+        return np.where(enough, (inverse @ rhs[..., None])[:, 0, 0], np.nan), inverse[:, 0, 0]
+    return np.where(enough, np.linalg.solve(gram, rhs[..., None])[:, 0, 0], np.nan), None
 
 
 def choose_bandwidth(obs: Observations) -> float:
@@ -317,7 +326,7 @@ def choose_bandwidth(obs: Observations) -> float:
     x, y, n = _trial_means(obs)
     scores = []
     for h in BANDWIDTHS:
-        fit, h00 = _local_quadratic(x, y, n, x, _scales(obs, h))
+        fit, h00 = _local_quadratic(x, y, n, x, _scales(obs, h), leverage=True)
         leverage = n * h00  # the kernel is 1 at the trial's own point
         loo = (y - fit) / np.maximum(1.0 - leverage, 1e-3)
         ok = np.isfinite(loo) & (leverage < 0.999)
@@ -335,7 +344,12 @@ def _noise(obs: Observations) -> float:
 
 def _divergence_edge(obs: Observations, n_boot: int, seed: int) -> tuple[float, float, float] | None:
     """The alpha where a logistic fit of divergence on log alpha crosses one half, with a 95%
-    interval from resampling trials; None when nothing diverged or everything did."""
+    interval from resampling trials; None when nothing diverged or everything did. With a searched
+    learning rate, only the lowest quarter of the learning rates counts: beyond that edge no
+    learning rate of the design trains."""
+    if obs.diverged is not None and obs.log_lr is not None:  # with lr profiled out: the wall of the
+        stable = obs.log_lr <= np.quantile(obs.log_lr, 0.25)  # profile, where even the smallest lrs diverge
+        obs = obs.take(np.flatnonzero(stable), np.arange(obs.values.shape[1]))
     if obs.diverged is None or not obs.diverged.any() or obs.diverged.all():
         return None
     rate = obs.diverged.mean(axis=1)

@@ -36,6 +36,7 @@ from research import (  # noqa: E402
     predictions,
     probes,
     provenance,
+    search,
     storage,
     theory,
     verdicts,
@@ -87,8 +88,8 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
             paths = [objective_figure(r["study"], a, out / "figures") for a in (r["analysis"], *r["also"])]
             if r["analysis"].lr_slope is not None:
                 paths.append(learning_rate_figure(r["study"], r["analysis"], out / "figures"))
-            if not models.family(r["config"].model).recurrent:
-                paths.append(depth_figure(r, out / "figures"))
+            if not models.family(r["config"].model).recurrent and not search.in_series(r["config"]):
+                paths.append(depth_figure(r, out / "figures"))  # a series has its own figure
             if objectives.get(r["config"].search.objective).trained:
                 paths.append(curves_figure(r, out / "figures", r["trials"]))
             text += "".join(f"\n![{p.stem}](figures/{p.name})\n" for p in paths)
@@ -120,6 +121,7 @@ def row(study: str, a: verdicts.Analysis) -> dict:
         "verdicts": [dataclasses.asdict(v) for v in a.verdicts],
         "not_applicable": a.not_applicable,
         "lr_slope": a.lr_slope,
+        "arms": [list(arm) for arm in cfg.search.get("arms", ())],  # named arms: judged head to head instead
     }
 
 
@@ -130,7 +132,7 @@ HEADER = ["study", "objective", "alpha* [95% CI]", "prediction", "alpha", "alpha
 def table(rows: list[dict]) -> list[list[str]]:
     """The cells of the verdict table: one line per distinct prediction of every study."""
     out = []
-    for row in rows:
+    for row in (r for r in rows if not r["arms"]):
         first = [row["experiment"], f"{row['objective']} (ROPE ±{row['rope']:.0%})", _star(row["estimate"])]
         for v in row["verdicts"] or [{"theories": "-", "alpha": None, "relative_error": None, "verdict": "-"}]:
             out.append(first + [v["theories"], _fmt(v["alpha"]), _error(v), v["verdict"], _regret(v)])
@@ -142,7 +144,7 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(cells) + " |" for cells in table(rows)]
     notes = []
-    for row in rows:
+    for row in (r for r in rows if not r["arms"]):
         est = row["estimate"]
         said = [est["status"]] if est["status"] != "ok" else []
         said += list(est["warnings"])

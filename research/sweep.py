@@ -19,7 +19,7 @@ import optuna
 from scipy import stats
 from tqdm import tqdm
 
-from research import coordination, experiment, extrapolate, search, storage, verdicts
+from research import compare, coordination, experiment, extrapolate, search, storage, verdicts
 from research.errors import Interrupted, RunError
 
 _STOPS = (signal.SIGINT, signal.SIGTERM)
@@ -142,6 +142,9 @@ def summary(study: optuna.Study, seconds: float | None = None, analyses: list[ve
 
 
 def _judged(analysis: verdicts.Analysis) -> list[str]:
+    named = [(str(label), float(alpha)) for label, alpha in analysis.cfg.search.get("arms", ())]
+    if named:
+        return _head_to_head(analysis, named)
     est = analysis.estimate
     if est.alpha is None:
         return [f"  {analysis.objective}: alpha* {est.status}"]
@@ -154,6 +157,20 @@ def _judged(analysis: verdicts.Analysis) -> list[str]:
     if analysis.lr_slope:
         lines.append(f"    {verdicts.describe_lr_slope(analysis.lr_slope)}")
     return lines + [f"    note: {w}" for w in est.warnings]
+
+
+def _head_to_head(analysis: verdicts.Analysis, named: list[tuple[str, float]]) -> list[str]:
+    """Named arms at their best learning rates and each against the first, paired by seed."""
+    _, tolerance, level = verdicts.rule(analysis.cfg, analysis.objective)
+    found = compare.arms(analysis.observations, named)
+    lines = [f"  {analysis.objective}: " + "; ".join(
+        f"{a.label} (alpha {a.alpha:.4g}, lr {a.learning_rate:.2g}) {sum(a.values) / len(a.values):.4g}"
+        if a.learning_rate else f"{a.label} (alpha {a.alpha:.4g}) {sum(a.values) / len(a.values):.4g}"
+        for a in found)]  # fmt: skip
+    for d in compare.differences(found, tolerance, level):
+        lo, hi = d.interval
+        lines.append(f"    {d.b} vs {d.a}: {d.relative:+.1%} [{lo:+.1%}, {hi:+.1%}] ({level:.0%}): {d.verdict}")
+    return lines
 
 
 def series_summary(e: extrapolate.Extrapolation) -> str:

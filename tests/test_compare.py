@@ -76,3 +76,25 @@ def test_report_compares_arms_from_a_real_study(tmp_path, data_root):
     assert d["relative"] == pytest.approx(math.expm1(paired.mean()))
     assert d["interval"][0] <= d["relative"] <= d["interval"][1] and d["seeds"] == 3
     assert "Named inits head to head" in (tmp_path / "report" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_report_maps_trainability_across_depth(tmp_path, data_root):
+    """Three tiny studies of one experiment at depths 2, 3 and 4 become one (alpha, depth) map."""
+    url = str(tmp_path / "studies.journal")
+    for depth in (2, 3, 4):
+        overrides = [f"search.runs_dir={tmp_path}", f"data.data_dir={data_root}", f"model.depth={depth}",
+                     f"name='tinydepth_{depth}'"]  # fmt: skip
+        cfg = experiment.load(helpers.TINY, "quick", overrides)
+        experiment.lr_profiled(cfg.unlock(), (0.5, 8.0), (1e-2, 0.1), alphas=6, lrs=2, seeds=3)
+        cfg.lock()
+        assert search.Worker(cfg, url, echo=lambda _: None).run() == 12
+    records = report.collect(url)
+    (group,) = report.depth_groups(records).values()
+    assert [r["config"].model.depth for r in group] == [2, 3, 4]
+    report.write(url, tmp_path / "report")
+    figure = tmp_path / "report" / "figures" / "tinydepth-quick-trainability.png"
+    assert figure.stat().st_size > 1000
+    rows = json.loads((tmp_path / "report" / "report.json").read_text())["studies"]
+    with_lr = [r for r in rows if r["objective"] == "train_loss"]
+    assert len(with_lr) == 3 and all(r["estimate"]["lr_range"] == pytest.approx([1e-2, 0.1]) for r in with_lr)
