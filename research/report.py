@@ -211,8 +211,7 @@ def comparisons_markdown(compared: list[dict]) -> str:
         return ""
     head = ["study", "objective", "arm", "alpha", "best lr", "mean [seed range]", "diverged",
             "vs first arm [CI]", "verdict"]  # fmt: skip
-    lines = ["\n## Named inits head to head (each at its best learning rate; differences paired by seed)\n",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
+    lines = _section("Named inits head to head (each at its best learning rate; differences paired by seed)", head)
     for c in compared:
         against = {d["b"]: d for d in c["differences"]}
         first = [c["experiment"], c["objective"]]
@@ -294,8 +293,7 @@ def series_markdown(series: list[dict]) -> str:
         return ""
     head = ["series", "x", "alpha*(x)", "intercept [95% CI]", "slope b [±2 se]", "prediction", "alpha",
             "intercept/prediction - 1 [95% CI]", "verdict"]  # fmt: skip
-    lines = ["\n## Extrapolated to the limit theory speaks of: log alpha*(x) = log a + b x\n",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]  # fmt: skip
+    lines = _section("Extrapolated to the limit theory speaks of: log alpha*(x) = log a + b x", head)
     for e in series:
         points = ", ".join(f"{_level(e['axis'], x)}: {a:.4g}" for x, a in zip(e["x"], e["alphas"], strict=True))
         t = stats.t.ppf(0.975, e["df"])
@@ -306,6 +304,11 @@ def series_markdown(series: list[dict]) -> str:
             lines.append("| " + " | ".join(first + [v["theories"], _fmt(v["alpha"]), _error(v), v["verdict"]]) + " |")
             first = [""] * 5
     return "\n".join(lines) + "\n\nThe intercept is judged with each study's `verdict.series_rope`.\n"
+
+
+def _section(title: str, head: list[str]) -> list[str]:
+    """A Markdown section's title and its table's header rows."""
+    return [f"\n## {title}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
 
 def series_figure(e, folder: pathlib.Path) -> pathlib.Path:
