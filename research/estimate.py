@@ -171,6 +171,12 @@ def estimate(
     se = float(np.std(draws, ddof=1) * scale) if len(draws) > 1 else math.inf
     se = max(se, _per_seed_spread(obs, grid, bandwidth, signed))
     warnings = []
+    spacing = np.diff(np.unique(obs.log_alpha))
+    if len(draws) > 1 and np.ptp(draws) == 0 and len(spacing):
+        # A quantised objective (steps counted per chunk) can put every resample's optimum on one
+        # design point; the interval is then no finer than the design: a uniform error over one spacing.
+        se = max(se, float(np.median(spacing)) / math.sqrt(12))
+        warnings.append("every resample found the same optimum: the interval is the design's resolution")
     if bandwidth in (BANDWIDTHS[0], BANDWIDTHS[-1]):
         warnings.append(f"the cross-validated bandwidth {bandwidth:.3g} sits at the end of the candidates")
     shown = np.abs(curve) if signed else curve

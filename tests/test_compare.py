@@ -7,7 +7,7 @@ import numpy as np
 import optuna
 import pytest
 
-from research import compare, estimate, experiment, report, search
+from research import compare, estimate, experiment, report, search, storage
 from tests import helpers
 
 
@@ -65,7 +65,7 @@ def test_report_compares_arms_from_a_real_study(tmp_path, data_root):
     compared = json.loads((tmp_path / "report" / "report.json").read_text())["comparisons"]
     first = compared[0]
     assert first["objective"] == "train_loss" and [a["label"] for a in first["arms"]] == ["small", "He"]
-    trials = optuna.load_study(study_name=search.study_name(cfg), storage=url).get_trials()
+    trials = optuna.load_study(study_name=search.study_name(cfg), storage=storage.open_storage(url)).get_trials()
     for arm in first["arms"]:  # each arm at the learning rate with its lowest mean, with that trial's seeds
         ran = [t for t in trials if t.params["alpha"] == pytest.approx(arm["alpha"])]
         best = min(ran, key=lambda t: t.value)

@@ -211,3 +211,14 @@ def test_report_draws_stored_training_curves_and_trains_nothing(tmp_path, data_r
     figures = tmp_path / "report" / "figures"
     for stem in ("tiny-quick-train_loss-curves", "tiny-quick-train_loss-objective-val_loss_early_stopped"):
         assert (figures / f"{stem}.png").stat().st_size > 1000
+
+
+def test_a_quantised_objective_never_gets_a_zero_width_interval():
+    """Steps to a threshold come in whole chunks: a plateau of equal values at the optimum can make
+    every resample agree exactly; the interval then spans the design's resolution, not zero."""
+    la = np.repeat(np.log(np.geomspace(0.5, 8, 9)), 1)
+    steps = np.array([2000, 900, 500, 300, 200, 300, 500, 900, 2000], float)  # identical for every seed
+    est = estimate.estimate(estimate.Observations(la, np.log(np.tile(steps[:, None], (1, 4)))))
+    spacing = np.log(2.0) / 2  # the grid's step in log alpha
+    assert est.alpha == pytest.approx(2.0, rel=0.05) and est.se >= spacing / math.sqrt(12) - 1e-12
+    assert any("design's resolution" in w for w in est.warnings)
