@@ -18,6 +18,7 @@ from research import (
     experiment,
     models,
     objectives,
+    populations,
     probes,
     search,
     storage,
@@ -295,3 +296,21 @@ def test_a_fresh_study_keeps_the_configured_sampler_stream(tmp_path, data_root):
         worker.run()
         runs.append([t.params["alpha"] for t in _complete(worker.study)])
     assert runs[0] == runs[1]  # reproducible: the same config on a fresh study draws the same alphas
+
+
+def test_probe_studies_of_a_learning_rate_grid_take_their_own_design():
+    cfg = experiment.load(f"{helpers.EXPERIMENTS}/xavier_tanh_mlp.py")
+    assert cfg.search.sampler == "grid" and cfg.search.trials == 24 and cfg.search.learning_rate_range
+    probe = experiment.derive(cfg, ["search.objective='jacobian_log_gain'"])
+    designed = experiment.derive(probe, search.probe_design(probe))
+    assert designed.search.sampler == "qmc" and designed.search.trials == 32
+    assert designed.search.learning_rate_range == () and tuple(designed.search.alpha_range) == (0.25, 8.0)
+    assert search.probe_design(cfg) == []  # the trained study keeps the grid
+    tiny = experiment.load(helpers.TINY, "quick", ["search.objective='forward_log_ratio'"])
+    assert search.probe_design(tiny) == []  # no lr grid, no arms: the experiment's own design
+
+
+def test_seed_offset_shifts_every_trials_seeds():
+    layout = populations.Layout(trials=2, seeds=3)
+    pop = populations.population(layout, ("hidden",), ("hidden",), [1.0, 2.0], [0.01, 0.01], seed_offset=100)
+    assert pop.seed.tolist() == [100, 101, 102, 100, 101, 102]
