@@ -160,6 +160,8 @@ def sweep_over_engine(dataset, trials: int = 8, seeds: int = 4) -> dict:
         overrides = [
             "search.objective=train_loss",
             "search.objectives=()",
+            "search.sampler='qmc'",  # one learning rate (train.learning_rate), as the engine runs below
+            "search.learning_rate_range=()",
             f"search.alpha_range={alpha_range}",
             f"search.trials={2 * trials}",
             f"search.trials_per_batch={trials}",
