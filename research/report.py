@@ -68,7 +68,7 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
         (out / "report.json").touch()
     except OSError as err:
         raise ConfigError(f"report --out {out} cannot be written: {err.strerror}.") from None
-    rows = [row(r["study"], a) for r in records for a in (r["analysis"], *r["also"])]
+    rows = table_rows(records)
     compared = [c for r in records for c in comparisons(r)]
     maps = depth_groups(records)
     series = extrapolate.series([r["analysis"] for r in records])
@@ -104,6 +104,11 @@ def provenance_line(url: str, records: list[dict]) -> str:
         f"Report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by {provenance.code_version()}"
         f" from {storage.redact(url)}; the studies were created by {', '.join(versions) or 'no study'}.\n\n"
     )
+
+
+def table_rows(records: list[dict]) -> list[dict]:
+    """One row per study and objective it is judged on (`collect`'s records), its own first."""
+    return [row(r["study"], a) for r in records for a in (r["analysis"], *r["also"])]
 
 
 def row(study: str, a: verdicts.Analysis) -> dict:
