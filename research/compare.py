@@ -17,7 +17,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from research import estimate
+from research import estimate, verdicts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,11 +72,6 @@ def differences(found: list[Arm], tolerance: float, level: float = 0.95) -> list
         mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
         half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * se
         lo, hi = math.expm1(mean - half), math.expm1(mean + half)
-        if -tolerance <= lo and hi <= tolerance:
-            verdict = "equivalent"
-        elif hi < -tolerance or lo > tolerance:
-            verdict = "different"
-        else:
-            verdict = "inconclusive"
+        verdict = verdicts.three_way(lo, hi, -tolerance, tolerance)
         out.append(Difference(base.label, arm.label, math.expm1(mean), (lo, hi), len(d), verdict))
     return out

@@ -202,11 +202,11 @@ def estimate(
                     tuple(warnings))  # fmt: skip
 
 
-def for_study(study, cfg, objective: str | None = None) -> tuple[Observations, Estimate]:
-    """The estimate for an Optuna study of experiment `cfg` on `objective` (default: its own)."""
+def for_trials(trials: Sequence, cfg, objective: str | None = None) -> tuple[Observations, Estimate]:
+    """The estimate from the trials of a study of experiment `cfg` on `objective` (default: its own)."""
     objective = objectives.get(objective or cfg.search.objective)
     threshold = (cfg.get("verdict") or {}).get("loss_threshold", 1.0)
-    obs = from_trials(study.get_trials(deepcopy=False), objective, cfg.train.chunk_steps, threshold)
+    obs = from_trials(trials, objective, cfg.train.chunk_steps, threshold)
     return obs, estimate(obs, signed=objective.signed, alpha_range=tuple(cfg.search.alpha_range))
 
 

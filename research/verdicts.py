@@ -55,8 +55,10 @@ def validate(cfg) -> None:
         require(objectives.get(name, "verdict.objectives").trained, f"verdict.objectives: {name!r} is not trained.")
     number(cfg.loss_threshold, "verdict.loss_threshold", "a loss > 0", lambda v: v > 0)
     ok = all(
-        isinstance(a, tuple | list) and len(a) == 2 and isinstance(a[0], str) and a[1] > 0 for a in cfg.alternatives
-    )
+        isinstance(a, tuple | list) and len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], int | float)
+        and a[1] > 0
+        for a in cfg.alternatives
+    )  # fmt: skip
     require(ok, f"verdict.alternatives must be ((label, alpha > 0), ...); got {cfg.alternatives!r}.")
     number(cfg.lr_slope_rope, "verdict.lr_slope_rope", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
 
@@ -96,10 +98,14 @@ def equivalence(log_ratio: float, se: float, df: float, rope: float, level: floa
     """Three-way verdict from log(alpha*/prediction), its standard error and t degrees of freedom."""
     half = stats.t.ppf(0.5 + level / 2, df) * se
     bound = math.log1p(rope)
-    lo, hi = log_ratio - half, log_ratio + half
-    if -bound <= lo and hi <= bound:
+    return three_way(log_ratio - half, log_ratio + half, -bound, bound)
+
+
+def three_way(lo: float, hi: float, low: float, high: float) -> str:
+    """An interval [lo, hi] against a region [low, high]: inside, wholly outside, or neither."""
+    if low <= lo and hi <= high:
         return "equivalent"
-    if hi < -bound or lo > bound:
+    if hi < low or lo > high:
         return "different"
     return "inconclusive"
 
@@ -170,10 +176,14 @@ def analyse(study, objective: str | None = None) -> Analysis:
     study's stored curves serve any trained objective) and judge every prediction by the
     study's stored rule."""
     cfg = ml_collections.ConfigDict(study.user_attrs["config"])
-    objective = objective or cfg.search.objective
-    obs, est = estimate.for_study(study, cfg, objective)
+    return _analyse(study, cfg, objective or cfg.search.objective, study.get_trials(deepcopy=False))
+
+
+def _analyse(study, cfg, objective: str, trials: list, judged=None) -> Analysis:
+    """`analyse` on trials already read, with the predictions (`predictions.compared`) if known."""
+    obs, est = estimate.for_trials(trials, cfg, objective)
     moment = study.user_attrs.get("probe_input_moment")
-    compared, skipped = predictions.compared(cfg, moment)
+    compared, skipped = judged or predictions.compared(cfg, moment)
     rope, tolerance, level = rule(cfg, objective)
     trained = objectives.get(objective).trained
     verdicts = judge(est, compared, rope, level, tolerance, trained)
@@ -192,12 +202,7 @@ def judge_lr_slope(est, cfg, level: float) -> dict | None:
         rope = float((cfg.get("verdict") or {}).get("lr_slope_rope", default_config().lr_slope_rope))
         _, lo, hi = est.lr_slope(level)
         bound = rope * abs(predicted)
-        if predicted - bound <= lo and hi <= predicted + bound:
-            out["verdict"] = "equivalent"
-        elif hi < predicted - bound or lo > predicted + bound:
-            out["verdict"] = "different"
-        else:
-            out["verdict"] = "inconclusive"
+        out["verdict"] = three_way(lo, hi, predicted - bound, predicted + bound)
     return out
 
 
@@ -213,7 +218,9 @@ def describe_lr_slope(s: dict) -> str:
 def analyse_all(study) -> list[Analysis]:
     """The study judged on each of its objectives (`judged_objectives`), its own first."""
     cfg = ml_collections.ConfigDict(study.user_attrs["config"])
-    return [analyse(study, name) for name in judged_objectives(cfg)]
+    trials = study.get_trials(deepcopy=False)  # read once, judged on every objective
+    judged = predictions.compared(cfg, study.user_attrs.get("probe_input_moment"))
+    return [_analyse(study, cfg, name, trials, judged) for name in judged_objectives(cfg)]
 
 
 def judged_objectives(cfg) -> tuple[str, ...]:
