@@ -7,6 +7,8 @@ sentence on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import errno
 import json
 import math
@@ -16,6 +18,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
+from research import names
 from research.errors import ConfigError, Interrupted, RunError, choice
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -25,7 +28,7 @@ _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(config_flags(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -49,6 +52,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def config_flags(argv: list[str]) -> list[str]:
+    """`--config.a.b=c` and `--config.a.b c` (the ml_collections habit) as `--set a.b=c`."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--config.") and len(arg) > len("--config."):
+            key, sep, value = arg[len("--config.") :].partition("=")
+            if not sep:
+                if i + 1 >= len(argv):
+                    raise SystemExit(f"research: {arg} needs a value: {arg}=VALUE or {arg} VALUE")
+                i, value = i + 1, argv[i + 1]
+            out += ["--set", f"{key}={value}"]
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
 def _command(name: str):
     def register(fn):
         _COMMANDS[name] = fn
@@ -58,131 +79,195 @@ def _command(name: str):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="research", description="Is Xavier/He really the optimal init scale?")
-    sub = parser.add_subparsers(dest="command")
+    parser = argparse.ArgumentParser(
+        prog="research",
+        description="Is Xavier/He really the optimal init scale? Theory, probes at initialisation and trained"
+        " sweeps of Var(W) = alpha * c / fan, with three-way verdicts (docs/theory.md).",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _theory_and_probe_parsers(sub)
     _sweep_and_worker_parsers(sub)
     _reading_parsers(sub)
     return parser
 
 
+def _version() -> str:
+    import importlib.metadata
+
+    from research import provenance
+
+    versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in ("jax", "flax", "optax", "optuna"))
+    return f"research {provenance.code_version()} ({versions})"
+
+
+def _add(sub, name: str, text: str, description: str = "") -> argparse.ArgumentParser:
+    """A subcommand with its one-line help and a description (the help, then `description`)."""
+    return sub.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}. {description}".strip())
+
+
+def _storage_option(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--storage",
+        default=None,
+        help="journal file path, sqlite:///FILE or postgresql://... (default: $RESEARCH_STORAGE, $OPTUNA_STORAGE,"
+        " else runs/studies.journal; a URL with a password belongs in the environment, not here)",
+    )
+
+
 def _theory_and_probe_parsers(sub) -> None:
-    theory = sub.add_parser("theory", help="every theory's predicted optimal alpha")
+    theory = _add(sub, "theory", "every theory's predicted optimal alpha",
+                  "Closed forms and mean-field fixed points per activation, derived in docs/theory.md.")  # fmt: skip
     theory.add_argument("--activation", action="append", help="NAME or NAME:PARAM (repeatable); default: all")
     theory.add_argument("--sigma-b", type=float, default=0.0, help="bias std for the edge of chaos")
-    theory.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    theory.add_argument("--json", action="store_true", help="print strict JSON instead of a table")
 
-    probe = sub.add_parser("probe", help="per-layer signal propagation at initialisation")
-    probe.add_argument("--model", default="mlp", help="mlp | cnn | rnn")
-    probe.add_argument("--activation", default="relu")
+    probe = _add(sub, "probe", "per-layer signal propagation at initialisation",
+                 "Forward E[h^2], backward E[g^2] and Jacobian gain per layer of a square model.")  # fmt: skip
+    probe.add_argument("--model", default="mlp", choices=names.MODELS, help="model family")
+    probe.add_argument("--activation", default="relu", help="activation name, e.g. relu, tanh, leaky_relu:0.2")
     probe.add_argument("--depth", type=int, default=20, help="layers (mlp, cnn) or time steps (rnn)")
     probe.add_argument("--width", type=int, default=256, help="units (mlp, rnn) or channels (cnn)")
     probe.add_argument(
         "--alpha", type=float, default=None, help="scale multiplier (default: the He/Xavier value of the mode)"
     )
-    probe.add_argument("--mode", default="fan_in", help="fan_in | fan_out | fan_avg | fixed")
-    probe.add_argument("--distribution", default="normal", help="normal | truncated_normal | uniform | orthogonal")
-    probe.add_argument("--sigma-b", type=float, default=0.0)
-    probe.add_argument("--seeds", type=int, default=4)
-    probe.add_argument("--batch", type=int, default=256)
-    probe.add_argument("--json", action="store_true")
+    probe.add_argument("--mode", default="fan_in", choices=names.FAN_MODES, help="which fan c / fan divides by")
+    probe.add_argument("--distribution", default="normal", choices=names.DISTRIBUTIONS, help="weight distribution")
+    probe.add_argument("--sigma-b", type=float, default=0.0, help="bias standard deviation")
+    probe.add_argument("--seeds", type=int, default=4, help="independent initialisations (median reported)")
+    probe.add_argument("--batch", type=int, default=256, help="Gaussian inputs per seed")
+    probe.add_argument("--json", action="store_true", help="print strict JSON instead of a table")
 
 
 def _sweep_and_worker_parsers(sub) -> None:
-    for name, text in (("sweep", "run a sweep: W local workers, one progress bar"), ("worker", "one sweep worker")):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--config", action="append", required=True, help="experiment file (repeatable for sweep)")
-        cmd.add_argument("--profile", default="quick", help="quick | paper")
+    for name, text, description in (
+        ("sweep", "run a sweep: W local workers, one progress bar",
+         "One study per objective the experiment lists, each to its trial budget, then the report."),
+        ("worker", "one sweep worker (a cluster task runs this)",
+         "Asks, trains and tells until the study holds its budget; SIGTERM/SIGINT checkpoint and release"
+         " its trials for immediate retry."),
+    ):  # fmt: skip
+        cmd = _add(sub, name, text, description)
         cmd.add_argument(
-            "--storage",
-            default=None,
-            help="journal file path, sqlite:///FILE or postgresql://... (default: $RESEARCH_STORAGE)",
-        )
+            "--config", action="append", required=True, help="experiment file, path.py or path.py:key=value"
+            + (" (repeatable)" if name == "sweep" else "")
+        )  # fmt: skip
+        cmd.add_argument("--profile", default="quick", choices=names.PROFILES, help="quick (laptop) or paper (cluster)")
+        _storage_option(cmd)
         cmd.add_argument(
-            "--set", action="append", default=[], metavar="KEY=VALUE", help="config override, e.g. search.trials=40"
-        )
+            "--set", action="append", default=[], metavar="KEY=VALUE",
+            help="config override, e.g. search.trials=40 (also written --config.search.trials=40)",
+        )  # fmt: skip
+        cmd.add_argument(
+            "--on-config-change", choices=names.CONFIG_CHANGES, default=None,
+            help="when a study of this name was made with another config: stop (default) naming the changed"
+            " keys, or start a new study beside it",
+        )  # fmt: skip
         if name == "sweep":
-            cmd.add_argument("--workers", type=int, default=1)
+            cmd.add_argument("--workers", type=int, default=1, help="local worker processes")
             cmd.add_argument("--trials", type=int, default=None, help="shorthand for --set search.trials=N")
             cmd.add_argument("--no-report", action="store_true", help="skip the report at the end")
+            cmd.add_argument("--json", action="store_true", help="progress on stderr, the report's JSON on stdout")
         else:
             cmd.add_argument("--index", type=int, default=0, help="worker index (seeds its sampler)")
             cmd.add_argument("--compilation-cache", default=None, help="persistent XLA cache directory")
+            cmd.add_argument(
+                "--every-objective", action="store_true",
+                help="run every study a sweep of this experiment runs (search.objectives, series), in turn",
+            )  # fmt: skip
 
 
 def _reading_parsers(sub) -> None:
-    status = sub.add_parser("status", help="every study in a storage: trial counts, best alpha, theory")
-    status.add_argument(
-        "--storage", default=None, help="default: $RESEARCH_STORAGE, $OPTUNA_STORAGE, else runs/studies.journal"
-    )
+    status = _add(sub, "status", "every study in a storage: trial counts, alpha* and verdicts",
+                  "Reads only: a storage that does not exist stops with exit 2.")  # fmt: skip
+    _storage_option(status)
+    status.add_argument("--json", action="store_true", help="print strict JSON instead of text")
 
-    adv = sub.add_parser("advise", help="recommended init per layer, from theory and a study's evidence")
+    adv = _add(sub, "advise", "recommended init per layer, from theory and a study's evidence")
     adv.add_argument("--config", required=True, help="experiment file (path.py or path.py:key=value)")
-    adv.add_argument("--profile", default="quick")
-    adv.add_argument("--storage", default=None, help="where to look for the experiment's study")
-    adv.add_argument("--json", action="store_true")
+    adv.add_argument("--profile", default="quick", choices=names.PROFILES, help="quick or paper")
+    _storage_option(adv)
+    adv.add_argument("--json", action="store_true", help="print strict JSON instead of a table")
 
-    lsuv = sub.add_parser("lsuv", help="LSUV's data-dependent per-layer scales against theory")
-    lsuv.add_argument("--config", required=True)
-    lsuv.add_argument("--profile", default="quick")
-    lsuv.add_argument("--batch", type=int, default=512)
+    lsuv = _add(sub, "lsuv", "LSUV's data-dependent per-layer scales against theory")
+    lsuv.add_argument("--config", required=True, help="experiment file (path.py or path.py:key=value)")
+    lsuv.add_argument("--profile", default="quick", choices=names.PROFILES, help="quick or paper")
+    lsuv.add_argument("--batch", type=int, default=512, help="training examples LSUV calibrates on")
 
-    rep = sub.add_parser("report", help="alpha* tables (Markdown, LaTeX, JSON) and figures for every study")
-    rep.add_argument(
-        "--storage", default=None, help="default: $RESEARCH_STORAGE, $OPTUNA_STORAGE, else runs/studies.journal"
-    )
-    rep.add_argument("--out", default="runs/report")
-    rep.add_argument("--no-figures", action="store_true")
+    rep = _add(sub, "report", "alpha* tables (Markdown, LaTeX, JSON) and figures for every study",
+               "Reads only and trains nothing; PDF (TrueType fonts), SVG and PNG figures.")  # fmt: skip
+    _storage_option(rep)
+    rep.add_argument("--out", default="runs/report", help="output folder")
+    rep.add_argument("--no-figures", action="store_true", help="tables only")
+    rep.add_argument("--size", default="double", choices=("single", "double"), help="figure width: paper column")
+    rep.add_argument("--json", action="store_true", help="print report.json (strict JSON) instead of Markdown")
 
-    dash = sub.add_parser("dashboard", help="optuna-dashboard for a storage, on 127.0.0.1 by default")
-    dash.add_argument(
-        "--storage", default=None, help="default: $RESEARCH_STORAGE, $OPTUNA_STORAGE, else runs/studies.journal"
-    )
-    dash.add_argument("--host", default="127.0.0.1")
-    dash.add_argument("--port", type=int, default=8080)
+    export = _add(sub, "export", "every trial x seed (and the curves) as CSV, Parquet or JSONL",
+                  "One row per trial and seed; curves in long format in a second file.")  # fmt: skip
+    _storage_option(export)
+    export.add_argument("--out", default="runs/export", help="output folder")
+    export.add_argument("--format", default="csv", choices=("csv", "parquet", "jsonl"), help="file format")
+
+    dash = _add(sub, "dashboard", "optuna-dashboard for a storage, on 127.0.0.1 by default",
+                "Shows each study's note (alpha*, interval, verdicts) and its figures as artifacts.")  # fmt: skip
+    _storage_option(dash)
+    dash.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    dash.add_argument("--port", type=int, default=8080, help="port to listen on")
     dash.add_argument(
         "--expose", action="store_true", help="allow a non-loopback --host (anyone who reaches it can edit)"
     )
+
+
+def _print_json(value) -> None:
+    """Strict JSON on stdout: NaN and infinities become null, never bare NaN/Infinity tokens."""
+    from research.coordination import jsonable
+
+    print(json.dumps(jsonable(value), indent=2, allow_nan=False, default=str))
 
 
 @_command("status")
 def _status(args: argparse.Namespace) -> int:
     import optuna
 
-    from research import extrapolate, storage, sweep, verdicts
+    from research import coordination, extrapolate, report, storage, sweep, verdicts
 
     url = storage.resolve(args.storage)
-    backend = storage.open_storage(url)
-    names = optuna.get_all_study_names(storage=backend)
-    if not names:
+    backend = storage.open_existing(url)
+    studies = optuna.get_all_study_names(storage=backend)
+    if not studies and not args.json:
         print(f"no studies in {storage.redact(url)}")
-    analyses = []
-    for name in names:
+    analyses, records = [], []
+    for name in studies:
         study = optuna.load_study(study_name=name, storage=backend)
         judged = verdicts.analyse_all(study) if "config" in study.user_attrs else []
-        print(sweep.summary(study, analyses=judged))
+        if args.json:
+            records.append({"study": name, "counts": coordination.counts(study),
+                            "objectives": [report.row(name, a) for a in judged]})  # fmt: skip
+        else:
+            print(sweep.summary(study, analyses=judged))
         analyses += judged[:1]
-    for series in extrapolate.series(analyses):
-        print(sweep.series_summary(series))
+    series = extrapolate.series(analyses)
+    if args.json:
+        _print_json({"storage": storage.redact(url), "studies": records,
+                     "series": [dataclasses.asdict(e) for e in series]})  # fmt: skip
+        return 0
+    for e in series:
+        print(sweep.series_summary(e))
     return 0
 
 
 @_command("advise")
 def _advise(args: argparse.Namespace) -> int:
-    import optuna
-
     from research import advise, experiment, search, storage
 
     cfg = experiment.load(args.config, args.profile)
     study = None
     url = storage.resolve(args.storage, cfg.search.runs_dir)
     if "://" in url or os.path.exists(url):
-        backend, name = storage.open_storage(url), search.study_name(cfg)
-        if name in optuna.get_all_study_names(storage=backend):
-            study = optuna.load_study(study_name=name, storage=backend)
+        study = search.find_study(cfg, storage.open_existing(url))
     advice = advise.advise(cfg, study)
     if args.json:
-        print(json.dumps(advice, indent=2, default=str))
+        _print_json(advice)
         return 0
     print(f"{cfg.name}: {cfg.model.name}, {advice['activation']}, mode {advice['mode']}")
     print(f"closest preset: {advice['closest_preset']}; edge of chaos: {_fmt(advice['theory']['edge_of_chaos'])}")
@@ -223,9 +308,22 @@ def _report(args: argparse.Namespace) -> int:
     from research import devices, report, storage
 
     devices.use_cpu_cores()
-    path = report.write(storage.resolve(args.storage), args.out, figures=not args.no_figures)
+    path = report.write(storage.resolve(args.storage), args.out, figures=not args.no_figures, size=args.size)
+    if args.json:
+        _print_json(json.loads((path.parent / "report.json").read_text()))
+        return 0
     print(path.read_text())
-    print(f"written: {path.parent}/report.{{md,tex,json}} and {path.parent}/figures/")
+    print(f"written: {path.parent}/report.{{md,tex,json}} and {path.parent}/figures/ (PDF, SVG, PNG)")
+    return 0
+
+
+@_command("export")
+def _export(args: argparse.Namespace) -> int:
+    from research import export, storage
+
+    written = export.write(storage.resolve(args.storage), args.out, args.format)
+    for path, rows in written.items():
+        print(f"{path}: {rows} rows")
     return 0
 
 
@@ -241,7 +339,7 @@ def _dashboard(args: argparse.Namespace) -> int:
             f"--host {args.host} listens beyond this machine; add --expose to allow it, or use 127.0.0.1."
         )
     url = storage.resolve(args.storage)
-    backend = storage.open_storage(url)
+    backend = storage.open_existing(url)
     import optuna_dashboard
 
     print(f"optuna-dashboard for {storage.redact(url)} at http://{args.host}:{args.port}/dashboard", flush=True)
@@ -264,29 +362,39 @@ def _sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be an integer >= 1; got {args.workers}.")
     if args.trials is not None and args.trials < 1:
         raise ConfigError(f"--trials must be an integer >= 1; got {args.trials}.")
-    overrides = list(args.set) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
+    overrides = _overrides(args) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
     configs = [(path, experiment.load(path, args.profile, overrides)) for path in args.config]  # all checked first
     for _, cfg in configs:
         data.check_available(cfg.data)  # before any study or worker exists
-    studies = [s for path, cfg in configs for s in sweep.run_all(cfg, path, overrides, args.storage, args.workers)]
-    if not args.no_report:
-        runs_dir = configs[0][1].search.runs_dir
-        path = report.write(storage.resolve(args.storage, runs_dir), os.path.join(runs_dir, "report"))
-        print("\n" + path.read_text())
-        print(f"report: {path} (figures in {path.parent / 'figures'})")
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        studies = [s for path, cfg in configs for s in sweep.run_all(cfg, path, overrides, args.storage, args.workers)]
+        if not args.no_report:
+            runs_dir = configs[0][1].search.runs_dir
+            path = report.write(storage.resolve(args.storage, runs_dir), os.path.join(runs_dir, "report"))
+            print("\n" + path.read_text())
+            print(f"report: {path} (figures in {path.parent / 'figures'})")
+    if args.json:
+        _print_json(json.loads((path.parent / "report.json").read_text()) if not args.no_report else
+                    {"studies": [s.study_name for s in studies]})  # fmt: skip
     return 0 if studies else 1
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """--set overrides, and --on-config-change as the override it stands for."""
+    extra = [f"search.on_config_change='{args.on_config_change}'"] if args.on_config_change else []
+    return [*args.set, *extra]
 
 
 @_command("worker")
 def _worker(args: argparse.Namespace) -> int:
-    from research import devices, experiment, search, storage
+    from research import devices, experiment, search, storage, sweep
 
     if len(args.config) != 1:
         raise ConfigError("a worker takes exactly one --config.")
     devices.use_cpu_cores()
     if args.compilation_cache:
         devices.enable_compilation_cache(args.compilation_cache)
-    cfg = experiment.load(args.config[0], args.profile, args.set)
+    cfg = experiment.load(args.config[0], args.profile, _overrides(args))
     url = storage.resolve(args.storage, cfg.search.runs_dir)
     stop, received = threading.Event(), []
 
@@ -294,13 +402,15 @@ def _worker(args: argparse.Namespace) -> int:
         received.append(signum)
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):  # SIGUSR1: sbatch --signal=USR1@seconds
         signal.signal(sig, on_signal)
-    worker = search.Worker(cfg, url, worker_index=args.index, echo=lambda line: print(line, flush=True), stop=stop)
-    told = worker.run()
-    print(f"[{worker.id}] done: told {told} trials", flush=True)
-    if received:
-        raise Interrupted(received[0])
+    for member, _ in sweep.designs(cfg) if args.every_objective else [(cfg, [])]:
+        worker = search.Worker(member, url, worker_index=args.index, echo=lambda line: print(line, flush=True),
+                               stop=stop)  # fmt: skip
+        told = worker.run()
+        print(f"[{worker.id}] {worker.name} done: told {told} trials", flush=True)
+        if received:
+            raise Interrupted(received[0])
     return 0
 
 
@@ -308,19 +418,14 @@ def _worker(args: argparse.Namespace) -> int:
 def _theory(args: argparse.Namespace) -> int:
     from research import activations, theory
 
-    names = args.activation or [n for n in activations.NAMES if n != "leaky_relu"] + [
+    chosen = args.activation or [n for n in activations.NAMES if n != "leaky_relu"] + [
         "leaky_relu:0.01",
         "leaky_relu:0.2",
     ]
     sigma_b = theory.validate_sigma_b(args.sigma_b)
-    rows = {name: theory.predict(name, sigma_b) for name in names}
+    rows = {name: theory.predict(name, sigma_b) for name in chosen}
     if args.json:
-        print(
-            json.dumps(
-                {n: {p.theory: {"alpha": p.alpha, "note": p.note} for p in preds} for n, preds in rows.items()},
-                indent=2,
-            )
-        )
+        _print_json({n: {p.theory: {"alpha": p.alpha, "note": p.note} for p in preds} for n, preds in rows.items()})
         return 0
     print(f"Predicted optimal alpha (Var(W) = alpha / fan, sigma_b {sigma_b:g}, square layers; n/a: the rule's")
     print("derivation does not cover the activation; docs/theory.md derives each)\n")
@@ -355,7 +460,7 @@ def _probe(args: argparse.Namespace) -> int:
     per_layer, ratio = probes.summary(cfg, alpha, args.seeds, args.batch, length=args.depth)
     if args.json:
         per_layer = {f: v.tolist() for f, v in per_layer.items()}
-        print(json.dumps({"alpha": alpha, "per_layer": per_layer, "log_ratio_per_layer": ratio}))
+        _print_json({"alpha": alpha, "per_layer": per_layer, "log_ratio_per_layer": ratio})
         return 0
     unit = models.family(cfg).depth_unit
     print(

@@ -14,8 +14,7 @@ import ml_collections
 
 from research import data, models, objectives, search, train, verdicts
 from research.errors import ConfigError
-
-PROFILES = ("quick", "paper")
+from research.names import PROFILES
 
 
 def base_config(name: str, model: str = "mlp", dataset: str = "mnist1d") -> ml_collections.ConfigDict:

@@ -14,12 +14,11 @@ import jax
 import jax.numpy as jnp
 
 from research.errors import ConfigError, choice, number
+from research.names import DISTRIBUTIONS, FAN_MODES
 
 Array = jax.Array
 Initializer = Callable[[Array, Sequence[int], jnp.dtype], Array]
 
-FAN_MODES = ("fan_in", "fan_out", "fan_avg", "fixed")
-DISTRIBUTIONS = ("normal", "truncated_normal", "uniform", "orthogonal", "identity")
 PRESETS = ("xavier", "he", "lecun", "leaky_he", "fixed")
 # The scales float32 training holds with room to spare: alpha multiplies a variance that deep
 # products raise to the depth's power. Search ranges and probes stay inside.

@@ -30,6 +30,7 @@ from scipy import stats  # noqa: E402
 
 from research import (  # noqa: E402
     compare,
+    coordination,
     extrapolate,
     models,
     objectives,
@@ -46,7 +47,7 @@ from research.errors import ConfigError  # noqa: E402
 
 def collect(url: str) -> list[dict]:
     """One record per study: its name, the analysis (estimate and verdicts) and complete trials."""
-    backend = storage.open_storage(url)
+    backend = storage.open_existing(url)
     records = []
     for name in optuna.get_all_study_names(storage=backend):
         study = optuna.load_study(study_name=name, storage=backend)
@@ -59,9 +60,30 @@ def collect(url: str) -> list[dict]:
     return records
 
 
-def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = True) -> pathlib.Path:
-    """Write the tables (and figures) for every study in `url` under `out`; returns report.md."""
-    out = pathlib.Path(out)
+SIZES = {"single": 3.5, "double": 7.16}  # figure widths in inches: one and two columns of a paper
+
+
+def paper_style(size: str = "double") -> dict:
+    """matplotlib settings for figures a venue accepts: TrueType (Type 42) fonts in PDF, text kept
+    as text in SVG, `size`'s column width, fonts that stay legible at it."""
+    if size not in SIZES:
+        raise ConfigError(f"report size must be one of {', '.join(SIZES)}; got {size!r}.")
+    small = size == "single"
+    return {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none", "figure.dpi": 110,
+            "figure.figsize": (SIZES[size], SIZES[size] * 0.62), "font.size": 7 if small else 9,
+            "axes.titlesize": 7 if small else 9, "legend.fontsize": 5 if small else 7}  # fmt: skip
+
+
+def write(
+    url: str, out: str | os.PathLike = "runs/report", *, figures: bool = True, size: str = "double"
+) -> pathlib.Path:
+    """Write the tables (and figures, at column `size`) for every study in `url` under `out`; returns
+    report.md. Reads only; trains nothing."""
+    with plt.rc_context(paper_style(size)):
+        return _write(url, pathlib.Path(out), figures)
+
+
+def _write(url: str, out: pathlib.Path, figures: bool) -> pathlib.Path:
     records = collect(url)  # first: a bad storage stops before anything is written
     try:
         (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -73,9 +95,9 @@ def write(url: str, out: str | os.PathLike = "runs/report", *, figures: bool = T
     maps = depth_groups(records)
     series = extrapolate.series([r["analysis"] for r in records])
     extrapolated = [dataclasses.asdict(e) for e in series]
-    (out / "report.json").write_text(
-        json.dumps({"studies": rows, "series": extrapolated, "comparisons": compared}, indent=2)
-    )
+    whole = {"storage": storage.redact(url), "provenance": provenance.record(), "studies": rows,
+             "series": extrapolated, "comparisons": compared}  # fmt: skip
+    (out / "report.json").write_text(json.dumps(coordination.jsonable(whole), indent=2, allow_nan=False))
     (out / "report.tex").write_text(latex(rows))
     text = provenance_line(url, records) + markdown(rows) + series_markdown(extrapolated)
     text += comparisons_markdown(compared)
@@ -127,6 +149,21 @@ def row(study: str, a: verdicts.Analysis) -> dict:
         "not_applicable": a.not_applicable,
         "lr_slope": a.lr_slope,
         "arms": [list(arm) for arm in cfg.search.get("arms", ())],  # named arms: judged head to head instead
+        "trials": a.observations.n_trials,
+        "seeds": int(a.observations.values.shape[1]),
+        "observations": _observations(a.observations),
+        "config": cfg.to_dict(),
+    }
+
+
+def _observations(obs) -> dict:
+    """The raw per-trial, per-seed values an estimate came from (values: log loss for trained
+    objectives, the signed log-ratio for probes)."""
+    return {
+        "alpha": np.exp(obs.log_alpha).tolist(),
+        "learning_rate": None if obs.log_lr is None else np.exp(obs.log_lr).tolist(),
+        "values": obs.values.tolist(),
+        "diverged": None if obs.diverged is None else obs.diverged.tolist(),
     }
 
 
@@ -134,15 +171,23 @@ HEADER = ["study", "objective", "alpha* [95% CI]", "prediction", "alpha", "alpha
           "verdict", "regret [95% CI]"]  # fmt: skip
 
 
-def table(rows: list[dict]) -> list[list[str]]:
-    """The cells of the verdict table: one line per distinct prediction of every study."""
+def table(rows: list[dict], decimals: int | None = None, with_rows: bool = False) -> list:
+    """The cells of the verdict table: one line per distinct prediction of every study; numbers to
+    3 significant digits, or to `decimals` places; with `with_rows`, (cells, row) pairs."""
     out = []
     for row in (r for r in rows if not r["arms"]):
-        first = [row["experiment"], f"{row['objective']} (ROPE ±{row['rope']:.0%})", _star(row["estimate"])]
+        num = _number(decimals)
+        first = [row["experiment"], f"{row['objective']} (ROPE ±{row['rope']:.0%})", _star(row["estimate"], num)]
         for v in row["verdicts"] or [{"theories": "-", "alpha": None, "relative_error": None, "verdict": "-"}]:
-            out.append(first + [v["theories"], _fmt(v["alpha"]), _error(v), v["verdict"], _regret(v)])
+            alpha = _fmt(v["alpha"]) if decimals is None else _fmt(v["alpha"], num)
+            cells = first + [v["theories"], alpha, _error(v), v["verdict"], _regret(v)]
+            out.append((cells, row) if with_rows else cells)
             first = ["", "", ""]
     return out
+
+
+def _number(decimals: int | None):
+    return (lambda x: f"{x:.{decimals}f}") if decimals is not None else (lambda x: f"{x:.4g}")
 
 
 def markdown(rows: list[dict]) -> str:
@@ -334,11 +379,31 @@ def series_figure(e, folder: pathlib.Path) -> pathlib.Path:
     return _save(fig, folder / f"{e.series}-series")
 
 
-def latex(rows: list[dict]) -> str:
-    escape = lambda c: c.replace("_", r"\_").replace("%", r"\%").replace("±", r"$\pm$")  # noqa: E731
-    body = [" & ".join(escape(c) for c in cells) + r" \\" for cells in table(rows)]
-    return "\n".join([r"\begin{tabular}{lllllrll}", r"\toprule", " & ".join(escape(h) for h in HEADER) + r" \\",
-                      r"\midrule", *body, r"\bottomrule", r"\end{tabular}", ""])  # fmt: skip
+def latex(rows: list[dict], decimals: int = 3) -> str:
+    """The verdict table as a LaTeX `table` (booktabs): caption, label, every special character
+    escaped, numbers at `decimals` places, and each study's trials x seeds."""
+    head = [*HEADER[:3], "trials x seeds", *HEADER[3:]]
+    body = []
+    for cells, r in table(rows, decimals=decimals, with_rows=True):
+        size = f"{r['trials']} x {r['seeds']}" if cells[0] else ""
+        body.append(" & ".join(latex_escape(c) for c in [*cells[:3], size, *cells[3:]]) + r" \\")
+    caption = ("Empirical optimum alpha* of Var(W) = alpha * scale / fan with its 95\\% interval, against each"
+               " prediction: equivalent when the 90\\% interval lies inside the pre-registered region of practical"
+               " equivalence (ROPE), different when wholly outside, else inconclusive.")  # fmt: skip
+    return "\n".join([r"\begin{table*}[t]", r"\centering", r"\small", f"\\caption{{{caption}}}",
+                      r"\label{tab:init-scale}", r"\begin{tabular}{lllrlrlll}", r"\toprule",
+                      " & ".join(latex_escape(h) for h in head) + r" \\", r"\midrule", *body, r"\bottomrule",
+                      r"\end{tabular}", r"\end{table*}", ""])  # fmt: skip
+
+
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "*": r"$^*$",
+          "<": r"$<$", ">": r"$>$"}  # fmt: skip
+
+
+def latex_escape(text: str) -> str:
+    """`text` safe inside a LaTeX tabular cell: every character LaTeX treats specially escaped."""
+    return "".join(_LATEX.get(c, c) for c in str(text))
 
 
 def objective_figure(study: str, a: verdicts.Analysis, folder: pathlib.Path) -> pathlib.Path:
@@ -422,6 +487,7 @@ def depth_figure(r: dict, folder: pathlib.Path, alphas=(0.5, 1.0, 2.0, 4.0)) -> 
         for alpha, curve in zip(picks, values, strict=True):
             ax.plot(np.arange(1, len(curve) + 1), curve, label=f"alpha {alpha:g}")
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.set_xlabel("layer")
         ax.set_title({"forward": "activation variance E[h^2]", "backward": "gradient variance E[g^2]"}[name])
     axes[0].legend(fontsize=7)
@@ -478,18 +544,23 @@ def _nearest(trials: list, alpha: float):
 
 
 def _save(fig, stem: pathlib.Path) -> pathlib.Path:
+    """PNG, PDF and SVG of `fig` at the style's column width (its aspect kept); returns the PNG."""
+    width, height = fig.get_size_inches()
+    column = plt.rcParams["figure.figsize"][0]
+    fig.set_size_inches(column, height * column / width)
     fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=110)
+    fig.savefig(stem.with_suffix(".png"), dpi=200)
     fig.savefig(stem.with_suffix(".pdf"))
+    fig.savefig(stem.with_suffix(".svg"))
     plt.close(fig)
     return stem.with_suffix(".png")
 
 
-def _star(est: dict) -> str:
+def _star(est: dict, num=lambda x: f"{x:.4g}") -> str:
     if est["alpha"] is None:
         return est["status"]
     lo, hi = est["interval"]
-    return f"{est['alpha']:.4g} [{lo:.4g}, {hi:.4g}]"
+    return f"{num(est['alpha'])} [{num(lo)}, {num(hi)}]"
 
 
 def _level(axis: str, x: float) -> str:
@@ -511,5 +582,5 @@ def _regret(v: dict) -> str:
     return f"{v['regret']:.1%} [{lo:.1%}, {hi:.1%}]: {v['regret_verdict']}"
 
 
-def _fmt(value) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3g}"
+def _fmt(value, num=lambda x: f"{x:.3g}") -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else num(value)

@@ -9,6 +9,7 @@ is minimised).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -26,6 +27,7 @@ from research import data as datalib
 from research import init, models, objectives, populations, predictions, provenance, storage
 from research.coordination import Heartbeat, ask_batch, counts, reap_stale, record, release, retry
 from research.errors import ConfigError, choice, integer, number, require
+from research.names import CONFIG_CHANGES
 
 SAMPLERS = ("tpe", "qmc", "grid", "gp", "random")
 PRUNERS = ("none", "hyperband", "successive_halving", "median")
@@ -72,7 +74,30 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.max_retries = 2  # retries of one trial whose workers keep dying; then it stays failed
     cfg.poll_s = 2.0
     cfg.runs_dir = "runs"
+    # When the resolved config differs from the one a study of the same name was made with:
+    # "stop" names the changed keys, "new" starts a study beside it (its name ends in -c<hash>).
+    cfg.on_config_change = "stop"
     return cfg
+
+
+# Fields that may change without splitting a study: the trial budget and its layout, the other
+# objectives a sweep runs, where files go, timings and retry limits; everything else is the
+# experiment a study's trials measure, so a change to it starts a new study or stops.
+IDENTITY_EXCLUDED = (
+    "data.data_dir",
+    "train.member_block",
+    "search.trials",
+    "search.objectives",
+    "search.trials_per_batch",
+    "search.probe",
+    "search.runs_dir",
+    "search.checkpoint_every_chunks",
+    "search.heartbeat_s",
+    "search.stale_after_s",
+    "search.max_retries",
+    "search.poll_s",
+    "search.on_config_change",
+)
 
 
 def validate(cfg) -> None:
@@ -89,6 +114,8 @@ def validate(cfg) -> None:
         raise choice("search.sampler", cfg.sampler, SAMPLERS)
     if cfg.pruner not in PRUNERS:
         raise choice("search.pruner", cfg.pruner, PRUNERS)
+    if cfg.on_config_change not in CONFIG_CHANGES:
+        raise choice("search.on_config_change", cfg.on_config_change, CONFIG_CHANGES)
     _check_range("search.alpha_range", cfg.alpha_range, init.ALPHA_LIMITS)
     if cfg.learning_rate_range != ():
         _check_range("search.learning_rate_range", cfg.learning_rate_range, LEARNING_RATE_LIMITS)
@@ -120,17 +147,89 @@ def validate(cfg) -> None:
     )
 
 
-def create_study(cfg, url: str, name: str) -> optuna.Study:
-    """Create or load the study; the creator records config, theory predictions and code version."""
-    study = optuna.create_study(
-        study_name=name, storage=storage.open_storage(url), direction="minimize", load_if_exists=True
-    )
+def create_study(cfg, url: str) -> optuna.Study:
+    """Create or load the experiment's study (`study_name`, or with search.on_config_change='new'
+    its -c<hash> sibling when the config changed); the creator records config, its hash, theory
+    predictions and provenance. A changed config never joins a study made with another one."""
+    backend = storage.open_storage(url)
+    digest = config_hash(cfg)
+    name = resolve_name(cfg, backend)
+    study = optuna.create_study(study_name=name, storage=backend, direction="minimize", load_if_exists=True)
     if "config" not in study.user_attrs:
         study.set_user_attr("config", json.loads(cfg.to_json_best_effort()))
+        study.set_user_attr("config_hash", digest)
         study.set_user_attr("theory", predictions.for_model(cfg.model))  # idealised, in search units
         study.set_user_attr("objective", cfg.search.objective)
         study.set_user_attr("code_version", provenance.code_version())
+        study.set_user_attr("provenance", provenance.record())
     return study
+
+
+def resolve_name(cfg, backend: optuna.storages.BaseStorage) -> str:
+    """The name of the study that holds `cfg`'s trials: `study_name(cfg)` unless a study of that
+    name was made with another config; then per search.on_config_change, stop naming the changed
+    keys, or its sibling `<name>-c<hash>`."""
+    name, digest = study_name(cfg), config_hash(cfg)
+    stored = stored_config(backend, name)
+    if stored is None or _hash(stored) == digest:
+        return name
+    if cfg.search.on_config_change == "new":
+        return f"{name}-c{digest}"
+    changed = changed_keys(stored, json.loads(cfg.to_json_best_effort()))
+    shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed[:6]) + ("; ..." if len(changed) > 6 else "")
+    raise ConfigError(
+        f"study {name} was made with another config ({shown}); run with --on-config-change new to start a"
+        " new study beside it, or restore the config to continue that one."
+    )
+
+
+def find_study(cfg, backend: optuna.storages.BaseStorage) -> optuna.Study | None:
+    """The existing study that holds `cfg`'s trials (same name and config hash), or None."""
+    names = set(optuna.get_all_study_names(storage=backend))
+    digest = config_hash(cfg)
+    for name in (study_name(cfg), f"{study_name(cfg)}-c{digest}"):
+        if name in names and _hash(stored_config(backend, name)) == digest:
+            return optuna.load_study(study_name=name, storage=backend)
+    return None
+
+
+def stored_config(backend: optuna.storages.BaseStorage, name: str) -> dict | None:
+    """The config the study `name` was made with (None: no such study, or not yet recorded)."""
+    if name not in optuna.get_all_study_names(storage=backend):
+        return None
+    return optuna.load_study(study_name=name, storage=backend).user_attrs.get("config")
+
+
+def config_hash(cfg) -> str:
+    """8 hex digits of the resolved config's identity: every field but `IDENTITY_EXCLUDED`."""
+    return _hash(json.loads(cfg.to_json_best_effort()))
+
+
+def _hash(config: dict | None) -> str | None:
+    if config is None:
+        return None
+    kept = {k: v for k, v in _flat(config).items() if not _excluded(k)}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def changed_keys(old: dict, new: dict) -> list[tuple[str, object, object]]:
+    """(dotted key, old value, new value) for every identity field that differs."""
+    a, b = _flat(old), _flat(new)
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if not _excluded(k) and a.get(k) != b.get(k)]
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _excluded(key: str) -> bool:
+    return any(key == field or key.startswith(field + ".") for field in IDENTITY_EXCLUDED)
 
 
 def study_name(cfg) -> str:
@@ -251,7 +350,6 @@ class Worker:
     ):
         self.cfg, self.scfg = cfg, cfg.search
         self.stop = stop or threading.Event()  # set (by a signal handler): checkpoint, release, return
-        self.name = study_name(cfg)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.echo = echo
         self.objective = objectives.get(self.scfg.objective)
@@ -269,7 +367,8 @@ class Worker:
         size = self.scfg.trials_per_batch * self.seeds
         runner = populations.Trained if self.objective.trained else populations.Probed
         self.runner = runner(cfg, datalib.load(cfg.data), self.objective, size)  # sized before any write
-        self.study = retry(lambda: create_study(cfg, url, self.name))  # a worker may start while the DB is down
+        self.study = retry(lambda: create_study(cfg, url))  # a worker may start while the DB is down
+        self.name = self.study.study_name
         if not self.objective.trained:
             retry(self._record_probe_inputs)
         self.study.sampler = sampler

@@ -119,6 +119,37 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise ConfigError(f"storage {redact(url)} needs a database driver: {_DRIVERS[scheme]}.") from None
 
 
+def open_existing(url: str) -> optuna.storages.BaseStorage:
+    """`open_storage` for commands that only read: a journal file, SQLite file or database schema
+    that does not exist yet stops with "no storage at ..." instead of being created."""
+    if "://" not in url:
+        path = url.removeprefix("journal:")
+        if not os.path.isfile(path):
+            raise ConfigError(f"no storage at {_mask(path)}: no such journal file; give --storage or run a sweep.")
+        return open_storage(url)
+    scheme = url.split("://", 1)[0].split("+", 1)[0]
+    if scheme == "sqlite":
+        path = url.split(":///", 1)[-1]
+        if not os.path.isfile(path):
+            raise ConfigError(f"no storage at {redact(url)}: no such SQLite file; give --storage or run a sweep.")
+    elif scheme in RDB_SCHEMES and not _has_optuna_schema(url):
+        raise ConfigError(f"no storage at {redact(url)}: the database holds no Optuna tables yet; run a sweep first.")
+    return open_storage(url)
+
+
+def _has_optuna_schema(url: str) -> bool:
+    """Whether the database at `url` already holds Optuna's tables (unreachable: True, so that
+    open_storage reports why in its own words)."""
+    try:
+        engine = sqlalchemy.create_engine(url, **_engine_kwargs(url.split("://", 1)[0].split("+", 1)[0]))
+        try:
+            return sqlalchemy.inspect(engine).has_table("studies")
+        finally:
+            engine.dispose()
+    except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError):
+        return True
+
+
 def _looks_like_a_url(path: str) -> bool:
     """scheme:rest with a database scheme (a mistyped URL), as opposed to a file path."""
     scheme = path.split(":", 1)[0].split("+", 1)[0].lower() if ":" in path else ""

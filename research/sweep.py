@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+import ml_collections
 import optuna
 from scipy import stats
 from tqdm import tqdm
@@ -28,23 +29,28 @@ _STOPS = (signal.SIGINT, signal.SIGTERM)
 def run_all(cfg, path: str, overrides: list[str], url: str | None, workers: int) -> list[optuna.Study]:
     """One study per objective the experiment `cfg` (loaded from `path` with `overrides`) lists,
     and for a probe objective with a series (search.series) one per value."""
-    studies = []
+    return [run(member, path, [*overrides, *extra], url, workers) for member, extra in designs(cfg)]
+
+
+def designs(cfg) -> list[tuple[ml_collections.ConfigDict, list[str]]]:
+    """(config, the overrides that make it from `cfg`) for every study a sweep of `cfg` runs, in order."""
+    out = []
     for objective in tuple(cfg.search.objectives) or (cfg.search.objective,):
         choose = [f"search.objective='{objective}'"]
         choose += search.probe_design(experiment.derive(cfg, choose))
         chosen = experiment.derive(cfg, choose)
         for extra in search.series(chosen) if search.in_series(chosen) else [[]]:
-            studies.append(run(experiment.derive(chosen, extra), path, [*overrides, *choose, *extra], url, workers))
-    return studies
+            out.append((experiment.derive(chosen, extra), [*choose, *extra]))
+    return out
 
 
 def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, echo=print) -> optuna.Study:
     """Sweep experiment `cfg` to its trial budget with `workers` processes (each loads `path` with
     `overrides` itself, as a cluster worker would); returns the study."""
-    name = search.study_name(cfg)
     profile = cfg.profile
     url = storage.resolve(url, cfg.search.runs_dir)
-    study = coordination.retry(lambda: search.create_study(cfg, url, name))
+    study = coordination.retry(lambda: search.create_study(cfg, url))
+    name = study.study_name
     logs = os.path.join(cfg.search.runs_dir, "logs")
     os.makedirs(logs, exist_ok=True)
     target = cfg.search.trials

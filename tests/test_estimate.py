@@ -179,10 +179,35 @@ def test_report_files_from_a_tiny_study(tmp_path, data_root):
     assert rows[0]["verdicts"][0]["theories"] == "as run" and rows[0]["verdicts"][0]["alpha"] == pytest.approx(2.0)
     assert rows[0]["verdicts"][0]["verdict"] in verdicts.VERDICTS
     assert "tiny-quick-forward_log_ratio" in path.read_text()
-    assert r"\begin{tabular}" in (tmp_path / "report" / "report.tex").read_text()
+    tex = (tmp_path / "report" / "report.tex").read_text()
+    assert r"\begin{table*}" in tex and r"\caption{" in tex and r"\label{tab:init-scale}" in tex
+    assert r"tiny-quick-forward\_log\_ratio & forward\_log\_ratio (ROPE $\pm$2\%)" in tex and "12 x 8" in tex
+    whole = json.loads((tmp_path / "report" / "report.json").read_text(), parse_constant=_no_constant)
+    assert whole["provenance"]["packages"]["jax"] and whole["provenance"]["device"]
+    assert len(rows[0]["observations"]["alpha"]) == 12 and len(rows[0]["observations"]["values"][0]) == 8
+    assert rows[0]["config"]["model"]["depth"] == 8 and (rows[0]["trials"], rows[0]["seeds"]) == (12, 8)
     for stem in ("tiny-quick-forward_log_ratio-objective", "tiny-quick-forward_log_ratio-depth"):
-        for ext in ("png", "pdf"):
+        for ext in ("png", "pdf", "svg"):
             assert (tmp_path / "report" / "figures" / f"{stem}.{ext}").stat().st_size > 1000
+        pdf = (tmp_path / "report" / "figures" / f"{stem}.pdf").read_bytes()
+        assert b"/CIDFontType2" in pdf and b"/Type3" not in pdf  # TrueType glyphs; venues reject Type 3 fonts
+
+
+def _no_constant(name):
+    raise AssertionError(f"report.json holds {name}, which strict JSON forbids")
+
+
+def test_latex_escapes_every_special_character_and_fixes_decimals():
+    assert report.latex_escape(r"a_b & 5% $x$ #1 {y} ~^\ ±") == (
+        r"a\_b \& 5\% \$x\$ \#1 \{y\} \textasciitilde{}\textasciicircum{}\textbackslash{} $\pm$"
+    )
+    est = {"alpha": 1.5, "interval": (1.2345678, 2.0), "status": "ok", "warnings": ()}
+    verdict = {"theories": "he", "alpha": 2.0, "relative_error": -0.25, "error_interval": (-0.4, 0.0),
+               "verdict": "different", "regret": None, "regret_verdict": None}  # fmt: skip
+    row = {"experiment": "x_y", "objective": "train_loss", "rope": 0.1, "estimate": est, "verdicts": [verdict],
+           "arms": [], "trials": 24, "seeds": 3}  # fmt: skip
+    (line,) = [ln for ln in report.latex([row]).splitlines() if ln.startswith("x")]
+    assert line.startswith(r"x\_y & train\_loss (ROPE $\pm$10\%) & 1.500 [1.235, 2.000] & 24 x 3 & he & 2.000 &")
 
 
 @pytest.mark.slow

@@ -266,7 +266,7 @@ def test_reports_and_messages_never_carry_passwords(tmp_path, data_root):
     # What a study records (config, theory, code version) never holds the storage URL it lives in.
     url = f"sqlite:///{tmp_path}/hunter2.db"
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root))
-    study = search.create_study(cfg, url, "tiny-quick-train_loss")
+    study = search.create_study(cfg, url)
     assert study.user_attrs["config"]["name"] == "tiny"
     assert "hunter2" not in json.dumps(study.user_attrs)
 

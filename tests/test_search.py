@@ -49,7 +49,7 @@ def test_passwords_are_never_shown():
 
 def test_study_records_config_theory_and_version(tmp_path, data_root):
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root))
-    study = search.create_study(cfg, storage.default_url(tmp_path), "tiny-quick-train_loss")
+    study = search.create_study(cfg, storage.default_url(tmp_path))
     assert study.user_attrs["config"]["model"]["depth"] == 3
     assert study.user_attrs["theory"]["he"] == 2.0 and study.user_attrs["theory"]["forward"] == pytest.approx(2.0)
     assert study.user_attrs["code_version"].startswith("0.")
@@ -259,7 +259,7 @@ def test_a_retry_outside_the_current_range_is_rejected_and_the_study_still_finis
     # A retry enqueued under an older, wider range (or a poisoned one) must neither train nor block.
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, "search.trials=3"))
     url = str(tmp_path / "s.journal")
-    study = search.create_study(cfg, url, search.study_name(cfg))
+    study = search.create_study(cfg, url)
     study.enqueue_trial({"alpha": 1e30}, user_attrs={"retry_of": 99, "attempt": 1})
     worker = search.Worker(cfg, url, echo=lambda _: None)
     assert worker.run() == 3
