@@ -28,7 +28,13 @@ _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = _parser()
-    args = parser.parse_args(config_flags(sys.argv[1:] if argv is None else list(argv)))
+    try:
+        args = parser.parse_args(config_flags(sys.argv[1:] if argv is None else list(argv)))
+    except SystemExit as done:  # --help, --version, or a bad flag (one sentence, already printed)
+        return done.code if isinstance(done.code, int) else 2
+    except ConfigError as err:
+        print(f"research: {err}", file=sys.stderr)
+        return 2
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -61,13 +67,20 @@ def config_flags(argv: list[str]) -> list[str]:
             key, sep, value = arg[len("--config.") :].partition("=")
             if not sep:
                 if i + 1 >= len(argv):
-                    raise SystemExit(f"research: {arg} needs a value: {arg}=VALUE or {arg} VALUE")
+                    raise ConfigError(f"{arg} needs a value: {arg}=VALUE or {arg} VALUE.")
                 i, value = i + 1, argv[i + 1]
             out += ["--set", f"{key}={value}"]
         else:
             out.append(arg)
         i += 1
     return out
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one sentence naming the flag and what it accepts (exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}.\n")
 
 
 def _command(name: str):
@@ -79,7 +92,7 @@ def _command(name: str):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="research",
         description="Is Xavier/He really the optimal init scale? Theory, probes at initialisation and trained"
         " sweeps of Var(W) = alpha * c / fan, with three-way verdicts (docs/theory.md).",

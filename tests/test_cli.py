@@ -44,7 +44,7 @@ def test_probe_prints_layers_and_fitted_ratio(capsys):
         (["probe", "--depth", "0"], "--depth"),
         (["probe", "--alpha", "-1"], "--alpha"),
         (["probe", "--model", "vit"], "--model"),
-        (["probe", "--mode", "sideways", "--depth", "2"], "init.mode"),
+        (["probe", "--mode", "sideways", "--depth", "2"], "--mode: invalid choice: 'sideways' (choose from"),
     ],
 )
 def test_bad_input_is_one_sentence_and_exit_2(argv, field, capsys):
@@ -58,3 +58,72 @@ def test_console_module_runs():
         [sys.executable, "-m", "research", "theory", "--activation", "relu"], capture_output=True, text=True
     )
     assert done.returncode == 0 and "| relu" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["probe", "--model", "vit"],
+            "research probe: argument --model: invalid choice: 'vit' (choose from 'mlp', 'cnn', 'rnn')",
+        ),
+        (["sweep", "--config", "x.py", "--profile", "huge"], "argument --profile: invalid choice: 'huge'"),
+        (["report", "--size", "poster"], "argument --size: invalid choice: 'poster' (choose from"),
+        (["export", "--format", "xlsx"], "argument --format: invalid choice: 'xlsx'"),
+    ],
+)
+def test_choices_are_one_sentence_and_exit_2(argv, said, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert said in err and "\n" not in err
+
+
+def test_version_and_descriptions(capsys):
+    assert cli.main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("research 0.") and "jax " in out and "optuna " in out
+    for command in ("theory", "probe", "sweep", "worker", "status", "advise", "lsuv", "report", "export", "dashboard"):
+        assert cli.main([command, "--help"]) == 0
+        text = capsys.readouterr().out
+        description = text.split("\n\n")[1]  # argparse: usage, blank line, description
+        assert len(description) > 20 and not description.startswith("options"), command
+
+
+def test_config_dotted_flags_become_overrides():
+    argv = ["sweep", "--config", "e.py", "--config.train.learning_rate=0.1", "--config.search.trials", "40"]
+    assert cli.config_flags(argv) == ["sweep", "--config", "e.py", "--set", "train.learning_rate=0.1",
+                                      "--set", "search.trials=40"]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["status", "report", "dashboard", "export"])
+def test_read_only_commands_never_create_storage(command, tmp_path, capsys):
+    missing = tmp_path / "typo" / "studies.journal"
+    assert cli.main([command, "--storage", str(missing)]) == 2
+    assert "no storage at" in capsys.readouterr().err and not (tmp_path / "typo").exists()
+    db = tmp_path / "new.db"
+    assert cli.main([command, "--storage", f"sqlite:///{db}"]) == 2
+    assert "no storage at" in capsys.readouterr().err and not db.exists()
+
+
+def test_read_only_commands_honour_the_storage_variables(tmp_path, monkeypatch, capsys):
+    import optuna
+
+    url = str(tmp_path / "s.journal")
+    from research import storage
+
+    optuna.create_study(study_name="plain", storage=storage.open_storage(url))
+    for var in ("OPTUNA_STORAGE", "RESEARCH_STORAGE"):
+        monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+        monkeypatch.delenv("RESEARCH_STORAGE", raising=False)
+        monkeypatch.setenv(var, url)
+        assert cli.main(["status", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["storage"] == url and [s["study"] for s in out["studies"]] == ["plain"]
+
+
+def test_json_is_strict_where_values_are_infinite(capsys):
+    assert cli.main(["advise", "--config", "experiments/he_relu_mlp.py", "--storage", "/nonexistent.journal",
+                     "--json"]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "Infinity" not in text and "NaN" not in text
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"non-strict JSON token {name}"))
