@@ -1,38 +1,53 @@
 # The front door. Every target bootstraps its own virtual environment from nothing.
-# jax >= 0.11 needs Python >= 3.12: take 3.12 (then 3.13) where found, else 3.11.
+# jax >= 0.11 needs Python >= 3.12: take 3.12, then 3.13, where found (with venv and ensurepip,
+# which Debian and Ubuntu ship apart as python3.X-venv).
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 python3.13 \
-	$$HOME/.pyenv/versions/3.13*/bin/python3.13 python3.11 python3; do \
-	$$p -c 'import sys, venv; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { command -v $$p || echo $$p; } && break; done)
+	$$HOME/.pyenv/versions/3.13*/bin/python3.13 python3; do \
+	$$p -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 \
+	&& { command -v $$p || echo $$p; } && break; done)
 PYTEST_ARGS ?=
+# Optional extras for the environment: cuda12 (NVIDIA GPUs), slurm (submitit); e.g. make venv EXTRAS=cuda12
+EXTRAS ?=
+comma := ,
 
-.PHONY: venv test test-fast test-reliability lint clean bench sweep suite results dashboard report
+.PHONY: venv venv-test test test-fast test-reliability lint clean bench sweep suite results dashboard report
 
+# What running needs (no test tools), at the versions in constraints.txt.
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	@test -n "$(PYTHON)" || { echo "No Python >= 3.11 found; install one or pass PYTHON=/path/to/python3"; exit 1; }
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -n "$(PYTHON)" || { echo "No Python >= 3.12 with venv and ensurepip found; install one (Debian/Ubuntu:" \
+		"apt install python3.12-venv) or pass PYTHON=/path/to/python3.12"; exit 1; }
 	@echo "Creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version))"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.$(if $(EXTRAS),[$(EXTRAS)])'
+	@rm -f $(VENV)/.installed-test
+	@touch $@
+
+# The test tools on top (make test and friends).
+venv-test: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install -q -c constraints.txt -e '.[test$(if $(EXTRAS),$(comma)$(EXTRAS))]'
 	@touch $@
 
 # The whole suite, slow and service tests included (what CI runs).
-test: venv
+test: venv-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The quick inner loop: every test not marked slow or needing a service.
-test-fast: venv
+test-fast: venv-test
 	$(PY) -m pytest -m "not slow and not service" $(PYTEST_ARGS)
 
 # Load, faults and bad input alone (part of `make test` too).
-test-reliability: venv
+test-reliability: venv-test
 	$(PY) -m pytest -m reliability -s $(PYTEST_ARGS)
 
-lint: venv
+lint: venv-test
 	$(VENV)/bin/ruff check research tests
 
 clean:

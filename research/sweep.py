@@ -65,6 +65,7 @@ def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, 
         argv += ["--index", str(index)] + [arg for o in overrides for arg in ("--set", o)]
         log = open(os.path.join(logs, f"{name}-worker{index}-{os.getpid()}.log"), "a")  # one per sweep
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "RESEARCH_STORAGE": url}  # never on the command line
+        env.update(shared_accelerator(workers, os.environ))
         # Its own session: a terminal's Ctrl-C reaches the sweep alone, which stops the workers itself.
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -79,6 +80,15 @@ def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, 
         raise RunError(f"{name}: workers stopped with {c['finished']} of {target} trials finished; see {logs}/.")
     echo(summary(study, time.time() - started))
     return study
+
+
+def shared_accelerator(workers: int, environ) -> dict[str, str]:
+    """Environment for one of `workers` local processes on one accelerator: without it each JAX
+    process preallocates 75% of the GPU's memory and the second fails; with it each takes an equal
+    slice (the user's own XLA_PYTHON_CLIENT_* settings win)."""
+    if workers < 2 or any(k.startswith("XLA_PYTHON_CLIENT_") for k in environ):
+        return {}
+    return {"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / workers:.3f}"}
 
 
 def _supervise(study, cfg, workers: int, launch, received: list) -> dict[int, subprocess.Popen]:

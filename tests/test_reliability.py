@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
-from research import cli, estimate, experiment, objectives, search, storage, sweep
+from research import cli, estimate, experiment, objectives, provenance, search, storage, sweep
 from research.errors import ConfigError
 from tests import helpers
 
@@ -299,6 +299,7 @@ def test_workers_get_the_storage_url_through_the_environment_not_the_command_lin
             return 0
 
     monkeypatch.setattr(sweep.subprocess, "Popen", Exited)
+    monkeypatch.setattr(provenance, "_git", lambda: ("0" * 40, False))  # it runs git through Popen too
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, "search.poll_s=0.01"))
     url = f"sqlite:///{tmp_path}/hunter2.db"
     with pytest.raises(RuntimeError, match="workers stopped"):
@@ -546,3 +547,36 @@ def test_malformed_database_urls_are_one_sentence_and_never_show_the_password(
         os.chdir(cwd)
     # A database URL never becomes a file or folder; sqlite:///NAME does name a file, by design.
     assert list(folder.iterdir()) == [] or "://" not in url or scheme == "sqlite"
+
+
+def test_local_workers_share_one_accelerator():
+    assert sweep.shared_accelerator(1, {}) == {}
+    assert sweep.shared_accelerator(3, {}) == {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.300"}
+    assert sweep.shared_accelerator(2, {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}) == {}  # the user's choice wins
+
+
+def test_make_sweep_installs_no_test_tools():
+    done = subprocess.run(["make", "-n", "sweep", "VENV=/nonexistent/venv"], capture_output=True, text=True,
+                          cwd=os.path.dirname(helpers.TESTS))  # fmt: skip
+    assert done.returncode == 0 and "-c constraints.txt -e '.'" in done.stdout and "[test" not in done.stdout
+
+
+def test_the_sbatch_script_passes_overrides_and_runs_every_objective(tmp_path):
+    fake = tmp_path / ".venv" / "bin" / "research"
+    fake.parent.mkdir(parents=True)
+    fake.write_text('#!/bin/bash\nprintf "%s\\n" "$@"\n')
+    fake.chmod(0o755)
+    script = os.path.join(helpers.EXPERIMENTS, "slurm", "sweep.sbatch")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SLURM_SUBMIT_DIR": str(tmp_path),
+           "SLURM_ARRAY_TASK_ID": "3", "RESEARCH_STORAGE": "postgresql://u:hunter2@h/db",
+           "OVERRIDES": "search.seeds=16 train.steps=5000"}  # fmt: skip
+    done = subprocess.run(["bash", script], capture_output=True, text=True, env=env)
+    args = done.stdout.splitlines()
+    assert done.returncode == 0 and args[:2] == ["worker", "--every-objective"]
+    assert "--set\nsearch.seeds=16\n--set\ntrain.steps=5000" in done.stdout and "--index\n3" in done.stdout
+    assert "hunter2" not in done.stdout
+    env.pop("OVERRIDES")
+    assert subprocess.run(["bash", script], capture_output=True, text=True, env=env).returncode == 0  # none given
+    env.pop("RESEARCH_STORAGE")
+    missing = subprocess.run(["bash", script], capture_output=True, text=True, env=env)
+    assert missing.returncode != 0 and "export RESEARCH_STORAGE" in missing.stderr

@@ -1,11 +1,13 @@
-"""Launch W sweep workers as a SLURM job array through submitit (pip install submitit).
+"""Launch W sweep workers as a SLURM job array through submitit (make venv EXTRAS=cuda12,slurm).
 
     export RESEARCH_STORAGE='postgresql://initscale:PASSWORD@db-host:5432/initscale'
-    python experiments/slurm/submit.py --workers 16 --config experiments/he_relu_mlp.py --profile paper
+    .venv/bin/python experiments/slurm/submit.py --workers 16 --config experiments/he_relu_mlp.py \
+        --profile paper --set search.seeds=16
 
-Each task runs `research worker` against the shared PostgreSQL study, one GPU per task, and
-reads the URL from RESEARCH_STORAGE (SLURM passes the environment on), so the password never
-appears on a command line; the same fault tolerance as the sbatch script applies.
+Each task runs `research worker --every-objective` against the shared PostgreSQL storage, one
+GPU per task, and reads the URL from RESEARCH_STORAGE (SLURM passes the environment on), so the
+password never appears on a command line; the same fault tolerance as the sbatch script applies
+(submitit forwards Slurm's pre-timeout signal; the worker checkpoints and releases its trials).
 """
 
 import argparse
@@ -15,9 +17,9 @@ from research import cli
 
 
 def run_worker(index: int, args: argparse.Namespace) -> int:
-    argv = ["worker", "--config", args.config, "--profile", args.profile]
+    argv = ["worker", "--every-objective", "--config", args.config, "--profile", args.profile]
     argv += ["--index", str(index), "--compilation-cache", os.path.expanduser("~/.cache/init-scale/xla")]
-    return cli.main(argv)
+    return cli.main(argv + [a for o in args.set for a in ("--set", o)])
 
 
 def main() -> None:
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--partition", default=None)
     parser.add_argument("--hours", type=float, default=4.0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = parser.parse_args()
     if not os.environ.get("RESEARCH_STORAGE"):
         parser.error("export RESEARCH_STORAGE, the study's PostgreSQL URL, first.")
