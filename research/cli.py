@@ -214,6 +214,7 @@ def _reading_parsers(sub) -> None:
     rep.add_argument("--no-figures", action="store_true", help="tables only")
     rep.add_argument("--size", default="double", choices=("single", "double"), help="figure width: paper column")
     rep.add_argument("--json", action="store_true", help="print report.json (strict JSON) instead of Markdown")
+    rep.add_argument("--artifacts", default="runs/artifacts", help="artifact folder the dashboard shows figures from")
 
     export = _add(sub, "export", "every trial x seed (and the curves) as CSV, Parquet or JSONL",
                   "One row per trial and seed; curves in long format in a second file.")  # fmt: skip
@@ -226,6 +227,7 @@ def _reading_parsers(sub) -> None:
     _storage_option(dash)
     dash.add_argument("--host", default="127.0.0.1", help="address to listen on")
     dash.add_argument("--port", type=int, default=8080, help="port to listen on")
+    dash.add_argument("--artifacts", default="runs/artifacts", help="artifact folder the report published figures to")
     dash.add_argument(
         "--expose", action="store_true", help="allow a non-loopback --host (anyone who reaches it can edit)"
     )
@@ -321,7 +323,8 @@ def _report(args: argparse.Namespace) -> int:
     from research import devices, report, storage
 
     devices.use_cpu_cores()
-    path = report.write(storage.resolve(args.storage), args.out, figures=not args.no_figures, size=args.size)
+    url = storage.resolve(args.storage)
+    path = report.write(url, args.out, figures=not args.no_figures, size=args.size, artifacts=args.artifacts)
     if args.json:
         _print_json(json.loads((path.parent / "report.json").read_text()))
         return 0
@@ -355,8 +358,11 @@ def _dashboard(args: argparse.Namespace) -> int:
     backend = storage.open_existing(url)
     import optuna_dashboard
 
+    from research import dashboard
+
     print(f"optuna-dashboard for {storage.redact(url)} at http://{args.host}:{args.port}/dashboard", flush=True)
-    optuna_dashboard.run_server(backend, host=args.host, port=args.port)
+    store = dashboard.artifact_store(args.artifacts) if os.path.isdir(args.artifacts) else None  # none published
+    optuna_dashboard.run_server(backend, host=args.host, port=args.port, artifact_store=store)
     return 0
 
 
@@ -383,7 +389,8 @@ def _sweep(args: argparse.Namespace) -> int:
         studies = [s for path, cfg in configs for s in sweep.run_all(cfg, path, overrides, args.storage, args.workers)]
         if not args.no_report:
             runs_dir = configs[0][1].search.runs_dir
-            path = report.write(storage.resolve(args.storage, runs_dir), os.path.join(runs_dir, "report"))
+            path = report.write(storage.resolve(args.storage, runs_dir), os.path.join(runs_dir, "report"),
+                                artifacts=os.path.join(runs_dir, "artifacts"))  # fmt: skip
             print("\n" + path.read_text())
             print(f"report: {path} (figures in {path.parent / 'figures'})")
     if args.json:

@@ -69,21 +69,35 @@ def paper_style(size: str = "double") -> dict:
     if size not in SIZES:
         raise ConfigError(f"report size must be one of {', '.join(SIZES)}; got {size!r}.")
     small = size == "single"
-    return {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none", "figure.dpi": 110,
+    return {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none", "svg.hashsalt": "init-scale",
+            "figure.dpi": 110,
             "figure.figsize": (SIZES[size], SIZES[size] * 0.62), "font.size": 7 if small else 9,
             "axes.titlesize": 7 if small else 9, "legend.fontsize": 5 if small else 7}  # fmt: skip
 
 
 def write(
-    url: str, out: str | os.PathLike = "runs/report", *, figures: bool = True, size: str = "double"
+    url: str,
+    out: str | os.PathLike = "runs/report",
+    *,
+    figures: bool = True,
+    size: str = "double",
+    artifacts: str | os.PathLike | None = None,
 ) -> pathlib.Path:
     """Write the tables (and figures, at column `size`) for every study in `url` under `out`; returns
-    report.md. Reads only; trains nothing."""
+    report.md. Trains nothing. With `artifacts` (an artifact store folder), each study's note and
+    figures are published to optuna-dashboard (dashboard.py)."""
     with plt.rc_context(paper_style(size)):
-        return _write(url, pathlib.Path(out), figures)
+        path, records = _write(url, pathlib.Path(out), figures)
+    if artifacts is not None:
+        from research import dashboard  # it imports this module
+
+        dashboard.publish(
+            records, storage.open_existing(url), path.parent / "figures", dashboard.artifact_store(artifacts)
+        )
+    return path
 
 
-def _write(url: str, out: pathlib.Path, figures: bool) -> pathlib.Path:
+def _write(url: str, out: pathlib.Path, figures: bool) -> tuple[pathlib.Path, list[dict]]:
     records = collect(url)  # first: a bad storage stops before anything is written
     try:
         (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -116,7 +130,7 @@ def _write(url: str, out: pathlib.Path, figures: bool) -> pathlib.Path:
                 paths.append(curves_figure(r, out / "figures", r["trials"]))
             text += "".join(f"\n![{p.stem}](figures/{p.name})\n" for p in paths)
     (out / "report.md").write_text(text)
-    return out / "report.md"
+    return out / "report.md", records
 
 
 def provenance_line(url: str, records: list[dict]) -> str:
@@ -177,9 +191,9 @@ def table(rows: list[dict], decimals: int | None = None, with_rows: bool = False
     out = []
     for row in (r for r in rows if not r["arms"]):
         num = _number(decimals)
-        first = [row["experiment"], f"{row['objective']} (ROPE ±{row['rope']:.0%})", _star(row["estimate"], num)]
+        first = [row["experiment"], f"{row['objective']} (ROPE ±{row['rope']:.0%})", star(row["estimate"], num)]
         for v in row["verdicts"] or [{"theories": "-", "alpha": None, "relative_error": None, "verdict": "-"}]:
-            alpha = _fmt(v["alpha"]) if decimals is None else _fmt(v["alpha"], num)
+            alpha = fmt(v["alpha"]) if decimals is None else fmt(v["alpha"], num)
             cells = first + [v["theories"], alpha, _error(v), v["verdict"], _regret(v)]
             out.append((cells, row) if with_rows else cells)
             first = ["", "", ""]
@@ -270,7 +284,7 @@ def comparisons_markdown(compared: list[dict]) -> str:
             d = against.get(arm["label"])
             vs = f"{d['relative']:+.1%} [{d['interval'][0]:+.1%}, {d['interval'][1]:+.1%}]" if d else "-"
             lines.append("| " + " | ".join(first + [
-                arm["label"], f"{arm['alpha']:.4g}", _fmt(arm["learning_rate"]),
+                arm["label"], f"{arm['alpha']:.4g}", fmt(arm["learning_rate"]),
                 f"{np.nanmean(v):.4g} [{np.nanmin(v):.4g}, {np.nanmax(v):.4g}]", f"{arm['diverged']:.0%}",
                 vs, d["verdict"] if d else "-"]) + " |")  # fmt: skip
             first = ["", ""]
@@ -351,7 +365,7 @@ def series_markdown(series: list[dict]) -> str:
         first = [e["series"], e["axis"], points, f"{e['intercept']:.4g} [{lo:.4g}, {hi:.4g}]",
                  f"{e['slope']:+.3g} ± {2 * e['slope_se']:.2g}: {e['slope_sign']}"]  # fmt: skip
         for v in e["verdicts"]:
-            lines.append("| " + " | ".join(first + [v["theories"], _fmt(v["alpha"]), _error(v), v["verdict"]]) + " |")
+            lines.append("| " + " | ".join(first + [v["theories"], fmt(v["alpha"]), _error(v), v["verdict"]]) + " |")
             first = [""] * 5
     return "\n".join(lines) + "\n\nThe intercept is judged with each study's `verdict.series_rope`.\n"
 
@@ -551,12 +565,13 @@ def _save(fig, stem: pathlib.Path) -> pathlib.Path:
     fig.tight_layout()
     fig.savefig(stem.with_suffix(".png"), dpi=200)
     fig.savefig(stem.with_suffix(".pdf"))
-    fig.savefig(stem.with_suffix(".svg"))
+    fig.savefig(stem.with_suffix(".svg"), metadata={"Date": None})  # same data, same bytes
     plt.close(fig)
     return stem.with_suffix(".png")
 
 
-def _star(est: dict, num=lambda x: f"{x:.4g}") -> str:
+def star(est: dict, num=lambda x: f"{x:.4g}") -> str:
+    """alpha* [95% interval] (or why there is none)."""
     if est["alpha"] is None:
         return est["status"]
     lo, hi = est["interval"]
@@ -582,5 +597,6 @@ def _regret(v: dict) -> str:
     return f"{v['regret']:.1%} [{lo:.1%}, {hi:.1%}]: {v['regret_verdict']}"
 
 
-def _fmt(value, num=lambda x: f"{x:.3g}") -> str:
+def fmt(value, num=lambda x: f"{x:.3g}") -> str:
+    """A number to 3 significant digits ('-' for none)."""
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else num(value)

@@ -15,7 +15,7 @@ import urllib.request
 import optuna
 import pytest
 
-from research import storage
+from research import experiment, report, search, storage
 from tests import helpers
 
 
@@ -39,45 +39,71 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 @pytest.mark.service
-def test_dashboard_serves_the_study_to_api_and_browser(tmp_path, data_root):
+def test_dashboard_shows_each_study_with_its_note_and_figures_in_a_browser(tmp_path, data_root):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         helpers.service_absent("Chromium")
-    journal = str(tmp_path / "studies.journal")
-    study = optuna.create_study(study_name="dashboard-probe-study", storage=storage.open_storage(journal))
-    study.optimize(lambda t: (t.suggest_float("alpha", 0.5, 8.0, log=True) - 2.0) ** 2, n_trials=5)
+    journal, artifacts = str(tmp_path / "studies.journal"), tmp_path / "artifacts"
+    overrides = helpers.overrides(tmp_path, data_root, "search.objective='forward_log_ratio'", "search.trials=8",
+                                  "search.trials_per_batch=8", "model.depth=6", "model.width=32")  # fmt: skip
+    search.Worker(experiment.load(helpers.TINY, "quick", overrides), journal, echo=lambda _: None).run()
+    report.write(journal, tmp_path / "report", artifacts=artifacts)
+    report.write(journal, tmp_path / "report", artifacts=artifacts)  # a rerun uploads nothing new
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "research", "dashboard", "--storage", journal, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+        [sys.executable, "-m", "research", "dashboard", "--storage", journal, "--port", str(port),
+         "--artifacts", str(artifacts)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline, listing = time.time() + 60, None
-        while time.time() < deadline and listing is None:
-            try:
-                listing = json.load(urllib.request.urlopen(f"{base}/api/studies", timeout=5))
-            except OSError:
-                time.sleep(0.5)
-        assert listing is not None, "dashboard did not answer"
-        names = [s["study_name"] for s in listing["study_summaries"]]
-        assert names == ["dashboard-probe-study"]
+        listing = _answer(f"{base}/api/studies")
+        assert [s["study_name"] for s in listing["study_summaries"]] == ["tiny-quick-forward_log_ratio"]
         study_id = listing["study_summaries"][0]["study_id"]
-        dom = subprocess.run(
-            [
-                chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=15000", "--dump-dom",
-                f"{base}/dashboard/studies/{study_id}",
-            ],
-            capture_output=True, text=True, timeout=120,
-        ).stdout  # fmt: skip
-        assert "dashboard-probe-study" in dom
+        detail = _answer(f"{base}/api/studies/{study_id}?after=0")
+        assert detail["objective_names"] == ["forward_log_ratio"]
+        assert "alpha* =" in detail["note"]["body"] and "**forward_log_ratio**" in detail["note"]["body"]
+        names = sorted(a["filename"] for a in detail["artifacts"])
+        assert names == [
+            "tiny-quick-forward_log_ratio-depth.png",
+            "tiny-quick-forward_log_ratio-depth.svg",
+            "tiny-quick-forward_log_ratio-objective.png",
+            "tiny-quick-forward_log_ratio-objective.svg",
+        ]
+        png = next(a for a in detail["artifacts"] if a["filename"].endswith("objective.png"))
+        with urllib.request.urlopen(f"{base}/artifacts/{study_id}/{png['artifact_id']}", timeout=10) as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        page = _dom(chromium, tmp_path, f"{base}/dashboard/studies/{study_id}")
+        assert "tiny-quick-forward_log_ratio" in page and "tiny-quick-forward_log_ratio-objective.png" in page
+        page = _dom(chromium, tmp_path, f"{base}/dashboard/studies/{study_id}/note")  # the note, rendered
+        assert "alpha* =" in page and "as run" in page
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _answer(url: str, wait_s: float = 60.0) -> dict:
+    """The dashboard API's JSON at `url`, once the server answers."""
+    deadline = time.time() + wait_s
+    while True:
+        try:
+            return json.load(urllib.request.urlopen(url, timeout=5))
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _dom(chromium: str, tmp_path, url: str) -> str:
+    """The page at `url` as the real browser renders it (headless Chromium, scripts run)."""
+    return subprocess.run(
+        [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=15000", "--dump-dom", url,
+        ],
+        capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
 
 
 def test_dashboard_refuses_a_public_host_without_expose(capsys):
