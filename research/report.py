@@ -17,18 +17,15 @@ import pathlib
 import re
 import time
 
-import matplotlib
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt  # no backend forced: headless it is Agg, in a notebook inline
+import numpy as np
+import optuna
+from matplotlib import ticker
+from scipy import stats
 
-matplotlib.use("Agg")
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from research import (  # noqa: E402
+from research import (
     compare,
     coordination,
     extrapolate,
@@ -42,7 +39,7 @@ from research import (  # noqa: E402
     theory,
     verdicts,
 )
-from research.errors import ConfigError  # noqa: E402
+from research.errors import ConfigError
 
 
 def collect(url: str) -> list[dict]:
