@@ -328,3 +328,18 @@ def test_tpe_spreads_a_batch_asked_at_once():
         alphas = np.sort(np.log([t.suggest_float("alpha", 0.25, 16, log=True) for t in batch]))
         gaps.append(np.min(np.diff(alphas)))
     assert np.median(gaps) > 0.02
+
+
+@pytest.mark.slow
+def test_a_worker_with_every_objective_fills_every_study_a_sweep_would(tmp_path, data_root):
+    url = str(tmp_path / "s.journal")
+    overrides = helpers.overrides(tmp_path, data_root, "search.objectives=('forward_log_ratio', 'jacobian_log_gain')",
+                                  "search.trials=4", "search.trials_per_batch=4")  # fmt: skip
+    argv = [*helpers.worker_argv(url, overrides), "--every-objective"]
+    assert cli.main(argv) == 0
+    backend = storage.open_storage(url)
+    names = sorted(optuna.get_all_study_names(storage=backend))
+    assert names == ["tiny-quick-forward_log_ratio", "tiny-quick-jacobian_log_gain"]
+    for name in names:
+        trials = optuna.load_study(study_name=name, storage=backend).get_trials(deepcopy=False)
+        assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
