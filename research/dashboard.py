@@ -27,8 +27,8 @@ def artifact_store(path: str | pathlib.Path = DEFAULT_ARTIFACTS) -> FileSystemAr
     return FileSystemArtifactStore(base_path=str(path))
 
 
-def publish(records: list[dict], backend, figures: pathlib.Path, store: FileSystemArtifactStore) -> None:
-    """For every study of `records` (report.collect): objective name, note, and its figures."""
+def publish(records: list[dict], backend, store: FileSystemArtifactStore) -> None:
+    """For every study of `records` (report.write's): objective name, note, and its figures."""
     for r in records:
         study = optuna.load_study(study_name=r["study"], storage=backend)
         if study.metric_names is None:
@@ -37,9 +37,9 @@ def publish(records: list[dict], backend, figures: pathlib.Path, store: FileSyst
                 study.set_metric_names([r["config"].search.objective])
         optuna_dashboard.save_note(study, note(r))
         uploaded = dict(study.user_attrs.get("dashboard_figures", {}))
-        for path in sorted(figures.glob(f"{r['study']}-*")):
+        for path in (p.with_suffix(ext) for p in r.get("figures", []) for ext in _SHOWN):
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-            if path.suffix in _SHOWN and uploaded.get(path.name) != digest:
+            if uploaded.get(path.name) != digest:
                 upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
                 uploaded[path.name] = digest
         study.set_user_attr("dashboard_figures", uploaded)

@@ -88,9 +88,7 @@ def write(
     if artifacts is not None:
         from research import dashboard  # it imports this module
 
-        dashboard.publish(
-            records, storage.open_existing(url), path.parent / "figures", dashboard.artifact_store(artifacts)
-        )
+        dashboard.publish(records, storage.open_existing(url), dashboard.artifact_store(artifacts))
     return path
 
 
@@ -126,6 +124,7 @@ def _write(url: str, out: pathlib.Path, figures: bool) -> tuple[pathlib.Path, li
             if objectives.get(r["config"].search.objective).trained:
                 paths.append(curves_figure(r, out / "figures", r["trials"]))
             text += "".join(f"\n![{p.stem}](figures/{p.name})\n" for p in paths)
+            r["figures"] = paths  # the study's own (PNG; PDF and SVG beside each), for the dashboard
     (out / "report.md").write_text(text)
     return out / "report.md", records
 
