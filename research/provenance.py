@@ -14,9 +14,10 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "optuna", "orbax-checkpoint", "tensorflow-datasets", "numpy")
 
 
-def code_version() -> str:
-    """The package version and, inside a git checkout, the commit (+dirty with uncommitted changes)."""
-    commit, dirty = _git()
+def code_version(root: str | os.PathLike = _ROOT) -> str:
+    """The package version and, when `root` (this code's checkout) is a git checkout, the commit
+    (.dirty with uncommitted changes to tracked files)."""
+    commit, dirty = _git(root)
     if commit is None:
         return __version__
     return f"{__version__}+{commit[:10]}{'.dirty' if dirty else ''}"
@@ -24,7 +25,7 @@ def code_version() -> str:
 
 def record() -> dict:
     """Code version, commit, dirty flag, package versions, Python and the accelerator in use."""
-    commit, dirty = _git()
+    commit, dirty = _git(_ROOT)
     return {
         "code_version": code_version(),
         "commit": commit,
@@ -43,15 +44,15 @@ def device() -> str:
     return f"{devices[0].device_kind} x{len(devices)}"
 
 
-def _git() -> tuple[str | None, bool | None]:
+def _git(root: str | os.PathLike) -> tuple[str | None, bool | None]:
     """(HEAD commit, whether tracked files differ from it), by git itself, so packed refs, worktrees
     and detached heads read right; (None, None) outside a checkout or without git."""
     try:
         head = subprocess.run(
-            ["git", "-C", _ROOT, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "-C", _ROOT, "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True, text=True, timeout=30, check=True,
         ).stdout  # fmt: skip
     except (OSError, subprocess.SubprocessError):

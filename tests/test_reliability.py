@@ -299,7 +299,7 @@ def test_workers_get_the_storage_url_through_the_environment_not_the_command_lin
             return 0
 
     monkeypatch.setattr(sweep.subprocess, "Popen", Exited)
-    monkeypatch.setattr(provenance, "_git", lambda: ("0" * 40, False))  # it runs git through Popen too
+    monkeypatch.setattr(provenance, "_git", lambda root: ("0" * 40, False))  # it runs git through Popen too
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, "search.poll_s=0.01"))
     url = f"sqlite:///{tmp_path}/hunter2.db"
     with pytest.raises(RuntimeError, match="workers stopped"):
