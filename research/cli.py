@@ -22,6 +22,7 @@ from research import names
 from research.errors import ConfigError, Interrupted, RunError, choice
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+_SUBPARSERS: dict[str, argparse.ArgumentParser] = {}
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM}
 
 
@@ -29,7 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = _parser()
     try:
-        args = parser.parse_args(config_flags(sys.argv[1:] if argv is None else list(argv)))
+        args, extra = parser.parse_known_args(config_flags(sys.argv[1:] if argv is None else list(argv)))
+        if extra:  # named after the subcommand, as its other errors are
+            _SUBPARSERS.get(getattr(args, "command", None), parser).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as done:  # --help, --version, or a bad flag (one sentence, already printed)
         return done.code if isinstance(done.code, int) else 2
     except ConfigError as err:
@@ -116,7 +119,10 @@ def _version() -> str:
 
 def _add(sub, name: str, text: str, description: str = "") -> argparse.ArgumentParser:
     """A subcommand with its one-line help and a description (the help, then `description`)."""
-    return sub.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}. {description}".strip())
+    _SUBPARSERS[name] = sub.add_parser(
+        name, help=text, description=f"{text[0].upper()}{text[1:]}. {description}".strip()
+    )
+    return _SUBPARSERS[name]
 
 
 def _storage_option(cmd: argparse.ArgumentParser) -> None:
@@ -214,7 +220,11 @@ def _reading_parsers(sub) -> None:
     rep.add_argument("--no-figures", action="store_true", help="tables only")
     rep.add_argument("--size", default="double", choices=("single", "double"), help="figure width: paper column")
     rep.add_argument("--json", action="store_true", help="print report.json (strict JSON) instead of Markdown")
-    rep.add_argument("--artifacts", default="runs/artifacts", help="artifact folder the dashboard shows figures from")
+    rep.add_argument(
+        "--artifacts",
+        default=None,
+        help="artifact folder the dashboard shows figures from (default: artifacts/ beside --out)",
+    )
 
     export = _add(sub, "export", "every trial x seed (and the curves) as CSV, Parquet or JSONL",
                   "One row per trial and seed; curves in long format in a second file.")  # fmt: skip
@@ -324,7 +334,8 @@ def _report(args: argparse.Namespace) -> int:
 
     devices.use_cpu_cores()
     url = storage.resolve(args.storage)
-    path = report.write(url, args.out, figures=not args.no_figures, size=args.size, artifacts=args.artifacts)
+    artifacts = args.artifacts or os.path.join(os.path.dirname(os.path.abspath(args.out)), "artifacts")
+    path = report.write(url, args.out, figures=not args.no_figures, size=args.size, artifacts=artifacts)
     if args.json:
         _print_json(json.loads((path.parent / "report.json").read_text()))
         return 0
