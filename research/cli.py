@@ -100,12 +100,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Is Xavier/He really the optimal init scale? Theory, probes at initialisation and trained"
         " sweeps of Var(W) = alpha * c / fan, with three-way verdicts (docs/theory.md).",
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action=_Version, help="the code version (commit) and its key packages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _theory_and_probe_parsers(sub)
     _sweep_and_worker_parsers(sub)
     _reading_parsers(sub)
     return parser
+
+
+class _Version(argparse.Action):
+    """--version: printed as one unwrapped line, computed only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_version())
+        parser.exit(0)
 
 
 def _version() -> str:

@@ -401,6 +401,7 @@ def test_workers_that_stop_short_end_the_sweep_with_exit_2(tmp_path, data_root, 
             return 1
 
     monkeypatch.setattr(sweep.subprocess, "Popen", Exited)
+    monkeypatch.setattr(provenance, "_git", lambda root: ("0" * 40, False))  # it runs git through Popen too
     argv = ["sweep", "--config", helpers.TINY, "--no-report", "--set", "search.poll_s=0.01"]
     argv += [a for o in helpers.overrides(tmp_path, data_root) for a in ("--set", o)]
     assert cli.main(argv) == 2
