@@ -435,8 +435,8 @@ def objective_figure(study: str, a: verdicts.Analysis, folder: pathlib.Path) -> 
         ax.axvspan(*est.interval(), color="C0", alpha=0.15, label=f"alpha* = {est.alpha:.3g}, 95% CI")
     if est.divergence_edge:
         ax.axvline(est.divergence_edge[0], color="red", lw=1, label=f"divergence edge {est.divergence_edge[0]:.3g}")
-    for i, v in enumerate(a.verdicts):
-        ax.axvline(v.alpha, color=f"C{i + 1}", ls="--", lw=1, label=f"{v.theories} {v.alpha:.3g}: {v.verdict}")
+    for i, (alpha, label) in enumerate(prediction_lines(a.verdicts)):
+        ax.axvline(alpha, color=f"C{i + 1}", ls="--", lw=1, label=label)
     _alpha_axis(ax)
     ax.set_xlabel("alpha (Var(W) = alpha * scale / fan)")
     trained = objectives.get(a.objective).trained
@@ -445,6 +445,15 @@ def objective_figure(study: str, a: verdicts.Analysis, folder: pathlib.Path) -> 
     ax.legend(fontsize=6, loc="best")
     suffix = "" if a.objective == a.cfg.search.objective else f"-{a.objective}"
     return _save(fig, folder / f"{study}-objective{suffix}")
+
+
+def prediction_lines(verdicts_: list) -> list[tuple[float, str]]:
+    """One (alpha, legend label) per distinct alpha: predictions that coincide (the network as run
+    at exactly He's 2) share one line and one label instead of hiding each other."""
+    lines: dict[float, list[str]] = {}
+    for v in verdicts_:
+        lines.setdefault(round(v.alpha, 6), []).append(f"{v.theories}: {v.verdict}")
+    return [(alpha, f"{alpha:.3g} ({'; '.join(labels)})") for alpha, labels in lines.items()]
 
 
 def _best_lr_per_alpha(obs):

@@ -127,3 +127,17 @@ def test_json_is_strict_where_values_are_infinite(capsys):
     text = capsys.readouterr().out
     assert "Infinity" not in text and "NaN" not in text
     json.loads(text, parse_constant=lambda name: pytest.fail(f"non-strict JSON token {name}"))
+
+
+@pytest.mark.slow
+def test_sweep_json_is_the_report_as_strict_json_and_progress_goes_to_stderr(tmp_path, data_root, capsys):
+    from tests import helpers
+
+    overrides = helpers.overrides(tmp_path, data_root, "search.trials=3", "search.poll_s=0.2")
+    argv = ["sweep", "--config", helpers.TINY, "--json", *[a for o in overrides for a in ("--set", o)]]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out, parse_constant=lambda name: pytest.fail(f"non-strict JSON token {name}"))
+    assert [s["experiment"] for s in out["studies"]][0] == "tiny-quick-train_loss"
+    assert out["studies"][0]["trials"] == 3 and out["provenance"]["packages"]["optuna"]
+    assert "tiny-quick-train_loss: 3 trials" in captured.err  # the human progress, kept off stdout

@@ -247,3 +247,10 @@ def test_a_quantised_objective_never_gets_a_zero_width_interval():
     spacing = np.log(2.0) / 2  # the grid's step in log alpha
     assert est.alpha == pytest.approx(2.0, rel=0.05) and est.se >= spacing / math.sqrt(12) - 1e-12
     assert any("design's resolution" in w for w in est.warnings)
+
+
+def test_coincident_predictions_share_one_line_and_label():
+    v = lambda theories, alpha, verdict: verdicts.Verdict(theories, alpha, None, None, verdict)  # noqa: E731
+    lines = report.prediction_lines([v("as run", 2.0000001, "equivalent"), v("he = forward", 2.0, "inconclusive"),
+                                     v("xavier", 1.0, "different")])  # fmt: skip
+    assert lines == [(2.0, "2 (as run: equivalent; he = forward: inconclusive)"), (1.0, "1 (xavier: different)")]
