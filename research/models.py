@@ -212,7 +212,9 @@ class RNN(nnx.Module):
         if self.cell != "vanilla":
             if taps is not None:
                 raise ConfigError("probes need the vanilla RNN cell; model.cell is " + repr(self.cell) + ".")
-            h0 = jnp.zeros((x.shape[0], self.readout.in_features), x.dtype)
+            # zeros_like a parameter: under a sharded population the state must vary over members,
+            # as the parameters do, or scan rejects a carry whose type changes between steps.
+            h0 = jnp.zeros_like(self.readout.kernel[...], shape=(x.shape[0], self.readout.in_features), dtype=x.dtype)
             hs = self.rnn(x, initial_carry=(h0, h0) if self.cell == "lstm" else h0)
             return self.readout(hs[:, -1]), list(jnp.moveaxis(hs, 1, 0))
         w_in, b_in = self.input.kernel[...], self.input.bias[...]
@@ -225,7 +227,7 @@ class RNN(nnx.Module):
             pre = u + h @ w_rec
             return phi(pre), pre
 
-        h, preacts = jax.lax.scan(step, jnp.zeros(inputs.shape[1:], inputs.dtype), inputs)
+        h, preacts = jax.lax.scan(step, jnp.zeros_like(inputs[0]), inputs)  # varies over members as inputs do
         return self.readout(h), list(preacts)
 
 

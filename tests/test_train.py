@@ -233,14 +233,25 @@ def test_every_optimizer_lowers_the_loss(mnist1d, optimizer):
     assert losses[-20:].mean() < 0.9 * losses[:5].mean()
 
 
-def test_sharded_population_equals_unsharded(tmp_path, data_root):
+SHARDED_MODELS = {  # (data view, model settings): every family, the recurrent cells included
+    "mlp": ("flat", "mlp", {"depth": 3, "width": 32}),
+    "cnn": ("image", "cnn", {"depth": 2, "channels": 8}),
+    "rnn": ("sequence", "rnn", {"hidden": 16, "input_dim": 1}),
+    "lstm": ("sequence", "rnn", {"hidden": 16, "input_dim": 1, "cell": "lstm"}),
+    "gru": ("sequence", "rnn", {"hidden": 16, "input_dim": 1, "cell": "gru"}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SHARDED_MODELS))
+def test_sharded_population_equals_unsharded(kind, tmp_path, data_root):
+    view, family, settings = SHARDED_MODELS[kind]
     script = textwrap.dedent(f"""
         import json, jax, numpy as np
         from research import data, models, train
         assert len(jax.devices()) == 4
-        cfg = data.default_config("mnist1d"); cfg.data_dir = {str(data_root)!r}
+        cfg = data.default_config("mnist1d"); cfg.data_dir = {str(data_root)!r}; cfg.view = {view!r}
         ds = data.load(cfg)
-        model = models.default_config("mlp"); model.update({{"depth": 3, "width": 32}})
+        model = models.default_config({family!r}); model.update({settings!r})
         tcfg = train.default_config(); tcfg.update({{"steps": 100, "chunk_steps": 50}})
         pop = train.Population.create(models.groups(model), [1.0, 2.0, 3.0], [0.01, 0.02, 0.03], [0, 1, 2])
         sharded = train.Trainer(model, tcfg, ds)
