@@ -105,8 +105,8 @@ class Estimate:
         slope = _slope(self.fit_alpha, self.fit_lr, self.lr_range)
         draws = np.array([_slope(self.fit_alpha, r, self.lr_range) for r in self.replicate_lr])
         draws = draws[np.isfinite(draws)]
-        if not math.isfinite(slope) or len(draws) < 2:
-            return None
+        if not math.isfinite(slope) or len(draws) < 2 or np.ptp(draws) == 0:
+            return None  # no replicate moved it: lr* is pinned by the design, not measured
         half = stats.t.ppf(0.5 + level / 2, self.df) * float(np.std(draws, ddof=1)) * self.variance_scale
         return slope, slope - half, slope + half
 
@@ -299,13 +299,14 @@ def _profile(obs: Observations, grid: np.ndarray, bandwidth: float) -> tuple[np.
     return profile, np.where(np.isnan(profile), np.nan, np.interp(grid, coarse, best_lr))
 
 
-def _slope(alpha: np.ndarray, lr: np.ndarray, lr_range: tuple[float, float]) -> float:
+def _slope(alpha: np.ndarray, lr: np.ndarray, lr_range: tuple[float, float], span: float = 0.5) -> float:
     """Least-squares slope of log lr against log alpha where lr lies strictly inside `lr_range`
-    (at its ends lr* is censored by the design)."""
+    (at its ends lr* is censored by the design); NaN unless those alphas span at least `span` of
+    the fitted log-alpha range (a few neighbouring points of the fine grid give slopes like -98)."""
     lo, hi = np.log(lr_range)
-    log_lr = np.log(lr)
+    log_lr, log_alpha = np.log(lr), np.log(alpha)
     inside = np.isfinite(log_lr) & (log_lr > lo + 1e-6) & (log_lr < hi - 1e-6)
-    if inside.sum() < 3 or np.ptp(np.log(alpha[inside])) == 0:
+    if inside.sum() < 3 or np.ptp(log_alpha[inside]) < span * np.ptp(log_alpha):
         return math.nan
     return float(np.polyfit(np.log(alpha[inside]), log_lr[inside], 1)[0])
 

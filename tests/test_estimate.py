@@ -254,3 +254,12 @@ def test_coincident_predictions_share_one_line_and_label():
     lines = report.prediction_lines([v("as run", 2.0000001, "equivalent"), v("he = forward", 2.0, "inconclusive"),
                                      v("xavier", 1.0, "different")])  # fmt: skip
     assert lines == [(2.0, "2 (as run: equivalent; he = forward: inconclusive)"), (1.0, "1 (xavier: different)")]
+
+
+def test_an_lr_slope_from_a_sliver_of_alphas_or_pinned_by_the_design_is_none():
+    alpha = np.geomspace(0.5, 4.0, 200)
+    lr = np.full(200, 0.001)  # on the grid's lower end (censored) ...
+    lr[100:104] = np.geomspace(0.02, 0.002, 4)  # ... except a jump across 4 neighbouring points
+    assert math.isnan(estimate._slope(alpha, lr, (1e-3, 3e-2)))  # this gave about -98
+    lr[40:160] = 0.01 * (alpha[40:160] / 1.4) ** -1.0  # inside for 60% of the range
+    assert estimate._slope(alpha, lr, (1e-3, 3e-2)) == pytest.approx(-1.0, abs=0.05)
