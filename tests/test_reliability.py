@@ -126,7 +126,9 @@ def test_postgresql_down_for_30_seconds_mid_sweep(postgres, tmp_path, data_root)
         time.sleep(30)
     finally:  # whatever happens, the server comes back for the tests after this one
         subprocess.run(["pg_ctlcluster", *cluster.split(), "start"], check=True)
-    outputs = [w.communicate(timeout=900)[0] for w in workers]
+    # 1800 s: on 2 loaded cores one worker's batch took over 12 minutes after the restart (see the
+    # stop note of 2026-11-30); the cause is open, the test still demands every trial exactly once.
+    outputs = [w.communicate(timeout=1800)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), [o[-3000:] for o in outputs]
     assert any("storage unreachable" in o for o in outputs)  # a message says what happened
     study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(postgres))
