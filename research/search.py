@@ -188,8 +188,9 @@ def find_study(cfg, backend: optuna.storages.BaseStorage) -> optuna.Study | None
     names = set(optuna.get_all_study_names(storage=backend))
     digest = config_hash(cfg)
     for name in (study_name(cfg), f"{study_name(cfg)}-c{digest}"):
-        if name in names and _hash(stored_config(backend, name)) == digest:
-            return optuna.load_study(study_name=name, storage=backend)
+        study = optuna.load_study(study_name=name, storage=backend) if name in names else None
+        if study is not None and _hash(study.user_attrs.get("config")) == digest:
+            return study
     return None
 
 
