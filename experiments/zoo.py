@@ -6,7 +6,7 @@
 Probes at initialisation: one layer's forward gain at unit input variance (what defines the
 second-moment rule 1/E[phi^2]) and the forward signal's log-ratio across 20 layers (where
 non-homogeneous activations settle at their own fixed point q*). Training: MNIST-1D, 20
-layers x 128, 600 steps, on a grid of 6 alphas in [0.35, 11.3] x 3 learning rates in
+layers x 128, 400 steps, on a grid of 5 alphas in [0.35, 11.3] x 3 learning rates in
 [3e-3, 3e-2] x 3 seeds (the learning rate profiled out).
 """
 
@@ -18,8 +18,8 @@ ACTIVATIONS = ("leaky_relu:0.2", "elu", "selu", "gelu", "silu", "sigmoid", "soft
 def get_config(profile: str = "quick", activation: str = "gelu"):
     name = "zoo_" + activation.replace(":", "").replace(".", "p")
     cfg = experiment.mnist1d_mlp(name, activation, "fan_in")
-    cfg.train.update({"steps": 600})
-    experiment.lr_profiled(cfg, (0.35, 11.3), (3e-3, 3e-2), alphas=6, lrs=3, seeds=3)
+    cfg.train.update({"steps": 400})
+    experiment.lr_profiled(cfg, (0.35, 11.3), (3e-3, 3e-2), alphas=5, lrs=3, seeds=3)
     cfg.search.update(
         {"objectives": ("forward_one_layer", "forward_log_ratio", "train_loss"),
          "probe_inputs": "gaussian", "probe_seeds": 32}
