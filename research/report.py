@@ -26,6 +26,7 @@ from matplotlib import ticker
 from scipy import stats
 
 from research import (
+    analysis_cache,
     compare,
     coordination,
     extrapolate,
@@ -42,18 +43,23 @@ from research import (
 from research.errors import ConfigError
 
 
-def collect(url: str) -> list[dict]:
-    """One record per study: its name, the analysis (estimate and verdicts) and complete trials."""
+def collect(url: str, cache: analysis_cache.StudyCache | None = None) -> list[dict]:
+    """One record per study: its name, the analysis (estimate and verdicts), the complete trials
+    and, with a `cache`, the study's key and the figures drawn for it under that key (if any)."""
     backend = storage.open_existing(url)
     records = []
     for name in optuna.get_all_study_names(storage=backend):
         study = optuna.load_study(study_name=name, storage=backend)
         if "config" not in study.user_attrs:
             continue  # not one of ours
-        analysis, *also = verdicts.analyse_all(study)
-        trials = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        every = study.get_trials(deepcopy=False)
+        key = analysis_cache.study_key(study, every) if cache else None
+        hit = cache.load(name, key) if cache else None
+        analysis, *also = hit["analyses"] if hit else verdicts.analyse_all(study)
+        trials = [t for t in every if t.state.name == "COMPLETE"]
         records.append({"study": name, "config": analysis.cfg, "analysis": analysis, "also": also, "trials": trials,
-                        "code_version": study.user_attrs.get("code_version")})  # fmt: skip
+                        "code_version": study.user_attrs.get("code_version"), "key": key,
+                        "cached": hit is not None, "drawn": hit["figures"] if hit else None})  # fmt: skip
     return records
 
 
@@ -84,7 +90,7 @@ def write(
     report.md. Trains nothing. With `artifacts` (an artifact store folder), each study's note and
     figures are published to optuna-dashboard (dashboard.py)."""
     with plt.rc_context(paper_style(size)):
-        path, records = _write(url, pathlib.Path(out), figures)
+        path, records = _write(url, pathlib.Path(out), figures, size)
     if artifacts is not None:
         from research import dashboard  # it imports this module
 
@@ -92,8 +98,9 @@ def write(
     return path
 
 
-def _write(url: str, out: pathlib.Path, figures: bool) -> tuple[pathlib.Path, list[dict]]:
-    records = collect(url)  # first: a bad storage stops before anything is written
+def _write(url: str, out: pathlib.Path, figures: bool, size: str) -> tuple[pathlib.Path, list[dict]]:
+    cache = analysis_cache.StudyCache(out / ".cache")  # a rerun redraws only studies that changed
+    records = collect(url, cache)  # first: a bad storage stops before anything is written
     try:
         (out / "figures").mkdir(parents=True, exist_ok=True)
         (out / "report.json").touch()
@@ -116,17 +123,38 @@ def _write(url: str, out: pathlib.Path, figures: bool) -> tuple[pathlib.Path, li
         for e in series:
             text += f"\n![{e.series}](figures/{series_figure(e, out / 'figures').name})\n"
         for r in records:
-            paths = [objective_figure(r["study"], a, out / "figures") for a in (r["analysis"], *r["also"])]
-            if r["analysis"].lr_slope is not None:
-                paths.append(learning_rate_figure(r["study"], r["analysis"], out / "figures"))
-            if not models.family(r["config"].model).recurrent and not search.in_series(r["config"]):
-                paths.append(depth_figure(r, out / "figures"))  # a series has its own figure
-            if objectives.get(r["config"].search.objective).trained:
-                paths.append(curves_figure(r, out / "figures", r["trials"]))
+            paths = _drawn(r, size, out / "figures") or study_figures(r, out / "figures")
             text += "".join(f"\n![{p.stem}](figures/{p.name})\n" for p in paths)
             r["figures"] = paths  # the study's own (PNG; PDF and SVG beside each), for the dashboard
+    for r in records:
+        drawn = {"size": size, "names": [p.name for p in r["figures"]]} if figures else r["drawn"]
+        if not r["cached"] or drawn != r["drawn"]:
+            cache.save(r["study"], r["key"], [r["analysis"], *r["also"]], drawn)
     (out / "report.md").write_text(text)
     return out / "report.md", records
+
+
+def study_figures(r: dict, folder: pathlib.Path) -> list[pathlib.Path]:
+    """A study's own figures (`collect`'s record): the objective on every judged objective,
+    lr*(alpha), per-layer statistics at initialisation and the stored curves; the PNG paths."""
+    paths = [objective_figure(r["study"], a, folder) for a in (r["analysis"], *r["also"])]
+    if r["analysis"].lr_slope is not None:
+        paths.append(learning_rate_figure(r["study"], r["analysis"], folder))
+    if not models.family(r["config"].model).recurrent and not search.in_series(r["config"]):
+        paths.append(depth_figure(r, folder))  # a series has its own figure
+    if objectives.get(r["config"].search.objective).trained:
+        paths.append(curves_figure(r, folder, r["trials"]))
+    return paths
+
+
+def _drawn(r: dict, size: str, folder: pathlib.Path) -> list[pathlib.Path] | None:
+    """The figures drawn for this study under its current key at `size`, if all still exist."""
+    drawn = r.get("drawn")
+    if not drawn or drawn["size"] != size:
+        return None
+    paths = [folder / name for name in drawn["names"]]
+    ok = all(p.with_suffix(ext).exists() for p in paths for ext in (".png", ".pdf", ".svg"))
+    return paths if ok else None
 
 
 def provenance_line(url: str, records: list[dict]) -> str:

@@ -1,0 +1,69 @@
+"""A report reuses each study's analyses and figures until its trials, settings or the code change."""
+
+import json
+
+import optuna
+import pytest
+
+from research import analysis_cache, experiment, report, search, storage, verdicts
+from tests import helpers
+
+
+@pytest.fixture
+def probe_study(tmp_path, data_root) -> str:
+    overrides = [f"search.runs_dir={tmp_path}", f"data.data_dir={data_root}", "search.objective='forward_log_ratio'",
+                 "search.trials=6", "search.trials_per_batch=6", "model.depth=4", "model.width=32"]  # fmt: skip
+    url = str(tmp_path / "studies.journal")
+    search.Worker(experiment.load(helpers.TINY, "quick", overrides), url, echo=lambda _: None).run()
+    return url
+
+
+def _studies(out) -> list:
+    return json.loads((out / "report.json").read_text())["studies"]
+
+
+@pytest.mark.slow
+def test_a_rerun_reuses_unchanged_studies_and_redoes_changed_ones(probe_study, tmp_path, monkeypatch):
+    out = tmp_path / "report"
+    report.write(probe_study, out)
+    first = _studies(out)
+    calls = {"analyse": 0, "draw": 0}
+    analyse, draw = verdicts.analyse_all, report.study_figures
+
+    def counted_analyse(study):
+        calls["analyse"] += 1
+        return analyse(study)
+
+    def counted_draw(r, folder):
+        calls["draw"] += 1
+        return draw(r, folder)
+
+    monkeypatch.setattr(verdicts, "analyse_all", counted_analyse)
+    monkeypatch.setattr(report, "study_figures", counted_draw)
+    report.write(probe_study, out)
+    assert calls == {"analyse": 0, "draw": 0} and _studies(out) == first  # nothing redone, same numbers
+
+    report.write(probe_study, out, size="single")  # another figure size: figures redrawn, analyses kept
+    assert calls == {"analyse": 0, "draw": 1}
+
+    (out / "figures" / "tiny-quick-forward_log_ratio-objective.svg").unlink()  # a lost file is redrawn
+    report.write(probe_study, out, size="single")
+    assert calls == {"analyse": 0, "draw": 2}
+
+    study = optuna.load_study(study_name="tiny-quick-forward_log_ratio", storage=storage.open_existing(probe_study))
+    study.set_user_attr("note", "changed")  # anything stored in the study changes its key
+    report.write(probe_study, out, size="single")
+    assert calls == {"analyse": 1, "draw": 3}
+
+    monkeypatch.setattr(analysis_cache, "code_fingerprint", lambda: "edited code")
+    report.write(probe_study, out, size="single")
+    assert calls == {"analyse": 2, "draw": 4} and _studies(out) == first
+
+
+def test_an_unreadable_or_stale_entry_is_a_miss(tmp_path):
+    cache = analysis_cache.StudyCache(tmp_path)
+    cache.save("a/b c", "k1", ["analysis"], None)
+    assert cache.load("a/b c", "k1") == {"key": "k1", "analyses": ["analysis"], "figures": None}
+    assert cache.load("a/b c", "k2") is None and cache.load("other", "k1") is None
+    next(tmp_path.glob("*.pkl")).write_bytes(b"not a pickle")
+    assert cache.load("a/b c", "k1") is None
