@@ -20,6 +20,7 @@ import re
 
 _SOURCES = pathlib.Path(__file__).parent
 _LIBRARIES = ("numpy", "scipy", "matplotlib", "optuna", "jax")
+_BOOKKEEPING = ("dashboard_figures",)  # study attributes that reports write and no analysis reads
 
 
 @functools.cache
@@ -34,10 +35,10 @@ def code_fingerprint() -> str:
 
 
 def study_key(study, trials: list, settings: str = "") -> str:
-    """The key of one study's analyses: code, `settings` (e.g. the figure size), the study's
-    attributes and every trial (number, state, parameters, values, attributes)."""
+    """The key of one study's analyses: code, `settings`, the study's attributes (less the
+    reports' own bookkeeping) and every trial (number, state, parameters, values, attributes)."""
     h = hashlib.sha256((code_fingerprint() + settings + study.study_name).encode())
-    h.update(_dumps(study.user_attrs))
+    h.update(_dumps({k: v for k, v in study.user_attrs.items() if k not in _BOOKKEEPING}))
     for t in trials:
         h.update(_dumps([t.number, t.state.name, t.params, t.values, t.user_attrs]))
     return h.hexdigest()
@@ -72,3 +73,8 @@ class StudyCache:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(pickle.dumps({"key": key, "analyses": analyses, "figures": figures}))
         tmp.replace(path)
+
+
+def remember(study, analyses: list, folder: str | pathlib.Path) -> None:
+    """Store analyses just made of `study` (a sweep's summary) for the next report in `folder`."""
+    StudyCache(folder).save(study.study_name, study_key(study, study.get_trials(deepcopy=False)), analyses, None)

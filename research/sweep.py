@@ -20,7 +20,7 @@ import optuna
 from scipy import stats
 from tqdm import tqdm
 
-from research import compare, coordination, experiment, extrapolate, search, storage, verdicts
+from research import analysis_cache, compare, coordination, experiment, extrapolate, search, storage, verdicts
 from research.errors import Interrupted, RunError
 
 _STOPS = (signal.SIGINT, signal.SIGTERM)
@@ -78,7 +78,9 @@ def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, 
     c = coordination.counts(study)
     if c["finished"] < target:
         raise RunError(f"{name}: workers stopped with {c['finished']} of {target} trials finished; see {logs}/.")
-    echo(summary(study, time.time() - started))
+    took, analyses = time.time() - started, verdicts.analyse_all(study)
+    analysis_cache.remember(study, analyses, os.path.join(cfg.search.runs_dir, "report", ".cache"))  # the report's
+    echo(summary(study, took, analyses))
     return study
 
 

@@ -5,7 +5,7 @@ import json
 import optuna
 import pytest
 
-from research import analysis_cache, experiment, report, search, storage, verdicts
+from research import analysis_cache, experiment, report, search, storage, sweep, verdicts
 from tests import helpers
 
 
@@ -40,7 +40,8 @@ def test_a_rerun_reuses_unchanged_studies_and_redoes_changed_ones(probe_study, t
 
     monkeypatch.setattr(verdicts, "analyse_all", counted_analyse)
     monkeypatch.setattr(report, "study_figures", counted_draw)
-    report.write(probe_study, out)
+    report.write(probe_study, out, artifacts=tmp_path / "artifacts")  # publishing to the dashboard
+    report.write(probe_study, out)  # (which writes to the study) changes no key
     assert calls == {"analyse": 0, "draw": 0} and _studies(out) == first  # nothing redone, same numbers
 
     report.write(probe_study, out, size="single")  # another figure size: figures redrawn, analyses kept
@@ -58,6 +59,21 @@ def test_a_rerun_reuses_unchanged_studies_and_redoes_changed_ones(probe_study, t
     monkeypatch.setattr(analysis_cache, "code_fingerprint", lambda: "edited code")
     report.write(probe_study, out, size="single")
     assert calls == {"analyse": 2, "draw": 4} and _studies(out) == first
+
+
+@pytest.mark.slow
+def test_a_sweep_leaves_its_analyses_for_the_report(tmp_path, data_root, monkeypatch):
+    overrides = [f"search.runs_dir={tmp_path}", f"data.data_dir={data_root}", "search.objective='forward_log_ratio'",
+                 "search.trials=6", "search.trials_per_batch=6", "model.depth=4", "model.width=32"]  # fmt: skip
+    cfg = experiment.load(helpers.TINY, "quick", overrides)
+    sweep.run(cfg, helpers.TINY, overrides, None, 1, echo=lambda _: None)
+
+    def no_analysis(study):
+        raise AssertionError("the report analysed a study the sweep had just analysed")
+
+    monkeypatch.setattr(verdicts, "analyse_all", no_analysis)
+    report.write(str(tmp_path / "studies.journal"), tmp_path / "report", figures=False)
+    assert _studies(tmp_path / "report")[0]["estimate"]["n_trials"] == 6
 
 
 def test_an_unreadable_or_stale_entry_is_a_miss(tmp_path):
