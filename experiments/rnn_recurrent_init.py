@@ -7,8 +7,9 @@ Sequence length plays depth. For the vanilla cell, mean field puts the recurrent
 chaos at gain 1 (alpha 1 on fan_in, whatever the distribution's shape: Gaussian, orthogonal
 (Saxe et al. 2014) or the identity (Le et al. 2015), which at alpha 1 is exactly I). The Jacobian
 probe is judged against the network as run; training (Adam, 600 steps) on a grid of 5 recurrent
-alphas in [0.25, 4] x 2 learning rates x 3 seeds, the input kernel at LeCun. The LSTM's gates
-have no such theory: its trained optimum is reported against the vanilla predictions, as measured.
+alphas in [0.25, 4] x 2 learning rates x 3 seeds, the input kernel at LeCun; 128 units (the LSTM
+64, the same compute: about 2.5 min each). The LSTM's gates have no such theory: its trained
+optimum is reported against the vanilla predictions, as measured.
 """
 
 from research import experiment
@@ -17,7 +18,8 @@ from research import experiment
 def get_config(profile: str = "quick", cell: str = "vanilla", distribution: str = "normal"):
     cfg = experiment.base_config(f"rnn_{cell}_{distribution}", model="rnn", dataset="mnist1d")
     cfg.data.view = "sequence"
-    cfg.model.update({"activation": "tanh", "cell": cell, "hidden": 128, "input_dim": 1})
+    # An LSTM's four gates cost four vanilla kernels: at 64 units it costs the vanilla cell's 128.
+    cfg.model.update({"activation": "tanh", "cell": cell, "hidden": 128 if cell == "vanilla" else 64, "input_dim": 1})
     cfg.model.recurrent_init.distribution = distribution
     cfg.train.update({"optimizer": "adam", "steps": 600, "chunk_steps": 100})
     experiment.lr_profiled(cfg, (0.25, 4.0), (1e-3, 1e-2), alphas=5, lrs=2, seeds=3)
@@ -25,7 +27,7 @@ def get_config(profile: str = "quick", cell: str = "vanilla", distribution: str 
     cfg.search.objectives = ("train_loss", "jacobian_log_gain") if cell == "vanilla" else ("train_loss",)
     cfg.search.probe.alpha_range = (0.25, 4.0)
     if profile == "paper":
-        cfg.model.hidden = 256
+        cfg.model.hidden = 256 if cell == "vanilla" else 128
         cfg.train.update({"steps": 3000, "chunk_steps": 300})
         experiment.lr_profiled(cfg, (0.25, 4.0), (1e-4, 3e-2), alphas=12, lrs=7, seeds=8)
     return cfg
