@@ -235,6 +235,7 @@ def test_every_optimizer_lowers_the_loss(mnist1d, optimizer):
 
 SHARDED_MODELS = {  # (data view, model settings): every family, the recurrent cells included
     "mlp": ("flat", "mlp", {"depth": 3, "width": 32}),
+    "mlp_gelu": ("flat", "mlp", {"depth": 3, "width": 32, "activation": "gelu"}),  # erf inside shard_map
     "cnn": ("image", "cnn", {"depth": 2, "channels": 8}),
     "rnn": ("sequence", "rnn", {"hidden": 16, "input_dim": 1}),
     "lstm": ("sequence", "rnn", {"hidden": 16, "input_dim": 1, "cell": "lstm"}),
