@@ -7,7 +7,7 @@ Probe at initialisation: the forward signal's log-ratio across 20 layers (where 
 activations settle at their own fixed point q*). One layer's gain at unit input variance defines
 the second-moment rule 1/E[phi^2], so probing it tests only the quadrature; the suite leaves it
 out (`--set search.objectives="('forward_one_layer',)"` runs it). Training: MNIST-1D, 20
-layers x 128, 400 steps, on a grid of 5 alphas in [0.35, 11.3] x 3 learning rates in
+layers x 128, 300 steps, on a grid of 5 alphas in [0.35, 11.3] x 3 learning rates in
 [3e-3, 3e-2] x 3 seeds (the learning rate profiled out).
 """
 
@@ -19,7 +19,7 @@ ACTIVATIONS = ("leaky_relu:0.2", "elu", "selu", "gelu", "silu", "sigmoid", "soft
 def get_config(profile: str = "quick", activation: str = "gelu"):
     name = "zoo_" + activation.replace(":", "").replace(".", "p")
     cfg = experiment.mnist1d_mlp(name, activation, "fan_in")
-    cfg.train.update({"steps": 400})
+    cfg.train.update({"steps": 300})
     experiment.lr_profiled(cfg, (0.35, 11.3), (3e-3, 3e-2), alphas=5, lrs=3, seeds=3)
     cfg.search.update(
         {"objectives": ("forward_log_ratio", "train_loss"),

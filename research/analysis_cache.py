@@ -73,8 +73,3 @@ class StudyCache:
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(pickle.dumps({"key": key, "analyses": analyses, "figures": figures}))
         tmp.replace(path)
-
-
-def remember(study, analyses: list, folder: str | pathlib.Path) -> None:
-    """Store analyses just made of `study` (a sweep's summary) for the next report in `folder`."""
-    StudyCache(folder).save(study.study_name, study_key(study, study.get_trials(deepcopy=False)), analyses, None)

@@ -397,8 +397,9 @@ def _is_loopback(host: str, ipaddress) -> bool:
 
 @_command("sweep")
 def _sweep(args: argparse.Namespace) -> int:
-    from research import data, experiment, report, storage, sweep
+    from research import data, devices, experiment, report, storage, sweep
 
+    devices.host_only()  # the workers train on the accelerator; this process analyses and draws
     if args.workers < 1:
         raise ConfigError(f"--workers must be an integer >= 1; got {args.workers}.")
     if args.trials is not None and args.trials < 1:
@@ -408,10 +409,16 @@ def _sweep(args: argparse.Namespace) -> int:
     for _, cfg in configs:
         data.check_available(cfg.data)  # before any study or worker exists
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        studies = [s for path, cfg in configs for s in sweep.run_all(cfg, path, overrides, args.storage, args.workers)]
+        with sweep.closing_in_background() as closing:
+            kw = {"closing": closing, "figures": not args.no_report}
+            studies = [
+                s
+                for path, cfg in configs
+                for s in sweep.run_all(cfg, path, overrides, args.storage, args.workers, **kw)
+            ]
         if not args.no_report:
             runs_dir = configs[0][1].search.runs_dir
-            path = report.write(storage.resolve(args.storage, runs_dir), os.path.join(runs_dir, "report"),
+            path = report.write(storage.resolve(args.storage, runs_dir), report.folder(runs_dir),
                                 artifacts=os.path.join(runs_dir, "artifacts"))  # fmt: skip
             print("\n" + path.read_text())
             print(f"report: {path} (figures in {path.parent / 'figures'})")

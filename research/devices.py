@@ -24,6 +24,13 @@ def use_cpu_cores() -> None:
             pass
 
 
+def host_only() -> None:
+    """Run this process's own JAX work on the CPU: a sweep analyses and draws each finished study
+    while the next one's workers train, and touching the accelerator would preallocate most of its
+    memory under them. Call before JAX starts (its workers' environment is left as it is)."""
+    jax.config.update("jax_platforms", "cpu")
+
+
 def cpu_cores() -> int:
     """Cores this process may run on (its affinity where the OS tells it, else all of them)."""
     if hasattr(os, "sched_getaffinity"):

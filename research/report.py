@@ -44,23 +44,52 @@ from research.errors import ConfigError
 
 
 def collect(url: str, cache: analysis_cache.StudyCache | None = None) -> list[dict]:
-    """One record per study: its name, the analysis (estimate and verdicts), the complete trials
-    and, with a `cache`, the study's key and the figures drawn for it under that key (if any)."""
+    """One `record` per study of this project in storage `url`."""
     backend = storage.open_existing(url)
-    records = []
-    for name in optuna.get_all_study_names(storage=backend):
-        study = optuna.load_study(study_name=name, storage=backend)
-        if "config" not in study.user_attrs:
-            continue  # not one of ours
-        every = study.get_trials(deepcopy=False)
-        key = analysis_cache.study_key(study, every) if cache else None
-        hit = cache.load(name, key) if cache else None
-        analysis, *also = hit["analyses"] if hit else verdicts.analyse_all(study)
-        trials = [t for t in every if t.state.name == "COMPLETE"]
-        records.append({"study": name, "config": analysis.cfg, "analysis": analysis, "also": also, "trials": trials,
-                        "code_version": study.user_attrs.get("code_version"), "key": key,
-                        "cached": hit is not None, "drawn": hit["figures"] if hit else None})  # fmt: skip
-    return records
+    names = optuna.get_all_study_names(storage=backend)
+    studies = (optuna.load_study(study_name=name, storage=backend) for name in names)
+    return [record(study, cache) for study in studies if "config" in study.user_attrs]  # else not one of ours
+
+
+def record(study: optuna.Study, cache: analysis_cache.StudyCache | None = None) -> dict:
+    """The study's name, analysis (estimate and verdicts) and complete trials and, with a `cache`,
+    its key and the figures drawn for it under that key (if any)."""
+    every = study.get_trials(deepcopy=False)
+    key = analysis_cache.study_key(study, every) if cache else None
+    hit = cache.load(study.study_name, key) if cache else None
+    analysis, *also = hit["analyses"] if hit else verdicts.analyse_all(study)
+    trials = [t for t in every if t.state.name == "COMPLETE"]
+    return {"study": study.study_name, "config": analysis.cfg, "analysis": analysis, "also": also, "trials": trials,
+            "code_version": study.user_attrs.get("code_version"), "key": key,
+            "cached": hit is not None, "drawn": hit["figures"] if hit else None}  # fmt: skip
+
+
+def folder(runs_dir: str | os.PathLike) -> pathlib.Path:
+    """The report folder of a runs directory: where `research sweep` writes its closing report."""
+    return pathlib.Path(runs_dir) / "report"
+
+
+def prepare(study: optuna.Study, out: str | os.PathLike, *, figures: bool = True, size: str = "double") -> list:
+    """A finished study's analyses (returned) and, with `figures`, its own figures, made now and
+    cached in report folder `out`, so that the next `write` there only reads them; a sweep calls
+    this as each study ends."""
+    out = pathlib.Path(out)
+    cache = analysis_cache.StudyCache(out / ".cache")
+    r = record(study, cache)
+    drawn = r["drawn"]
+    if figures:
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        with plt.rc_context(paper_style(size)):
+            paths = _drawn(r, size, out / "figures") or study_figures(r, out / "figures")
+        drawn = {"size": size, "names": [p.name for p in paths]}
+    _keep(cache, r, drawn)
+    return [r["analysis"], *r["also"]]
+
+
+def _keep(cache: analysis_cache.StudyCache, r: dict, drawn: dict | None) -> None:
+    """Store `r`'s analyses and `drawn` figures unless its cache entry already holds exactly these."""
+    if not r["cached"] or drawn != r["drawn"]:
+        cache.save(r["study"], r["key"], [r["analysis"], *r["also"]], drawn)
 
 
 SIZES = {"single": 3.5, "double": 7.16}  # figure widths in inches: one and two columns of a paper
@@ -127,9 +156,7 @@ def _write(url: str, out: pathlib.Path, figures: bool, size: str) -> tuple[pathl
             text += "".join(f"\n![{p.stem}](figures/{p.name})\n" for p in paths)
             r["figures"] = paths  # the study's own (PNG; PDF and SVG beside each), for the dashboard
     for r in records:
-        drawn = {"size": size, "names": [p.name for p in r["figures"]]} if figures else r["drawn"]
-        if not r["cached"] or drawn != r["drawn"]:
-            cache.save(r["study"], r["key"], [r["analysis"], *r["also"]], drawn)
+        _keep(cache, r, {"size": size, "names": [p.name for p in r["figures"]]} if figures else r["drawn"])
     (out / "report.md").write_text(text)
     return out / "report.md", records
 

@@ -2,7 +2,9 @@
 
 Workers are separate processes (`research worker ...`), cooperating only through the
 storage, exactly as on a cluster. A worker that dies is restarted; its trials are
-reaped by the heartbeat rules and resumed from their checkpoint.
+reaped by the heartbeat rules and resumed from their checkpoint. Each finished study is
+analysed, and its report figures drawn, in a background thread (`closing_in_background`)
+while the next study's workers start.
 """
 
 from __future__ import annotations
@@ -14,22 +16,23 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import ml_collections
 import optuna
 from scipy import stats
 from tqdm import tqdm
 
-from research import analysis_cache, compare, coordination, experiment, extrapolate, search, storage, verdicts
+from research import compare, coordination, experiment, extrapolate, report, search, storage, verdicts
 from research.errors import Interrupted, RunError
 
 _STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
-def run_all(cfg, path: str, overrides: list[str], url: str | None, workers: int) -> list[optuna.Study]:
+def run_all(cfg, path: str, overrides: list[str], url: str | None, workers: int, **kw) -> list[optuna.Study]:
     """One study per objective the experiment `cfg` (loaded from `path` with `overrides`) lists,
-    and for a probe objective with a series (search.series) one per value."""
-    return [run(member, path, [*overrides, *extra], url, workers) for member, extra in designs(cfg)]
+    and for a probe objective with a series (search.series) one per value (`kw`: `run`'s)."""
+    return [run(member, path, [*overrides, *extra], url, workers, **kw) for member, extra in designs(cfg)]
 
 
 def designs(cfg) -> list[tuple[ml_collections.ConfigDict, list[str]]]:
@@ -44,9 +47,20 @@ def designs(cfg) -> list[tuple[ml_collections.ConfigDict, list[str]]]:
     return out
 
 
-def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, echo=print) -> optuna.Study:
+def run(
+    cfg,
+    path: str,
+    overrides: list[str],
+    url: str | None,
+    workers: int,
+    *,
+    echo=tqdm.write,
+    closing=None,
+    figures: bool = True,
+) -> optuna.Study:
     """Sweep experiment `cfg` to its trial budget with `workers` processes (each loads `path` with
-    `overrides` itself, as a cluster worker would); returns the study."""
+    `overrides` itself, as a cluster worker would); returns the study. Its closing work (`close`)
+    runs through `closing` (`closing_in_background`'s submit) when given, else here."""
     profile = cfg.profile
     url = storage.resolve(url, cfg.search.runs_dir)
     study = coordination.retry(lambda: search.create_study(cfg, url))
@@ -78,10 +92,36 @@ def run(cfg, path: str, overrides: list[str], url: str | None, workers: int, *, 
     c = coordination.counts(study)
     if c["finished"] < target:
         raise RunError(f"{name}: workers stopped with {c['finished']} of {target} trials finished; see {logs}/.")
-    took, analyses = time.time() - started, verdicts.analyse_all(study)
-    analysis_cache.remember(study, analyses, os.path.join(cfg.search.runs_dir, "report", ".cache"))  # the report's
-    echo(summary(study, took, analyses))
+    args = (study, time.time() - started, cfg.search.runs_dir, figures, echo)
+    if closing is None:
+        close(*args)
+    else:
+        closing(close, *args)
     return study
+
+
+def close(study: optuna.Study, seconds: float, runs_dir: str, figures: bool, echo) -> None:
+    """A finished study's closing work: its analyses and (with `figures`) its own figures, cached in
+    the runs directory's report folder for the closing report, and its summary."""
+    echo(summary(study, seconds, report.prepare(study, report.folder(runs_dir), figures=figures)))
+
+
+@contextlib.contextmanager
+def closing_in_background():
+    """Yields a submit function for `run(closing=...)`: closing work runs in one thread beside the
+    next study, whose workers spend their first tens of seconds importing, loading data and
+    compiling on about one core. Leaving waits for every job and raises the first error; leaving
+    on an error drops the jobs not yet started (the report redoes them from the stored trials)."""
+    futures = []
+    pool = ThreadPoolExecutor(1, thread_name_prefix="closing")
+    try:
+        yield lambda fn, *args: futures.append(pool.submit(fn, *args))
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
+    pool.shutdown()
+    for future in futures:
+        future.result()
 
 
 def shared_accelerator(workers: int, environ) -> dict[str, str]:

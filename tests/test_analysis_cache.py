@@ -1,6 +1,8 @@
 """A report reuses each study's analyses and figures until its trials, settings or the code change."""
 
 import json
+import re
+import time
 
 import optuna
 import pytest
@@ -62,18 +64,48 @@ def test_a_rerun_reuses_unchanged_studies_and_redoes_changed_ones(probe_study, t
 
 
 @pytest.mark.slow
-def test_a_sweep_leaves_its_analyses_for_the_report(tmp_path, data_root, monkeypatch):
+def test_a_sweep_leaves_its_analyses_and_figures_for_the_report(tmp_path, data_root, monkeypatch):
     overrides = [f"search.runs_dir={tmp_path}", f"data.data_dir={data_root}", "search.objective='forward_log_ratio'",
                  "search.trials=6", "search.trials_per_batch=6", "model.depth=4", "model.width=32"]  # fmt: skip
     cfg = experiment.load(helpers.TINY, "quick", overrides)
-    sweep.run(cfg, helpers.TINY, overrides, None, 1, echo=lambda _: None)
+    said = []
+    with sweep.closing_in_background() as closing:
+        study = sweep.run(cfg, helpers.TINY, overrides, None, 1, echo=said.append, closing=closing)
+    assert said[-1].startswith(f"{study.study_name}: 6 finished trials")
 
-    def no_analysis(study):
-        raise AssertionError("the report analysed a study the sweep had just analysed")
+    def no_work(*args, **kwargs):
+        raise AssertionError("the report analysed or drew a study the sweep had just closed")
 
-    monkeypatch.setattr(verdicts, "analyse_all", no_analysis)
-    report.write(str(tmp_path / "studies.journal"), tmp_path / "report", figures=False)
+    monkeypatch.setattr(verdicts, "analyse_all", no_work)
+    monkeypatch.setattr(report, "study_figures", no_work)
+    report.write(str(tmp_path / "studies.journal"), tmp_path / "report")
     assert _studies(tmp_path / "report")[0]["estimate"]["n_trials"] == 6
+    drawn = re.findall(r"\(figures/([^)]+[.]png)\)", (tmp_path / "report" / "report.md").read_text())
+    assert drawn and all((tmp_path / "report" / "figures" / name).exists() for name in drawn)
+
+
+def test_closing_work_runs_in_order_and_its_first_error_is_raised_on_leaving():
+    done = []
+
+    def fail():
+        raise ValueError("bad study")
+
+    with pytest.raises(ValueError, match="bad study"):
+        with sweep.closing_in_background() as closing:
+            closing(done.append, 1)
+            closing(fail)
+            closing(done.append, 2)
+    assert done == [1, 2]  # an error does not stop the jobs after it
+
+
+def test_an_interrupted_sweep_drops_closing_work_not_yet_started():
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with sweep.closing_in_background() as closing:
+            closing(time.sleep, 0.5)
+            closing(done.append, 1)
+            raise KeyboardInterrupt
+    assert done == []
 
 
 def test_an_unreadable_or_stale_entry_is_a_miss(tmp_path):
