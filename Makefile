@@ -48,7 +48,7 @@ test-reliability: venv-test
 	$(PY) -m pytest -m reliability -s $(PYTEST_ARGS)
 
 lint: venv-test
-	$(VENV)/bin/ruff check research tests
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache
