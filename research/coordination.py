@@ -19,6 +19,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from research.errors import StorageUnreachable
+
 log = logging.getLogger(__name__)
 
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
@@ -187,6 +189,7 @@ def retry(call, attempts: int = 8, first_wait_s: float = 1.0):
             sqlalchemy.exc.OperationalError,
             sqlalchemy.exc.InterfaceError,
             optuna.exceptions.StorageInternalError,  # how RDBStorage wraps a failed commit
+            StorageUnreachable,  # opening the storage again (create_study) while the server is down
             ConnectionError,
         ) as err:
             if attempt == attempts - 1:

@@ -12,6 +12,11 @@ class ConfigError(ValueError):
     """A setting is out of range, of the wrong type, or names something unknown."""
 
 
+class StorageUnreachable(ConfigError):
+    """The storage's server did not answer: one clear sentence at a command's first contact, and
+    retried, like any other failed storage call, inside a run (coordination.retry)."""
+
+
 class RunError(RuntimeError):
     """A run stopped for a reason the user can act on (the sentence says which), not a bug."""
 

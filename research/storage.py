@@ -19,7 +19,7 @@ import sqlalchemy
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-from research.errors import ConfigError
+from research.errors import ConfigError, StorageUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         ) from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as err:
         reason = scrub(str(getattr(err, "orig", err)).strip().splitlines()[0], url)
-        raise ConfigError(f"storage {redact(url)} is unreachable: {reason}.") from None
+        raise StorageUnreachable(f"storage {redact(url)} is unreachable: {reason}.") from None
     except sqlalchemy.exc.DBAPIError as err:  # the driver refused the URL itself (e.g. an unknown option)
         reason = scrub(str(getattr(err, "orig", err)).strip().splitlines()[0], url)
         raise ConfigError(f"storage URL {redact(url)} was refused by its driver: {reason}.") from None

@@ -6,6 +6,7 @@ import optuna
 from optuna.trial import TrialState
 
 from research import coordination, storage
+from research.errors import StorageUnreachable
 
 
 def _study(tmp_path) -> optuna.Study:
@@ -93,3 +94,16 @@ def test_a_rejected_trial_is_failed_with_its_reason_and_never_retried(tmp_path):
     assert rejected.state == TrialState.FAIL and rejected.user_attrs["rejected"] == "outside the range"
     assert coordination.reap_stale(study, stale_after_s=10.0) == 0
     assert len(study.get_trials(deepcopy=False)) == 1  # no retry enqueued
+
+
+def test_retry_waits_out_a_storage_that_cannot_be_opened():
+    """A worker reopening its storage (create_study) while the server restarts waits instead of exiting."""
+    calls = []
+
+    def opening():
+        calls.append(1)
+        if len(calls) < 3:
+            raise StorageUnreachable("storage postgresql://*** is unreachable: connection refused.")
+        return "study"
+
+    assert coordination.retry(opening, first_wait_s=0.0) == "study" and len(calls) == 3
