@@ -35,7 +35,8 @@ import optax
 import optuna
 from flax import nnx
 
-from research import data, devices, experiment, models, objectives, search, storage, train
+from research import data, devices, experiment, models, objectives, storage, train
+from research.worker import Worker
 
 QUICK_HE = "experiments/he_relu_mlp.py"
 
@@ -169,7 +170,7 @@ def sweep_over_engine(dataset, trials: int = 8, seeds: int = 4) -> dict:
             f"search.runs_dir={tmp}",
         ]
         cfg = experiment.load(QUICK_HE, "quick", overrides)
-        worker = search.Worker(cfg, storage.default_url(tmp), echo=lambda *_: None)
+        worker = Worker(cfg, storage.default_url(tmp), echo=lambda *_: None)
         worker.run(max_batches=1)
         start = time.perf_counter()
         worker.run(max_batches=1)

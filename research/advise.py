@@ -29,8 +29,8 @@ def layers(model_cfg) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
-def advise(cfg, study=None) -> dict:
-    """Per-layer recommendations; `study` (an Optuna study of this experiment) adds evidence.
+def advise(cfg, record=None) -> dict:
+    """Per-layer recommendations; `record` (a `studies.Record` of this experiment) adds evidence.
 
     Searched layers are given in the experiment's own units (its init spec at alpha, from
     predictions.for_model), so a fixed-variance experiment gets a fixed std, not a fan rule.
@@ -40,8 +40,8 @@ def advise(cfg, study=None) -> dict:
     raw = {p.theory: p for p in theory.predict(model.activation, float(model.sigma_b))}
     searched = predictions.for_model(model)
     evidence = None
-    if study is not None:
-        est = verdicts.analyse(study).estimate
+    if record is not None:
+        est = verdicts.analyse(record).estimate
         if est.status == "ok":
             evidence = est
     rows = [_layer(path, shape, model, raw, searched, evidence) for path, shape in layers(model)]

@@ -34,11 +34,11 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def study_key(study, trials: list, settings: str = "") -> str:
-    """The key of one study's analyses: code, `settings`, the study's attributes (less the
+def study_key(name: str, attrs: dict, trials, settings: str = "") -> str:
+    """The key of one study's analyses: code, `settings`, the study's name and attributes (less the
     reports' own bookkeeping) and every trial (number, state, parameters, values, attributes)."""
-    h = hashlib.sha256((code_fingerprint() + settings + study.study_name).encode())
-    h.update(_dumps({k: v for k, v in study.user_attrs.items() if k not in _BOOKKEEPING}))
+    h = hashlib.sha256((code_fingerprint() + settings + name).encode())
+    h.update(_dumps({k: v for k, v in attrs.items() if k not in _BOOKKEEPING}))
     for t in trials:
         h.update(_dumps([t.number, t.state.name, t.params, t.values, t.user_attrs]))
     return h.hexdigest()

@@ -265,43 +265,46 @@ def _print_json(value) -> None:
 def _status(args: argparse.Namespace) -> int:
     import optuna
 
-    from research import coordination, extrapolate, report, storage, sweep, verdicts
+    from research import coordination, extrapolate, render, storage, studies, verdicts
 
     url = storage.resolve(args.storage)
     backend = storage.open_existing(url)
-    studies = optuna.get_all_study_names(storage=backend)
-    if not studies and not args.json:
+    names = optuna.get_all_study_names(storage=backend)
+    if not names and not args.json:
         print(f"no studies in {storage.redact(url)}")
-    analyses, records = [], []
-    for name in studies:
+    analyses, rows = [], []
+    for name in names:
         study = optuna.load_study(study_name=name, storage=backend)
-        judged = verdicts.analyse_all(study) if "config" in study.user_attrs else []
+        record = studies.load(study)
+        judged = verdicts.analyse_all(record) if record is not None else None
+        counts = coordination.counts(study)
         if args.json:
-            records.append({"study": name, "counts": coordination.counts(study),
-                            "objectives": [report.row(name, a) for a in judged]})  # fmt: skip
+            rows.append({"study": name, "counts": counts,
+                         "objectives": [render.row(name, a) for a in judged or []]})  # fmt: skip
         else:
-            print(sweep.summary(study, analyses=judged))
-        analyses += judged[:1]
+            print(render.summary(name, counts, judged))
+        analyses += (judged or [])[:1]
     series = extrapolate.series(analyses)
     if args.json:
-        _print_json({"storage": storage.redact(url), "studies": records,
+        _print_json({"storage": storage.redact(url), "studies": rows,
                      "series": [dataclasses.asdict(e) for e in series]})  # fmt: skip
         return 0
     for e in series:
-        print(sweep.series_summary(e))
+        print(render.series_summary(e))
     return 0
 
 
 @_command("advise")
 def _advise(args: argparse.Namespace) -> int:
-    from research import advise, experiment, search, storage
+    from research import advise, experiment, storage, studies
 
     cfg = experiment.load(args.config, args.profile)
-    study = None
+    record = None
     url = storage.resolve(args.storage, cfg.search.runs_dir)
     if "://" in url or os.path.exists(url):
-        study = search.find_study(cfg, storage.open_existing(url))
-    advice = advise.advise(cfg, study)
+        found = studies.find(cfg, storage.open_existing(url))
+        record = studies.load(found) if found is not None else None
+    advice = advise.advise(cfg, record)
     if args.json:
         _print_json(advice)
         return 0
@@ -411,11 +414,7 @@ def _sweep(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         with sweep.closing_in_background() as closing:
             kw = {"closing": closing, "figures": not args.no_report}
-            studies = [
-                s
-                for path, cfg in configs
-                for s in sweep.run_all(cfg, path, overrides, args.storage, args.workers, **kw)
-            ]
+            studies = [s for _, cfg in configs for s in sweep.run_all(cfg, args.storage, args.workers, **kw)]
         if not args.no_report:
             runs_dir = configs[0][1].search.runs_dir
             path = report.write(storage.resolve(args.storage, runs_dir), report.folder(runs_dir),
@@ -436,7 +435,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 @_command("worker")
 def _worker(args: argparse.Namespace) -> int:
-    from research import devices, experiment, search, storage, sweep
+    from research import devices, experiment, storage, studies
+    from research import worker as workers
 
     if len(args.config) != 1:
         raise ConfigError("a worker takes exactly one --config.")
@@ -453,9 +453,9 @@ def _worker(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):  # SIGUSR1: sbatch --signal=USR1@seconds
         signal.signal(sig, on_signal)
-    for member, _ in sweep.designs(cfg) if args.every_objective else [(cfg, [])]:
-        worker = search.Worker(member, url, worker_index=args.index, echo=lambda line: print(line, flush=True),
-                               stop=stop)  # fmt: skip
+    for member in studies.expand(cfg) if args.every_objective else [cfg]:
+        worker = workers.Worker(member, url, worker_index=args.index, echo=lambda line: print(line, flush=True),
+                                stop=stop)  # fmt: skip
         told = worker.run()
         print(f"[{worker.id}] {worker.name} done: told {told} trials", flush=True)
         if received:

@@ -75,3 +75,16 @@ def differences(found: list[Arm], tolerance: float, level: float = 0.95) -> list
         verdict = verdicts.three_way(lo, hi, -tolerance, tolerance)
         out.append(Difference(base.label, arm.label, math.expm1(mean), (lo, hi), len(d), verdict))
     return out
+
+
+def head_to_head(analysis) -> dict | None:
+    """A study with named arms (`search.arms`) on one objective it is judged on: each arm at its
+    best learning rate and each against the first, by the study's own rule (None: no arms)."""
+    named = [(str(label), float(alpha)) for label, alpha in analysis.cfg.search.arms]
+    if not named:
+        return None
+    _, tolerance, level = verdicts.rule(analysis.cfg, analysis.objective)
+    found = arms(analysis.observations, named)
+    return {"objective": analysis.objective, "level": level, "tolerance": tolerance,
+            "arms": [dataclasses.asdict(arm) for arm in found],
+            "differences": [dataclasses.asdict(d) for d in differences(found, tolerance, level)]}  # fmt: skip

@@ -205,8 +205,7 @@ def estimate(
 def for_trials(trials: Sequence, cfg, objective: str | None = None) -> tuple[Observations, Estimate]:
     """The estimate from the trials of a study of experiment `cfg` on `objective` (default: its own)."""
     objective = objectives.get(objective or cfg.search.objective)
-    threshold = (cfg.get("verdict") or {}).get("loss_threshold", 1.0)
-    obs = from_trials(trials, objective, cfg.train.chunk_steps, threshold)
+    obs = from_trials(trials, objective, cfg.train.chunk_steps, cfg.verdict.loss_threshold)
     return obs, estimate(obs, signed=objective.signed, alpha_range=tuple(cfg.search.alpha_range))
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import pathlib
+from collections.abc import Mapping
 
 import ml_collections
 
@@ -40,12 +42,36 @@ def load(path: str, profile: str = "quick", overrides: list[str] | tuple[str, ..
     options = _options(suffix)
     if profile not in PROFILES:
         raise ConfigError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}.")
-    cfg = _run_get_config(pathlib.Path(path), profile, options)
+    if path.endswith(".json"):  # a config a sweep validated and snapshotted for its workers
+        cfg = _snapshot(pathlib.Path(path))
+    else:
+        cfg = _run_get_config(pathlib.Path(path), profile, options)
     cfg.profile = profile
     apply_overrides(cfg, overrides)
     validate(cfg)
     cfg.lock()
     return cfg
+
+
+def _snapshot(file: pathlib.Path) -> ml_collections.ConfigDict:
+    """A config written by `studies.snapshot` (JSON: data, never code)."""
+    try:
+        return from_json(json.loads(file.read_text()))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"config snapshot {str(file)!r} cannot be read: {err}.") from None
+
+
+def from_json(value: dict) -> ml_collections.ConfigDict:
+    """A config from its JSON form, JSON's lists back as the tuples configs hold."""
+    return ml_collections.ConfigDict(_tuples(value))
+
+
+def _tuples(value):
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
 
 
 def _run_get_config(file: pathlib.Path, profile: str, options: dict) -> ml_collections.ConfigDict:
@@ -83,10 +109,12 @@ def _run_get_config(file: pathlib.Path, profile: str, options: dict) -> ml_colle
     return cfg
 
 
-def derive(cfg: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
-    """A validated, locked copy of a loaded config with `overrides` applied (the config stays as it is)."""
+def derive(cfg: ml_collections.ConfigDict, changes: Mapping[str, object]) -> ml_collections.ConfigDict:
+    """A validated, locked copy of a loaded config with `changes` (dotted key -> value) made; the
+    config itself stays as it is."""
     new = ml_collections.ConfigDict(cfg.to_dict())
-    apply_overrides(new, overrides)
+    for key, value in changes.items():
+        _set(new, key, value, repr(value))
     validate(new)
     new.lock()
     return new
@@ -115,21 +143,26 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides) -> None:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             value = raw
-        parent, _, leaf = key.rpartition(".")
-        node = cfg
-        for part in parent.split(".") if parent else []:
-            if part not in node:
-                raise ConfigError(f"override {key!r} names no config field (no section {part!r}).")
-            node = node[part]
-        if leaf not in node:
-            raise ConfigError(
-                f"override {key!r} names no config field; {parent or 'the config'} has {sorted(node.keys())}."
-            )
-        try:
-            node[leaf] = value
-        except TypeError:
-            expected = type(node[leaf]).__name__
-            raise ConfigError(f"override {key!r} must be of type {expected}; got {raw!r}.") from None
+        _set(cfg, key, value, raw)
+
+
+def _set(cfg: ml_collections.ConfigDict, key: str, value, shown: str) -> None:
+    """Set the existing dotted field `key` to `value` (`shown`: how the user wrote it)."""
+    parent, _, leaf = key.rpartition(".")
+    node = cfg
+    for part in parent.split(".") if parent else []:
+        if part not in node:
+            raise ConfigError(f"override {key!r} names no config field (no section {part!r}).")
+        node = node[part]
+    if leaf not in node:
+        raise ConfigError(
+            f"override {key!r} names no config field; {parent or 'the config'} has {sorted(node.keys())}."
+        )
+    try:
+        node[leaf] = value
+    except TypeError:
+        expected = type(node[leaf]).__name__
+        raise ConfigError(f"override {key!r} must be of type {expected}; got {shown!r}.") from None
 
 
 def validate(cfg) -> None:

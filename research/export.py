@@ -12,9 +12,7 @@ import json
 import math
 import pathlib
 
-import optuna
-
-from research import coordination, storage
+from research import coordination, studies
 from research.errors import ConfigError
 
 FORMATS = ("csv", "parquet", "jsonl")
@@ -26,18 +24,12 @@ CURVE_COLUMNS = ("study", "config_hash", "trial", "seed", "metric", "step", "val
 def rows(url: str) -> tuple[list[dict], list[dict]]:
     """(one row per trial x seed, one row per trial x seed x metric x evaluation step) of every
     study in `url` made by this tool; a trial without per-seed values gives one row, seed None."""
-    backend = storage.open_existing(url)
     trials, curves = [], []
-    for name in optuna.get_all_study_names(storage=backend):
-        study = optuna.load_study(study_name=name, storage=backend)
-        config = study.user_attrs.get("config")
-        if config is None:
-            continue  # not one of ours
-        digest = study.user_attrs.get("config_hash")
-        chunk_steps = config.get("train", {}).get("chunk_steps", 1)
-        for t in study.get_trials(deepcopy=False):
-            trials += _trial_rows(name, digest, study.user_attrs.get("objective"), t)
-            curves += _curve_rows(name, digest, t, chunk_steps)
+    for record in studies.load_all(url):  # others' studies are skipped
+        digest = record.attrs.get("config_hash")
+        for t in record.trials:
+            trials += _trial_rows(record.name, digest, record.cfg.search.objective, t)
+            curves += _curve_rows(record.name, digest, t, record.cfg.train.chunk_steps)
     return trials, curves
 
 

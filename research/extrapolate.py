@@ -17,7 +17,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from research import predictions, search, verdicts
+from research import predictions, studies, verdicts
 
 AXES = {"width": "1/width", "probe_input_scale": "input scale^2"}
 
@@ -39,6 +39,11 @@ class Extrapolation:
     slope_sign: str  # width series: "positive, as predicted", "negative, against the prediction", "unresolved"
     verdicts: list[verdicts.Verdict]
 
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        """The intercept's interval at `level` (t on the fit's degrees of freedom, in log alpha)."""
+        half = stats.t.ppf(0.5 + level / 2, self.df) * self.se
+        return self.intercept * math.exp(-half), self.intercept * math.exp(half)
+
 
 def fit(x, log_alphas, ses) -> tuple[float, float, float, float]:
     """(a, se(a), b, se(b)) of log alpha*(x) = a + b x by weighted least squares (weights 1/se^2)."""
@@ -53,17 +58,17 @@ def series(analyses: list[verdicts.Analysis]) -> list[Extrapolation]:
     """Every series among `analyses` with two or more members estimated."""
     groups: dict[str, list[verdicts.Analysis]] = {}
     for analysis in analyses:
-        if search.in_series(analysis.cfg) and analysis.estimate.alpha is not None:
-            groups.setdefault(search.series_name(analysis.cfg), []).append(analysis)
+        if studies.in_series(analysis.cfg) and analysis.estimate.alpha is not None:
+            groups.setdefault(studies.series_name(analysis.cfg), []).append(analysis)
     return [
-        _extrapolate(name, sorted(members, key=lambda m: search.series_x(m.cfg)))
+        _extrapolate(name, sorted(members, key=lambda m: studies.series_x(m.cfg)))
         for name, members in sorted(groups.items())
         if len(members) >= 2
     ]
 
 
 def _extrapolate(name: str, members: list[verdicts.Analysis]) -> Extrapolation:
-    x = [search.series_x(m.cfg) for m in members]
+    x = [studies.series_x(m.cfg) for m in members]
     ests = [m.estimate for m in members]
     a, se_a, b, se_b = fit(x, [math.log(e.alpha) for e in ests], [e.se for e in ests])
     df = min(e.df for e in ests)
@@ -73,7 +78,7 @@ def _extrapolate(name: str, members: list[verdicts.Analysis]) -> Extrapolation:
     if field == "probe_input_scale" and moment is not None:  # the limit: a vanishing input
         moment = (np.asarray(moment) * 1e-8).tolist()
     compared, _ = predictions.compared(first.cfg, moment)
-    rope, level, t = verdicts.series_rope(first.cfg), verdicts.rule(first.cfg)[2], stats.t.ppf(0.975, df)
+    rope, level, t = float(first.cfg.verdict.series_rope), verdicts.rule(first.cfg)[2], stats.t.ppf(0.975, df)
     judged = []
     for theories, alpha in compared:
         lo, hi = (math.exp(a + k * se_a) / alpha - 1 for k in (-t, t))

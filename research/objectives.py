@@ -85,7 +85,7 @@ REGISTRY: dict[str, Objective] = {
         ),
         Objective(
             "steps_to_threshold",
-            "steps until the training loss first falls to search.loss_threshold (never: twice the steps)",
+            "steps until the training loss first falls to verdict.loss_threshold (never: twice the steps)",
             "train_loss",
             "steps_to",
         ),

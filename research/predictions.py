@@ -31,7 +31,7 @@ def compared(cfg, input_moment=None) -> tuple[list[tuple[str, float]], list[str]
     do not apply to this activation."""
     ideal = for_model(cfg.model)
     distinct = theory.distinct(ideal)
-    distinct += [(label, float(alpha)) for label, alpha in (cfg.get("verdict") or {}).get("alternatives", ())]
+    distinct += [(label, float(alpha)) for label, alpha in cfg.verdict.alternatives]
     skipped = [name for name, alpha in ideal.items() if alpha is None]
     if objectives.get(cfg.search.objective).trained:
         return distinct, skipped

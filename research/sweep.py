@@ -10,7 +10,6 @@ while the next study's workers start.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import signal
 import subprocess
@@ -18,52 +17,29 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import ml_collections
 import optuna
-from scipy import stats
 from tqdm import tqdm
 
-from research import compare, coordination, experiment, extrapolate, report, search, storage, verdicts
+from research import coordination, render, report, storage, studies
 from research.errors import Interrupted, RunError
 
 _STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
-def run_all(cfg, path: str, overrides: list[str], url: str | None, workers: int, **kw) -> list[optuna.Study]:
-    """One study per objective the experiment `cfg` (loaded from `path` with `overrides`) lists,
-    and for a probe objective with a series (search.series) one per value (`kw`: `run`'s)."""
-    return [run(member, path, [*overrides, *extra], url, workers, **kw) for member, extra in designs(cfg)]
-
-
-def designs(cfg) -> list[tuple[ml_collections.ConfigDict, list[str]]]:
-    """(config, the overrides that make it from `cfg`) for every study a sweep of `cfg` runs, in order."""
-    out = []
-    for objective in tuple(cfg.search.objectives) or (cfg.search.objective,):
-        choose = [f"search.objective='{objective}'"]
-        choose += search.probe_design(experiment.derive(cfg, choose))
-        chosen = experiment.derive(cfg, choose)
-        for extra in search.series(chosen) if search.in_series(chosen) else [[]]:
-            out.append((experiment.derive(chosen, extra), [*choose, *extra]))
-    return out
+def run_all(cfg, url: str | None, workers: int, **kw) -> list[optuna.Study]:
+    """One study per objective the experiment `cfg` lists, and for a probe objective with a series
+    (search.series) one per value (`kw`: `run`'s)."""
+    return [run(member, url, workers, **kw) for member in studies.expand(cfg)]
 
 
 def run(
-    cfg,
-    path: str,
-    overrides: list[str],
-    url: str | None,
-    workers: int,
-    *,
-    echo=tqdm.write,
-    closing=None,
-    figures: bool = True,
+    cfg, url: str | None, workers: int, *, echo=tqdm.write, closing=None, figures: bool = True
 ) -> optuna.Study:
-    """Sweep experiment `cfg` to its trial budget with `workers` processes (each loads `path` with
-    `overrides` itself, as a cluster worker would); returns the study. Its closing work (`close`)
-    runs through `closing` (`closing_in_background`'s submit) when given, else here."""
-    profile = cfg.profile
+    """Sweep the study of config `cfg` to its trial budget with `workers` processes (each loads
+    the config's snapshot, as a cluster worker would load its file); returns the study. Its closing
+    work (`close`) runs through `closing` (`closing_in_background`'s submit) when given, else here."""
     url = storage.resolve(url, cfg.search.runs_dir)
-    study = coordination.retry(lambda: search.create_study(cfg, url))
+    study = coordination.retry(lambda: studies.create(cfg, url))
     name = study.study_name
     logs = os.path.join(cfg.search.runs_dir, "logs")
     os.makedirs(logs, exist_ok=True)
@@ -74,9 +50,11 @@ def run(
         return study
     echo(f"{name}: {target} trials, {workers} worker(s), storage {storage.redact(url)}, worker logs in {logs}/")
 
+    snapshot = studies.snapshot(cfg, cfg.search.runs_dir)
+
     def launch(index: int) -> subprocess.Popen:
-        argv = [sys.executable, "-m", "research", "worker", "--config", path, "--profile", profile]
-        argv += ["--index", str(index)] + [arg for o in overrides for arg in ("--set", o)]
+        argv = [sys.executable, "-m", "research", "worker", "--config", snapshot, "--profile", cfg.profile]
+        argv += ["--index", str(index)]
         log = open(os.path.join(logs, f"{name}-worker{index}-{os.getpid()}.log"), "a")  # one per sweep
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "RESEARCH_STORAGE": url}  # never on the command line
         env.update(shared_accelerator(workers, os.environ))
@@ -103,7 +81,8 @@ def run(
 def close(study: optuna.Study, seconds: float, runs_dir: str, figures: bool, echo) -> None:
     """A finished study's closing work: its analyses and (with `figures`) its own figures, cached in
     the runs directory's report folder for the closing report, and its summary."""
-    echo(summary(study, seconds, report.prepare(study, report.folder(runs_dir), figures=figures)))
+    analyses = report.prepare(study, report.folder(runs_dir), figures=figures)
+    echo(render.summary(study.study_name, coordination.counts(study), analyses, seconds))
 
 
 @contextlib.contextmanager
@@ -182,62 +161,6 @@ def _stop(procs: dict[int, subprocess.Popen], grace_s: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def summary(study: optuna.Study, seconds: float | None = None, analyses: list[verdicts.Analysis] | None = None) -> str:
-    """The study's alpha* and the verdict on every distinct prediction, by its own stored rule,
-    for each objective it is judged on (a trained study: also those read off its stored curves)."""
-    c = coordination.counts(study)
-    took = f" in {seconds / 60:.1f} min" if seconds is not None else ""
-    lines = [
-        f"{study.study_name}: {c['finished']} finished trials ({c['complete']} complete, {c['pruned']} pruned){took}"
-    ]
-    if "config" not in study.user_attrs:
-        return "\n".join([*lines, "  not a study of this project: no estimate"])
-    for analysis in analyses or verdicts.analyse_all(study):
-        lines += _judged(analysis)
-    return "\n".join(lines)
-
-
-def _judged(analysis: verdicts.Analysis) -> list[str]:
-    named = [(str(label), float(alpha)) for label, alpha in analysis.cfg.search.get("arms", ())]
-    if named:
-        return _head_to_head(analysis, named)
-    est = analysis.estimate
-    if est.alpha is None:
-        return [f"  {analysis.objective}: alpha* {est.status}"]
-    lo, hi = est.interval()
-    lines = [f"  {analysis.objective}: alpha* = {est.alpha:.4g} [{lo:.4g}, {hi:.4g}] ({est.status});"
-             f" ROPE ±{analysis.rope:.0%}"]  # fmt: skip
-    for v in analysis.verdicts:
-        regret = f", regret {v.regret:.1%}: {v.regret_verdict}" if v.regret is not None else ""
-        lines.append(f"    {v.theories} {v.alpha:.4g}: {v.verdict}{regret}")
-    if analysis.lr_slope:
-        lines.append(f"    {verdicts.describe_lr_slope(analysis.lr_slope)}")
-    return lines + [f"    note: {w}" for w in est.warnings]
-
-
-def _head_to_head(analysis: verdicts.Analysis, named: list[tuple[str, float]]) -> list[str]:
-    """Named arms at their best learning rates and each against the first, paired by seed."""
-    _, tolerance, level = verdicts.rule(analysis.cfg, analysis.objective)
-    found = compare.arms(analysis.observations, named)
-    lines = [f"  {analysis.objective}: " + "; ".join(
-        f"{a.label} (alpha {a.alpha:.4g}, lr {a.learning_rate:.2g}) {sum(a.values) / len(a.values):.4g}"
-        if a.learning_rate else f"{a.label} (alpha {a.alpha:.4g}) {sum(a.values) / len(a.values):.4g}"
-        for a in found)]  # fmt: skip
-    for d in compare.differences(found, tolerance, level):
-        lo, hi = d.interval
-        lines.append(f"    {d.b} vs {d.a}: {d.relative:+.1%} [{lo:+.1%}, {hi:+.1%}] ({level:.0%}): {d.verdict}")
-    return lines
-
-
-def series_summary(e: extrapolate.Extrapolation) -> str:
-    """A series' intercept at the limit and the verdict on every prediction there."""
-    t = stats.t.ppf(0.975, e.df)
-    lo, hi = (e.intercept * math.exp(k * t * e.se) for k in (-1, 1))
-    lines = [f"{e.series}, extrapolated to {e.axis} -> 0: alpha* = {e.intercept:.4g} [{lo:.4g}, {hi:.4g}],"
-             f" slope {e.slope:+.3g} ± {2 * e.slope_se:.2g} ({e.slope_sign})"]  # fmt: skip
-    return "\n".join(lines + [f"  {v.theories} {v.alpha:.4g}: {v.verdict}" for v in e.verdicts])
 
 
 def _best_alpha(study: optuna.Study) -> str:

@@ -79,19 +79,10 @@ class Verdict:
 
 def rule(cfg, objective: str | None = None) -> tuple[float, float, float]:
     """(ROPE, regret tolerance, level) a study pre-registered for `objective` (default: its own);
-    studies older than the rule get the registry's defaults."""
-    defaults = default_config()
-    stored = cfg.get("verdict") or defaults
+    an objective its rule does not name gets the registry's region."""
     objective = objective or cfg.search.objective
-    rope = (stored.get("rope") or {}).get(objective, objectives.get(objective).rope)
-    tolerance = stored.get("regret_tolerance", defaults.regret_tolerance)
-    return float(rope), float(tolerance), float(stored.get("level", defaults.level))
-
-
-def series_rope(cfg) -> float:
-    """The region a series' intercept is judged with (the default for older studies)."""
-    defaults = default_config()
-    return float((cfg.get("verdict") or defaults).get("series_rope", defaults.series_rope))
+    rope = cfg.verdict.rope.get(objective, objectives.get(objective).rope)
+    return float(rope), float(cfg.verdict.regret_tolerance), float(cfg.verdict.level)
 
 
 def equivalence(log_ratio: float, se: float, df: float, rope: float, level: float) -> str:
@@ -171,18 +162,14 @@ class Analysis:
     lr_slope: dict | None = None  # with a searched lr: lr*(alpha)'s slope, homogeneity's, the verdict
 
 
-def analyse(study, objective: str | None = None) -> Analysis:
-    """Estimate alpha* for an Optuna study on `objective` (default: the study's own; a trained
-    study's stored curves serve any trained objective) and judge every prediction by the
-    study's stored rule."""
-    cfg = ml_collections.ConfigDict(study.user_attrs["config"])
-    return _analyse(study, cfg, objective or cfg.search.objective, study.get_trials(deepcopy=False))
-
-
-def _analyse(study, cfg, objective: str, trials: list, judged=None) -> Analysis:
-    """`analyse` on trials already read, with the predictions (`predictions.compared`) if known."""
-    obs, est = estimate.for_trials(trials, cfg, objective)
-    moment = study.user_attrs.get("probe_input_moment")
+def analyse(record, objective: str | None = None, judged=None) -> Analysis:
+    """Estimate alpha* for a study (a `studies.Record`) on `objective` (default: its own; a trained
+    study's stored curves serve any trained objective) and judge every prediction by the study's
+    stored rule (`judged`: `predictions.compared`, when already known)."""
+    cfg = record.cfg
+    objective = objective or cfg.search.objective
+    obs, est = estimate.for_trials(record.trials, cfg, objective)
+    moment = record.input_moment
     compared, skipped = judged or predictions.compared(cfg, moment)
     rope, tolerance, level = rule(cfg, objective)
     trained = objectives.get(objective).trained
@@ -199,28 +186,17 @@ def judge_lr_slope(est, cfg, level: float) -> dict | None:
     predicted = predictions.lr_slope(cfg)
     out = {"slope": measured[0], "interval": measured[1:], "predicted": predicted, "verdict": None}
     if predicted is not None:
-        rope = float((cfg.get("verdict") or {}).get("lr_slope_rope", default_config().lr_slope_rope))
+        rope = float(cfg.verdict.lr_slope_rope)
         _, lo, hi = est.lr_slope(level)
         bound = rope * abs(predicted)
         out["verdict"] = three_way(lo, hi, predicted - bound, predicted + bound)
     return out
 
 
-def describe_lr_slope(s: dict) -> str:
-    """One line: the measured slope of lr*(alpha), homogeneity's and the verdict."""
-    lo, hi = s["interval"]
-    measured = f"lr*(alpha) slope {s['slope']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
-    if s["predicted"] is None:
-        return measured + " (homogeneity predicts none for this network)"
-    return measured + f" vs homogeneity's {s['predicted']:+.2f}: {s['verdict']}"
-
-
-def analyse_all(study) -> list[Analysis]:
-    """The study judged on each of its objectives (`judged_objectives`), its own first."""
-    cfg = ml_collections.ConfigDict(study.user_attrs["config"])
-    trials = study.get_trials(deepcopy=False)  # read once, judged on every objective
-    judged = predictions.compared(cfg, study.user_attrs.get("probe_input_moment"))
-    return [_analyse(study, cfg, name, trials, judged) for name in judged_objectives(cfg)]
+def analyse_all(record) -> list[Analysis]:
+    """The study (a `studies.Record`) judged on each of its objectives (`judged_objectives`), its own first."""
+    judged = predictions.compared(record.cfg, record.input_moment)
+    return [analyse(record, name, judged) for name in judged_objectives(record.cfg)]
 
 
 def judged_objectives(cfg) -> tuple[str, ...]:
@@ -228,5 +204,4 @@ def judged_objectives(cfg) -> tuple[str, ...]:
     own = cfg.search.objective
     if not objectives.get(own).trained:
         return (own,)
-    listed = (cfg.get("verdict") or {}).get("objectives", ())
-    return (own, *(o for o in listed if o != own))
+    return (own, *(o for o in cfg.verdict.objectives if o != own))

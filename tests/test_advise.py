@@ -7,8 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from research import advise, experiment, lsuv, models, search
+from research import advise, experiment, lsuv, models, studies
 from research.cli import main
+from research.worker import Worker
 from tests import helpers
 
 
@@ -76,9 +77,9 @@ def test_advise_takes_a_real_studys_alpha_star_in_the_studys_units(tmp_path, dat
              "search.alpha_range=(30.0, 3000.0)", "search.objective='forward_log_ratio'", "search.trials=16",
              "search.trials_per_batch=8", "search.probe_seeds=4", "search.probe_batch=128"]  # fmt: skip
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *extra))
-    worker = search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+    worker = Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
     assert worker.run() == 16
-    advice = advise.advise(cfg, worker.study)
+    advice = advise.advise(cfg, studies.load(worker.study))
     assert advice["evidence"]["alpha"] == pytest.approx(312.5, rel=0.1)
     hidden = [r for r in advice["layers"] if r["layer"].startswith("layers/")]
     assert all(r["source"].startswith("study alpha*") and r["mode"] == "fixed" for r in hidden)

@@ -7,7 +7,8 @@ import time
 import optuna
 import pytest
 
-from research import analysis_cache, experiment, report, search, storage, sweep, verdicts
+from research import analysis_cache, experiment, figures, report, storage, sweep, verdicts
+from research.worker import Worker
 from tests import helpers
 
 
@@ -16,7 +17,7 @@ def probe_study(tmp_path, data_root) -> str:
     overrides = [f"search.runs_dir={tmp_path}", f"data.data_dir={data_root}", "search.objective='forward_log_ratio'",
                  "search.trials=6", "search.trials_per_batch=6", "model.depth=4", "model.width=32"]  # fmt: skip
     url = str(tmp_path / "studies.journal")
-    search.Worker(experiment.load(helpers.TINY, "quick", overrides), url, echo=lambda _: None).run()
+    Worker(experiment.load(helpers.TINY, "quick", overrides), url, echo=lambda _: None).run()
     return url
 
 
@@ -30,7 +31,7 @@ def test_a_rerun_reuses_unchanged_studies_and_redoes_changed_ones(probe_study, t
     report.write(probe_study, out)
     first = _studies(out)
     calls = {"analyse": 0, "draw": 0}
-    analyse, draw = verdicts.analyse_all, report.study_figures
+    analyse, draw = verdicts.analyse_all, figures.study_figures
 
     def counted_analyse(study):
         calls["analyse"] += 1
@@ -41,7 +42,7 @@ def test_a_rerun_reuses_unchanged_studies_and_redoes_changed_ones(probe_study, t
         return draw(r, folder)
 
     monkeypatch.setattr(verdicts, "analyse_all", counted_analyse)
-    monkeypatch.setattr(report, "study_figures", counted_draw)
+    monkeypatch.setattr(figures, "study_figures", counted_draw)
     report.write(probe_study, out, artifacts=tmp_path / "artifacts")  # publishing to the dashboard
     report.write(probe_study, out)  # (which writes to the study) changes no key
     assert calls == {"analyse": 0, "draw": 0} and _studies(out) == first  # nothing redone, same numbers
@@ -70,14 +71,14 @@ def test_a_sweep_leaves_its_analyses_and_figures_for_the_report(tmp_path, data_r
     cfg = experiment.load(helpers.TINY, "quick", overrides)
     said = []
     with sweep.closing_in_background() as closing:
-        study = sweep.run(cfg, helpers.TINY, overrides, None, 1, echo=said.append, closing=closing)
+        study = sweep.run(cfg, None, 1, echo=said.append, closing=closing)
     assert said[-1].startswith(f"{study.study_name}: 6 finished trials")
 
     def no_work(*args, **kwargs):
         raise AssertionError("the report analysed or drew a study the sweep had just closed")
 
     monkeypatch.setattr(verdicts, "analyse_all", no_work)
-    monkeypatch.setattr(report, "study_figures", no_work)
+    monkeypatch.setattr(figures, "study_figures", no_work)
     report.write(str(tmp_path / "studies.journal"), tmp_path / "report")
     assert _studies(tmp_path / "report")[0]["estimate"]["n_trials"] == 6
     drawn = re.findall(r"\(figures/([^)]+[.]png)\)", (tmp_path / "report" / "report.md").read_text())

@@ -26,7 +26,7 @@ def test_linear_funnel_matches_the_hand_derivation():
     base = _cfg("experiments/xavier_compromise.py", "forward_log_ratio", f"model.widths={widths}", "model.depth=8",
                 "model.input_dim=1024")  # fmt: skip
     assert asrun.predict(base, 1.0).alpha == pytest.approx((1 + r) / 2, rel=1e-9)
-    back = experiment.derive(base, ["search.objective='backward_log_ratio'"])
+    back = experiment.derive(base, {"search.objective": "backward_log_ratio"})
     assert asrun.predict(back, 1.0).alpha == pytest.approx((1 + r) / (2 * r), rel=1e-6)
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import optuna
 import pytest
 
-from research import compare, estimate, experiment, report, search, storage
+from research import compare, estimate, experiment, report, storage, studies
+from research.worker import Worker
 from tests import helpers
 
 
@@ -49,9 +50,9 @@ def test_a_noisy_difference_is_inconclusive():
 def test_arms_must_be_named_alphas_inside_the_range():
     cfg = experiment.load(helpers.TINY, "quick")
     with pytest.raises(Exception, match="search.arms must be"):
-        experiment.derive(cfg, ["search.sampler='grid'", "search.arms=((1.0, 'He'),)"])
+        experiment.derive(cfg, {"search.sampler": "grid", "search.arms": ((1.0, "He"),)})
     with pytest.raises(Exception, match="search.arms needs search.sampler 'grid'"):
-        experiment.derive(cfg, ["search.arms=(('He', 2.0),)"])
+        experiment.derive(cfg, {"search.arms": (("He", 2.0),)})
 
 
 @pytest.mark.slow
@@ -60,12 +61,12 @@ def test_report_compares_arms_from_a_real_study(tmp_path, data_root):
     experiment.compared_arms(cfg.unlock(), (("small", 0.05), ("He", 2.0)), (1e-2, 0.1), lrs=2, seeds=3)
     cfg.lock()
     url = str(tmp_path / "studies.journal")
-    assert search.Worker(cfg, url, echo=lambda _: None).run() == 4
+    assert Worker(cfg, url, echo=lambda _: None).run() == 4
     report.write(url, tmp_path / "report")
     compared = json.loads((tmp_path / "report" / "report.json").read_text())["comparisons"]
     first = compared[0]
     assert first["objective"] == "train_loss" and [a["label"] for a in first["arms"]] == ["small", "He"]
-    trials = optuna.load_study(study_name=search.study_name(cfg), storage=storage.open_storage(url)).get_trials()
+    trials = optuna.load_study(study_name=studies.study_name(cfg), storage=storage.open_storage(url)).get_trials()
     for arm in first["arms"]:  # each arm at the learning rate with its lowest mean, with that trial's seeds
         ran = [t for t in trials if t.params["alpha"] == pytest.approx(arm["alpha"])]
         best = min(ran, key=lambda t: t.value)
@@ -88,10 +89,10 @@ def test_report_maps_trainability_across_depth(tmp_path, data_root):
         cfg = experiment.load(helpers.TINY, "quick", overrides)
         experiment.lr_profiled(cfg.unlock(), (0.5, 8.0), (1e-2, 0.1), alphas=6, lrs=2, seeds=3)
         cfg.lock()
-        assert search.Worker(cfg, url, echo=lambda _: None).run() == 12
+        assert Worker(cfg, url, echo=lambda _: None).run() == 12
     records = report.collect(url)
     (group,) = report.depth_groups(records).values()
-    assert [r["config"].model.depth for r in group] == [2, 3, 4]
+    assert [j.cfg.model.depth for j in group] == [2, 3, 4]
     report.write(url, tmp_path / "report")
     figure = tmp_path / "report" / "figures" / "tinydepth-quick-trainability.png"
     assert figure.stat().st_size > 1000

@@ -8,7 +8,8 @@ import types
 import numpy as np
 import pytest
 
-from research import estimate, experiment, objectives, predictions, report, search, train, verdicts
+from research import estimate, experiment, figures, objectives, predictions, render, report, train, verdicts
+from research.worker import Worker
 from tests import helpers
 from tests.simulated import SCENARIOS
 
@@ -152,15 +153,15 @@ def test_lr_star_follows_the_slope_of_a_grid_design():
 def test_homogeneity_predicts_the_slope_of_lr_star():
     relu = experiment.load(helpers.TINY, "quick", ["model.depth=12", "train.optimizer='momentum'"])
     assert predictions.lr_slope(relu) == -5.0  # -(L - 2) / 2 for L = 12 searched layers
-    assert predictions.lr_slope(experiment.derive(relu, ["train.optimizer='adam'"])) == 0.5
-    assert predictions.lr_slope(experiment.derive(relu, ["model.activation='tanh'"])) is None
-    assert predictions.lr_slope(experiment.derive(relu, ["model.sigma_b=0.1"])) is None
+    assert predictions.lr_slope(experiment.derive(relu, {"train.optimizer": "adam"})) == 0.5
+    assert predictions.lr_slope(experiment.derive(relu, {"model.activation": "tanh"})) is None
+    assert predictions.lr_slope(experiment.derive(relu, {"model.sigma_b": 0.1})) is None
 
 
 def test_the_rule_is_read_from_the_stored_config():
     cfg = experiment.load(helpers.TINY, "quick", ["verdict.rope.train_loss=0.05", "verdict.regret_tolerance=0.2"])
     assert verdicts.rule(cfg) == (0.05, 0.2, 0.9)
-    probe = experiment.derive(cfg, ["search.objective='forward_log_ratio'"])
+    probe = experiment.derive(cfg, {"search.objective": "forward_log_ratio"})
     assert verdicts.rule(probe)[0] == 0.02
 
 
@@ -170,7 +171,7 @@ def test_report_files_from_a_tiny_study(tmp_path, data_root):
                  "search.trials=12", "search.trials_per_batch=6", "model.depth=8", "model.width=64"]  # fmt: skip
     cfg = experiment.load(helpers.TINY, "quick", overrides)
     url = str(tmp_path / "studies.journal")
-    search.Worker(cfg, url, echo=lambda _: None).run()
+    Worker(cfg, url, echo=lambda _: None).run()
     path = report.write(url, tmp_path / "report")
     rows = json.loads((tmp_path / "report" / "report.json").read_text())["studies"]
     est = rows[0]["estimate"]
@@ -198,7 +199,7 @@ def _no_constant(name):
 
 
 def test_latex_escapes_every_special_character_and_fixes_decimals():
-    assert report.latex_escape(r"a_b & 5% $x$ #1 {y} ~^\ ±") == (
+    assert render.latex_escape(r"a_b & 5% $x$ #1 {y} ~^\ ±") == (
         r"a\_b \& 5\% \$x\$ \#1 \{y\} \textasciitilde{}\textasciicircum{}\textbackslash{} $\pm$"
     )
     est = {"alpha": 1.5, "interval": (1.2345678, 2.0), "status": "ok", "warnings": ()}
@@ -206,7 +207,7 @@ def test_latex_escapes_every_special_character_and_fixes_decimals():
                "verdict": "different", "regret": None, "regret_verdict": None}  # fmt: skip
     row = {"experiment": "x_y", "objective": "train_loss", "rope": 0.1, "estimate": est, "verdicts": [verdict],
            "arms": [], "trials": 24, "seeds": 3}  # fmt: skip
-    (line,) = [ln for ln in report.latex([row]).splitlines() if ln.startswith("x")]
+    (line,) = [ln for ln in render.latex([row]).splitlines() if ln.startswith("x")]
     assert line.startswith(r"x\_y & train\_loss (ROPE $\pm$10\%) & 1.500 [1.235, 2.000] & 24 x 3 & he & 2.000 &")
 
 
@@ -219,7 +220,7 @@ def test_report_draws_stored_training_curves_and_trains_nothing(tmp_path, data_r
         "search.trials_per_batch=4",
     ]
     url = str(tmp_path / "studies.journal")
-    search.Worker(experiment.load(helpers.TINY, "quick", overrides), url, echo=lambda _: None).run()
+    Worker(experiment.load(helpers.TINY, "quick", overrides), url, echo=lambda _: None).run()
 
     def no_training(*args, **kwargs):
         raise AssertionError("the report trained a model")
@@ -251,7 +252,7 @@ def test_a_quantised_objective_never_gets_a_zero_width_interval():
 
 def test_coincident_predictions_share_one_line_and_label():
     v = lambda theories, alpha, verdict: verdicts.Verdict(theories, alpha, None, None, verdict)  # noqa: E731
-    lines = report.prediction_lines([v("as run", 2.0000001, "equivalent"), v("he = forward", 2.0, "inconclusive"),
+    lines = figures.prediction_lines([v("as run", 2.0000001, "equivalent"), v("he = forward", 2.0, "inconclusive"),
                                      v("xavier", 1.0, "different")])  # fmt: skip
     assert lines == [(2.0, "2 (as run: equivalent; he = forward: inconclusive)"), (1.0, "1 (xavier: different)")]
 

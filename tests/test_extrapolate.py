@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from research import cli, estimate, experiment, extrapolate, models, report, search, sweep, verdicts
+from research import cli, estimate, experiment, extrapolate, models, report, studies, sweep, verdicts
 from research.errors import ConfigError
 from tests import helpers
 
@@ -23,14 +23,14 @@ def test_weighted_fit_recovers_intercept_and_slope_exactly():
 
 def test_series_members_are_named_by_their_value_and_run_a_fixed_grid():
     cfg = experiment.load(f"{helpers.EXPERIMENTS}/he_relu_mlp.py", "quick", ["search.objective='forward_log_ratio'"])
-    members = [experiment.derive(cfg, extra) for extra in search.series(cfg)]
-    assert [search.study_name(m) for m in members] == [
+    members = studies.series_members(cfg)
+    assert [studies.study_name(m) for m in members] == [
         f"he_relu_mlp-quick-forward_log_ratio-w{n}" for n in (64, 128, 256, 512)
     ]
     assert all(m.search.sampler == "grid" and m.search.trials == m.search.grid_points == 6 for m in members)
-    assert [search.series_x(m) for m in members] == [1 / 64, 1 / 128, 1 / 256, 1 / 512]
-    trained = experiment.derive(cfg, ["search.objective='train_loss'"])
-    assert not search.in_series(trained) and search.study_name(trained) == "he_relu_mlp-quick-train_loss"
+    assert [studies.series_x(m) for m in members] == [1 / 64, 1 / 128, 1 / 256, 1 / 512]
+    trained = experiment.derive(cfg, {"search.objective": "train_loss"})
+    assert not studies.in_series(trained) and studies.study_name(trained) == "he_relu_mlp-quick-train_loss"
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_an_input_scale_series_is_extrapolated_to_a_vanishing_input(tmp_path, da
              "search.series.seeds=8", "search.probe_batch=64"]  # fmt: skip
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *extra))
     url = str(tmp_path / "s.journal")
-    studies = sweep.run_all(cfg, helpers.TINY, helpers.overrides(tmp_path, data_root, *extra), url, 1)
+    studies = sweep.run_all(cfg, url, 1)
     assert [s.study_name for s in studies] == [f"tiny-quick-jacobian_log_gain-s{s}" for s in ("0.1", "0.2", "0.3")]
     report.write(url, tmp_path / "report", figures=False)
     (series,) = json.loads((tmp_path / "report" / "report.json").read_text())["series"]
@@ -78,8 +78,7 @@ def test_an_input_scale_series_is_extrapolated_to_a_vanishing_input(tmp_path, da
 def test_a_width_series_is_judged_on_its_intercept_and_the_sign_of_its_drift():
     cfg = experiment.load(f"{helpers.EXPERIMENTS}/he_relu_mlp.py", "quick", ["search.objective='forward_log_ratio'"])
     analyses = []
-    for extra in search.series(cfg):
-        member = experiment.derive(cfg, extra)
+    for member in studies.series_members(cfg):
         n = models.width(member.model)
         est = estimate.Estimate("ok", 2.0 * math.exp(2.0 / n), 0.002, 63.0, 1.0, 6, 384, 1.0, np.zeros(0), np.zeros(0),
                                 np.zeros((0, 0)))  # fmt: skip

@@ -3,7 +3,7 @@
 import optuna
 import pytest
 
-from research import experiment, search, storage
+from research import experiment, storage, studies
 from research.errors import ConfigError
 from tests import helpers
 
@@ -13,21 +13,21 @@ def _cfg(tmp_path, data_root, *extra):
 
 
 def test_the_hash_ignores_budget_paths_and_timings_but_not_the_experiment(tmp_path, data_root):
-    base = search.config_hash(_cfg(tmp_path, data_root))
+    base = studies.config_hash(_cfg(tmp_path, data_root))
     same = _cfg(tmp_path / "elsewhere", data_root, "search.trials=99", "search.heartbeat_s=1.0",
                 "search.trials_per_batch=2", "search.on_config_change='new'")  # fmt: skip
-    assert search.config_hash(same) == base and len(base) == 8
+    assert studies.config_hash(same) == base and len(base) == 8
     for changed in ("train.learning_rate=0.1", "model.depth=4", "search.seeds=5", "verdict.level=0.95"):
-        assert search.config_hash(_cfg(tmp_path, data_root, changed)) != base, changed
+        assert studies.config_hash(_cfg(tmp_path, data_root, changed)) != base, changed
 
 
 def test_a_changed_config_stops_naming_the_changed_keys(tmp_path, data_root):
     url = str(tmp_path / "s.journal")
-    first = search.create_study(_cfg(tmp_path, data_root), url)
-    more = search.create_study(_cfg(tmp_path, data_root, "search.trials=40"), url)  # a bigger budget joins it
+    first = studies.create(_cfg(tmp_path, data_root), url)
+    more = studies.create(_cfg(tmp_path, data_root, "search.trials=40"), url)  # a bigger budget joins it
     assert more.study_name == first.study_name == "tiny-quick-train_loss"
     with pytest.raises(ConfigError) as err:
-        search.create_study(_cfg(tmp_path, data_root, "train.learning_rate=0.1", "model.depth=4"), url)
+        studies.create(_cfg(tmp_path, data_root, "train.learning_rate=0.1", "model.depth=4"), url)
     message = str(err.value)
     assert "tiny-quick-train_loss" in message and "--on-config-change new" in message
     assert "train.learning_rate: 0.01 -> 0.1" in message and "model.depth: 3 -> 4" in message
@@ -36,23 +36,23 @@ def test_a_changed_config_stops_naming_the_changed_keys(tmp_path, data_root):
 
 def test_on_config_change_new_starts_a_sibling_that_later_runs_find(tmp_path, data_root):
     url = str(tmp_path / "s.journal")
-    search.create_study(_cfg(tmp_path, data_root), url)
+    studies.create(_cfg(tmp_path, data_root), url)
     changed = _cfg(tmp_path, data_root, "train.learning_rate=0.1", "search.on_config_change='new'")
-    sibling = search.create_study(changed, url)
-    assert sibling.study_name == f"tiny-quick-train_loss-c{search.config_hash(changed)}"
+    sibling = studies.create(changed, url)
+    assert sibling.study_name == f"tiny-quick-train_loss-c{studies.config_hash(changed)}"
     assert sibling.user_attrs["config"]["train"]["learning_rate"] == 0.1
-    assert search.create_study(changed, url).study_name == sibling.study_name  # found again, not a third
+    assert studies.create(changed, url).study_name == sibling.study_name  # found again, not a third
     backend = storage.open_storage(url)
-    assert search.find_study(changed, backend).study_name == sibling.study_name
-    assert search.find_study(_cfg(tmp_path, data_root), backend).study_name == "tiny-quick-train_loss"
-    assert search.find_study(_cfg(tmp_path, data_root, "model.depth=5"), backend) is None
+    assert studies.find(changed, backend).study_name == sibling.study_name
+    assert studies.find(_cfg(tmp_path, data_root), backend).study_name == "tiny-quick-train_loss"
+    assert studies.find(_cfg(tmp_path, data_root, "model.depth=5"), backend) is None
 
 
 def test_a_study_records_its_hash_and_provenance(tmp_path, data_root):
     cfg = _cfg(tmp_path, data_root)
-    study = search.create_study(cfg, str(tmp_path / "s.journal"))
+    study = studies.create(cfg, str(tmp_path / "s.journal"))
     record = study.user_attrs["provenance"]
-    assert study.user_attrs["config_hash"] == search.config_hash(cfg)
+    assert study.user_attrs["config_hash"] == studies.config_hash(cfg)
     assert record["packages"]["jax"] and record["packages"]["optuna"].startswith("5.")
     assert record["device"].endswith("x1") or " x" in record["device"]
     assert isinstance(record["dirty"], bool) and len(record["commit"]) == 40  # the tests run in a checkout

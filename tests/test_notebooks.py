@@ -6,7 +6,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from research import experiment, search
+from research import experiment
+from research.worker import Worker
 from tests import helpers
 
 ANALYSIS = pathlib.Path(__file__).resolve().parent.parent / "analysis"
@@ -18,7 +19,7 @@ def tiny_storage(tmp_path_factory, data_root):
     overrides = [f"search.runs_dir={root}", f"data.data_dir={data_root}", "search.objective='forward_log_ratio'",
                  "search.trials=10", "search.trials_per_batch=5", "model.depth=8", "model.width=64"]  # fmt: skip
     url = str(root / "studies.journal")
-    search.Worker(experiment.load(helpers.TINY, "quick", overrides), url, echo=lambda _: None).run()
+    Worker(experiment.load(helpers.TINY, "quick", overrides), url, echo=lambda _: None).run()
     return url, root
 
 

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
-from research import cli, estimate, experiment, objectives, provenance, search, storage, sweep
+from research import cli, estimate, experiment, objectives, provenance, storage, studies, sweep
 from research.errors import ConfigError
 from tests import helpers
 
@@ -268,7 +268,7 @@ def test_reports_and_messages_never_carry_passwords(tmp_path, data_root):
     # What a study records (config, theory, code version) never holds the storage URL it lives in.
     url = f"sqlite:///{tmp_path}/hunter2.db"
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root))
-    study = search.create_study(cfg, url)
+    study = studies.create(cfg, url)
     assert study.user_attrs["config"]["name"] == "tiny"
     assert "hunter2" not in json.dumps(study.user_attrs)
 
@@ -305,7 +305,7 @@ def test_workers_get_the_storage_url_through_the_environment_not_the_command_lin
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, "search.poll_s=0.01"))
     url = f"sqlite:///{tmp_path}/hunter2.db"
     with pytest.raises(RuntimeError, match="workers stopped"):
-        sweep.run(cfg, helpers.TINY, [], url, 1, echo=lambda _: None)
+        sweep.run(cfg, url, 1, echo=lambda _: None)
     assert launched and all("hunter2" not in " ".join(argv) for argv, _ in launched)
     assert all(env["RESEARCH_STORAGE"] == url for _, env in launched)
 

@@ -22,10 +22,12 @@ from research import (
     probes,
     search,
     storage,
+    studies,
     train,
     verdicts,
 )
 from research.errors import ConfigError
+from research.worker import Worker
 from tests import helpers
 
 
@@ -49,7 +51,7 @@ def test_passwords_are_never_shown():
 
 def test_study_records_config_theory_and_version(tmp_path, data_root):
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root))
-    study = search.create_study(cfg, storage.default_url(tmp_path))
+    study = studies.create(cfg, storage.default_url(tmp_path))
     assert study.user_attrs["config"]["model"]["depth"] == 3
     assert study.user_attrs["theory"]["he"] == 2.0 and study.user_attrs["theory"]["forward"] == pytest.approx(2.0)
     assert study.user_attrs["code_version"].startswith("0.")
@@ -106,7 +108,7 @@ def test_probe_sweep_finds_he_on_relu(tmp_path, data_root):
         "search.probe_batch=256",
     )
     cfg = experiment.load(helpers.TINY, "quick", overrides)
-    worker = search.Worker(cfg, str(tmp_path / "probe.journal"), echo=lambda _: None)
+    worker = Worker(cfg, str(tmp_path / "probe.journal"), echo=lambda _: None)
     assert worker.run() == 40
     best = worker.study.best_trial.params["alpha"]
     assert abs(best / 2.0 - 1.0) < 0.05
@@ -170,7 +172,7 @@ def test_every_sampler_fills_the_budget_with_distinct_alphas_in_range(sampler, t
     cfg = experiment.load(
         helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *PROBE, f"search.sampler='{sampler}'")
     )
-    worker = search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+    worker = Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
     assert worker.run() == 8
     alphas = sorted(t.params["alpha"] for t in _complete(worker.study))
     assert len(alphas) == 8 == len(set(alphas)) and 0.5 <= alphas[0] and alphas[-1] <= 8.0
@@ -194,7 +196,7 @@ def test_pruned_trials_fill_the_budget_and_keep_no_result(tmp_path, data_root):
     extra = ["search.pruner='median'", "search.sampler='random'", "search.alpha_range=(0.01, 100.0)",
              "search.trials=12", "search.trials_per_batch=3"]  # fmt: skip
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *extra))
-    worker = search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+    worker = Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
     assert worker.run() == 12
     trials = worker.study.get_trials(deepcopy=False)
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
@@ -209,7 +211,7 @@ def test_pruned_trials_fill_the_budget_and_keep_no_result(tmp_path, data_root):
 def test_a_jointly_searched_learning_rate_trains_each_trial_at_its_own_rate(tmp_path, data_root):
     extra = ["search.learning_rate_range=(0.003, 0.3)", "search.trials=4", "search.trials_per_batch=2"]
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *extra))
-    worker = search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+    worker = Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
     assert worker.run() == 4
     trials = _complete(worker.study)
     assert all(0.003 <= t.params["learning_rate"] <= 0.3 for t in trials)
@@ -234,7 +236,7 @@ def test_alpha_groups_scale_only_the_named_layer_groups(tmp_path, data_root):
         f"{helpers.EXPERIMENTS}/rnn_recurrent_init.py", "quick", helpers.overrides(tmp_path, data_root, *extra)
     )
     assert tuple(cfg.search.alpha_groups) == ("recurrent",)
-    worker = search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+    worker = Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
     assert worker.run() == 2
     x = data.load(cfg.data).x_train[:16] * cfg.search.probe_input_scale
     for trial in _complete(worker.study):
@@ -251,7 +253,7 @@ def test_alpha_groups_must_name_layer_groups(tmp_path, data_root):
         helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, "search.alpha_groups=('recurrent',)")
     )
     with pytest.raises(ConfigError, match=r"search.alpha_groups \['recurrent'\] are not layer groups"):
-        search.Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+        Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
 
 
 @pytest.mark.slow
@@ -259,9 +261,9 @@ def test_a_retry_outside_the_current_range_is_rejected_and_the_study_still_finis
     # A retry enqueued under an older, wider range (or a poisoned one) must neither train nor block.
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, "search.trials=3"))
     url = str(tmp_path / "s.journal")
-    study = search.create_study(cfg, url)
+    study = studies.create(cfg, url)
     study.enqueue_trial({"alpha": 1e30}, user_attrs={"retry_of": 99, "attempt": 1})
-    worker = search.Worker(cfg, url, echo=lambda _: None)
+    worker = Worker(cfg, url, echo=lambda _: None)
     assert worker.run() == 3
     trials = worker.study.get_trials(deepcopy=False)
     poisoned = [t for t in trials if t.params.get("alpha") == 1e30]
@@ -276,11 +278,11 @@ def test_a_restarted_or_concurrent_worker_draws_new_alphas(sampler, tmp_path, da
     extra = [*PROBE, "search.trials=16", f"search.sampler='{sampler}'"]  # tpe: 8 random startup trials
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *extra))
     url = str(tmp_path / "s.journal")
-    first = search.Worker(cfg, url, echo=lambda _: None)
+    first = Worker(cfg, url, echo=lambda _: None)
     assert first.run(max_batches=1) == 4
     # The same worker index again, as after a kill and restart, and a second sweep beside it.
-    restarted = search.Worker(cfg, url, echo=lambda _: None)
-    beside = search.Worker(cfg, url, echo=lambda _: None)
+    restarted = Worker(cfg, url, echo=lambda _: None)
+    beside = Worker(cfg, url, echo=lambda _: None)
     assert restarted.run(max_batches=1) == 4 and beside.run(max_batches=1) == 4
     assert first.run() == 4
     alphas = [t.params["alpha"] for t in _complete(first.study)]
@@ -292,7 +294,7 @@ def test_a_fresh_study_keeps_the_configured_sampler_stream(tmp_path, data_root):
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *PROBE))
     runs = []
     for name in ("a", "b"):
-        worker = search.Worker(cfg, str(tmp_path / f"{name}.journal"), echo=lambda _: None)
+        worker = Worker(cfg, str(tmp_path / f"{name}.journal"), echo=lambda _: None)
         worker.run()
         runs.append([t.params["alpha"] for t in _complete(worker.study)])
     assert runs[0] == runs[1]  # reproducible: the same config on a fresh study draws the same alphas
@@ -301,13 +303,12 @@ def test_a_fresh_study_keeps_the_configured_sampler_stream(tmp_path, data_root):
 def test_probe_studies_of_a_learning_rate_grid_take_their_own_design():
     cfg = experiment.load(f"{helpers.EXPERIMENTS}/xavier_tanh_mlp.py")
     assert cfg.search.sampler == "grid" and cfg.search.trials == 24 and cfg.search.learning_rate_range
-    probe = experiment.derive(cfg, ["search.objective='jacobian_log_gain'"])
-    designed = experiment.derive(probe, search.probe_design(probe))
+    designed = studies.probe_design(experiment.derive(cfg, {"search.objective": "jacobian_log_gain"}))
     assert designed.search.sampler == "qmc" and designed.search.trials == 32
     assert designed.search.learning_rate_range == () and tuple(designed.search.alpha_range) == (0.25, 8.0)
-    assert search.probe_design(cfg) == []  # the trained study keeps the grid
+    assert studies.probe_design(cfg) is cfg  # the trained study keeps the grid
     tiny = experiment.load(helpers.TINY, "quick", ["search.objective='forward_log_ratio'"])
-    assert search.probe_design(tiny) == []  # no lr grid, no arms: the experiment's own design
+    assert studies.probe_design(tiny) is tiny  # no lr grid, no arms: the experiment's own design
 
 
 def test_seed_offset_shifts_every_trials_seeds():

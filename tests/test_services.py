@@ -15,7 +15,8 @@ import urllib.request
 import optuna
 import pytest
 
-from research import experiment, report, search, storage
+from research import experiment, report, storage
+from research.worker import Worker
 from tests import helpers
 
 
@@ -46,7 +47,7 @@ def test_dashboard_shows_each_study_with_its_note_and_figures_in_a_browser(tmp_p
     journal, artifacts = str(tmp_path / "studies.journal"), tmp_path / "artifacts"
     overrides = helpers.overrides(tmp_path, data_root, "search.objective='forward_log_ratio'", "search.trials=8",
                                   "search.trials_per_batch=8", "model.depth=6", "model.width=32")  # fmt: skip
-    search.Worker(experiment.load(helpers.TINY, "quick", overrides), journal, echo=lambda _: None).run()
+    Worker(experiment.load(helpers.TINY, "quick", overrides), journal, echo=lambda _: None).run()
     report.write(journal, tmp_path / "report", artifacts=artifacts)
     report.write(journal, tmp_path / "report", artifacts=artifacts)  # a rerun uploads nothing new
     port = _free_port()
