@@ -61,9 +61,9 @@ def advise(cfg, record=None) -> dict:
 def _layer(path: str, shape: tuple[int, ...], model, raw: dict, searched: dict, evidence) -> dict:
     """One kernel's recommendation: readout fixed, recurrence at the edge of chaos, the rest searched."""
     fan_in, fan_out = init.fans(shape)
-    if path.startswith("readout"):
+    if path.startswith(models.READOUT):
         alpha, source, spec = 1.0, "LeCun (readout kept fixed)", init.lecun()
-    elif "recurrent" in path or (path.startswith("rnn/") and path.split("/")[-1].startswith("h")):
+    elif models.family(model).recurrent_kernel(path):
         eoc = raw["edge_of_chaos"].alpha
         alpha = eoc if eoc is not None else raw["forward"].alpha
         source, spec = "edge of chaos (recurrent: time plays depth)", init.InitSpec(1.0, "fan_in")

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from scipy import optimize
 
-from research import init, models, objectives, theory
+from research import init, models, objectives, probes, theory
 
 _Q = np.geomspace(1e-14, 1e5, 1200)  # the variance grid the moment tables interpolate on
 
@@ -55,28 +55,21 @@ def _window_sum(m: np.ndarray, window: int, spatial_axes: int) -> np.ndarray:
     return m
 
 
-def _log_slope(values: np.ndarray) -> np.ndarray:
-    """Least-squares slope of log(values) against layer index (last axis), as the probes fit it."""
-    logs = np.log(values)
-    layers = np.arange(values.shape[-1]) - (values.shape[-1] - 1) / 2
-    return np.sum(layers * (logs - logs.mean(axis=-1, keepdims=True)), axis=-1) / np.sum(layers**2)
-
-
 def statistics(model_cfg, alpha: dict[str, np.ndarray], input_moment: np.ndarray) -> dict[str, np.ndarray]:
     """Mean-field per-layer forward, backward and Jacobian statistics, shape [alphas, layers].
 
     `alpha` holds one array of alphas per layer group; `input_moment` is the mean square of the
     probe inputs per position (MLP: a scalar; CNN: per spatial position; RNN: per time step).
     """
-    fam = models.family(model_cfg)
-    run = _recurrent if fam.recurrent else _feed_forward
-    return run(model_cfg, alpha, np.asarray(input_moment, dtype=np.float64))
+    recursion = models.family(model_cfg).asrun
+    if recursion is None:
+        raise ValueError(f"no mean-field recursion is known for model family {model_cfg.name!r}")
+    return RECURSIONS[recursion](model_cfg, alpha, np.asarray(input_moment, dtype=np.float64))
 
 
 def _feed_forward(cfg, alpha, m_x) -> dict[str, np.ndarray]:
     """MLP (no spatial axes, window 1) and CNN ('SAME' windows over the spatial axes)."""
-    shapes = models.param_shapes(cfg)
-    layers = shapes["layers"]
+    layers = models.param_shapes(cfg)[models.family(cfg).layers]
     kernels = [tuple(layers[i]["kernel"].shape) for i in sorted(layers.keys())]
     spec, sb2, act = init.from_config(cfg.init), float(cfg.sigma_b) ** 2, cfg.activation
     spatial = m_x.ndim
@@ -121,6 +114,9 @@ def _recurrent(cfg, alpha, m_x) -> dict[str, np.ndarray]:
     return {"forward": np.stack(q, -1), "backward": np.stack(grad[::-1], -1), "jacobian": np.stack(jac, -1)}
 
 
+RECURSIONS = {"feed_forward": _feed_forward, "recurrent": _recurrent}  # a family names its own (models.Family.asrun)
+
+
 def log_ratio(cfg, objective: objectives.Objective, alphas: np.ndarray, input_moment: np.ndarray) -> np.ndarray:
     """The log-ratio per layer the probe objective measures, as mean-field predicts it, at each alpha
     (on the searched groups; the others at 1)."""
@@ -136,7 +132,7 @@ def log_ratio(cfg, objective: objectives.Objective, alphas: np.ndarray, input_mo
              for i, m in enumerate(moment)]
         )  # fmt: skip
         return np.log(forward[:, 1] / forward[:, 0])
-    return _log_slope(statistics(cfg.model, per_group, moment)[objective.statistic])
+    return probes.log_slope(statistics(cfg.model, per_group, moment)[objective.statistic], np)
 
 
 def predict(cfg, input_moment) -> AsRun:

@@ -154,12 +154,13 @@ def _theory_and_probe_parsers(sub) -> None:
 
     probe = _add(sub, "probe", "per-layer signal propagation at initialisation",
                  "Forward E[h^2], backward E[g^2] and Jacobian gain per layer of a square model.")  # fmt: skip
-    probe.add_argument("--model", default="mlp", choices=names.MODELS, help="model family")
+    probe.add_argument("--model", default="mlp", help="model family: mlp, cnn, rnn or one a package registered")
     probe.add_argument("--activation", default="relu", help="activation name, e.g. relu, tanh, leaky_relu:0.2")
     probe.add_argument("--depth", type=int, default=20, help="layers (mlp, cnn) or time steps (rnn)")
     probe.add_argument("--width", type=int, default=256, help="units (mlp, rnn) or channels (cnn)")
     probe.add_argument(
-        "--alpha", type=float, default=None, help="scale multiplier (default: the He/Xavier value of the mode)"
+        "--alpha", type=float, default=None,
+        help="scale multiplier (default: He's rule for rectifiers, else Glorot's, else forward variance)"
     )
     probe.add_argument("--mode", default="fan_in", choices=names.FAN_MODES, help="which fan c / fan divides by")
     probe.add_argument("--distribution", default="normal", choices=names.DISTRIBUTIONS, help="weight distribution")
@@ -467,7 +468,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _theory(args: argparse.Namespace) -> int:
     from research import activations, theory
 
-    chosen = args.activation or [n for n in activations.NAMES if n != "leaky_relu"] + [
+    chosen = args.activation or [n for n in activations.names() if n != "leaky_relu"] + [
         "leaky_relu:0.01",
         "leaky_relu:0.2",
     ]
@@ -494,13 +495,13 @@ def _theory(args: argparse.Namespace) -> int:
 @_command("probe")
 def _probe(args: argparse.Namespace) -> int:
     from research import init as initlib
-    from research import models, probes
+    from research import models, predictions, probes
 
-    if args.model not in models.MODELS:
-        raise choice("--model", args.model, models.MODELS)
+    if args.model not in models.FAMILIES:
+        raise choice("--model", args.model, tuple(models.FAMILIES))
     init = {"scale": 1.0, "mode": args.mode, "distribution": args.distribution}
     cfg = models.probe_config(args.model, args.activation, args.depth, args.width, init, args.sigma_b)
-    alpha = args.alpha if args.alpha is not None else (2.0 if cfg.activation.startswith("relu") else 1.0)
+    alpha = args.alpha if args.alpha is not None else predictions.default_alpha(cfg)
     lo, hi = initlib.ALPHA_LIMITS
     if not lo <= alpha <= hi:
         raise ConfigError(f"--alpha must be a number in [{lo:g}, {hi:g}] (float32 training); got {args.alpha!r}.")

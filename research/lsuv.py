@@ -26,14 +26,15 @@ def scales(model_cfg, x: jax.Array, key: jax.Array, *, tol: float = 0.1, max_ite
     graph = models.graphdef(cfg)
     state = models.init_state(cfg, key, 1.0)
     forward = jax.jit(lambda s: [jnp.mean(h**2) for h in models.apply(graph, s, x)[1]])
+    stack = state[models.family(cfg).layers]
     found = []
-    for layer in range(len(state["layers"])):
+    for layer in range(len(stack)):
         for _ in range(max_iter):
             var = float(forward(state)[layer])
             if abs(var - 1.0) < tol:
                 break
-            state["layers"][layer]["kernel"] = state["layers"][layer]["kernel"] / np.sqrt(var)
-        kernel = state["layers"][layer]["kernel"]
+            stack[layer]["kernel"] = stack[layer]["kernel"] / np.sqrt(var)
+        kernel = stack[layer]["kernel"]
         found.append(float(jnp.var(kernel)) * init.fans(kernel.shape)[0])
     return np.asarray(found)
 

@@ -287,6 +287,7 @@ def _bias_init(sigma_b: float):
 
 
 def _readout(cfg, width: int, rngs: nnx.Rngs) -> nnx.Linear:
+    """The fixed-init output layer (`READOUT`), the same in every family."""
     kernel = initlib.initializer(initlib.from_config(cfg.readout_init))
     return nnx.Linear(width, cfg.num_outputs, kernel_init=kernel, bias_init=jax.nn.initializers.zeros, rngs=rngs)
 
@@ -314,6 +315,18 @@ class Family:
     width_field: str = "width"  # the config field a width series sets
     recurrent: bool = False  # time plays depth: probes perturb the first step only
     depth_unit: str = "layer"
+    layers: str = "layers"  # the parameter path of the stack of searched layers (feed-forward families)
+    asrun: str | None = "feed_forward"  # its mean-field recursion (asrun.RECURSIONS), None: none known
+    recurrent_kernel: Callable[[str], bool] = lambda path: False  # kernels that carry state across time
+
+
+READOUT = "readout"  # every family's fixed-init output layer, by this parameter path
+
+
+def register(fam: Family) -> None:
+    """Add a model family (from any package): configs then name it in `model.name`."""
+    require(fam.name not in FAMILIES, f"model family {fam.name!r} is registered already.")
+    FAMILIES[fam.name] = fam
 
 
 def _mlp_validate(cfg) -> None:
@@ -365,6 +378,11 @@ def _rnn_flops(cfg, example_shape) -> float:
     return example_shape[0] * per_step + 2.0 * cfg.hidden * cfg.num_outputs
 
 
+def _rnn_recurrent_kernel(path: str) -> bool:
+    """The vanilla cell's `recurrent`; nnx's LSTM and GRU cells name their hidden-state kernels h*."""
+    return "recurrent" in path or (path.startswith("rnn/") and path.split("/")[-1].startswith("h"))
+
+
 def _rnn_resize(cfg, depth: int, width: int) -> None:
     cfg.update({"hidden": width, "input_dim": width, "recurrent_init": dict(cfg.init)})
 
@@ -410,6 +428,8 @@ FAMILIES: dict[str, Family] = {
         width_field="hidden",
         recurrent=True,
         depth_unit="step",
+        layers="",
+        asrun="recurrent",
+        recurrent_kernel=_rnn_recurrent_kernel,
     ),
 }  # fmt: skip
-MODELS = tuple(FAMILIES)

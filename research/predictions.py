@@ -25,6 +25,13 @@ def for_model(model_cfg) -> dict[str, float | None]:
     return {p.theory: None if p.alpha is None else p.alpha / unit for p in preds}
 
 
+def default_alpha(model_cfg) -> float:
+    """The classic rule's alpha for this model, in its own units: He's for rectifiers, else
+    Glorot's 1/phi'(0)^2, else forward variance 1/E[phi^2] (every activation has that one)."""
+    preds = for_model(model_cfg)
+    return next(preds[name] for name in ("he", "xavier", "forward") if preds[name] is not None)
+
+
 def compared(cfg, input_moment=None) -> tuple[list[tuple[str, float]], list[str]]:
     """What a study of experiment `cfg` is judged against: each distinct prediction once, named
     by every theory that gives it (a probe's as-run prediction first), and the theories that
@@ -39,7 +46,6 @@ def compared(cfg, input_moment=None) -> tuple[list[tuple[str, float]], list[str]
     return ([("as run", run.alpha)] if run.alpha is not None else []) + distinct, skipped
 
 
-HOMOGENEOUS = ("relu", "leaky_relu", "linear")  # phi(c z) = c phi(z) for c > 0
 SCALE_FREE_STEPS = ("adam", "adamw")  # an update's size does not follow the gradient's
 
 
@@ -51,7 +57,7 @@ def lr_slope(cfg) -> float | None:
     lr ~ alpha^(-(L-2)/2). Adam's steps have a fixed size, lr relative to weights of size c,
     so lr ~ alpha^(1/2). docs/theory.md has the derivation and its limits."""
     model = cfg.model
-    if model.name != "mlp" or activations.get(model.activation).name not in HOMOGENEOUS or model.sigma_b:
+    if model.name != "mlp" or not activations.get(model.activation).homogeneous or model.sigma_b:
         return None
     if cfg.train.optimizer in SCALE_FREE_STEPS:
         return 0.5

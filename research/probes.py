@@ -60,15 +60,15 @@ def grid(cfg, alphas, seeds: Array, x: Array) -> Stats:
     return jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None)))(alphas, seeds)
 
 
-def log_slope(values: Array) -> Array:
-    """Least-squares slope of log(values) against layer index, over the last axis.
-
-    Per-layer log-ratio: 0 preserves the signal, log 2 doubles it at each layer.
+def log_slope(values: Array, xp=jnp) -> Array:
+    """Least-squares slope of log(values) against layer index, over the last axis: the one fit of a
+    per-layer log-ratio (0 preserves the signal, log 2 doubles it at each layer), for the probes
+    (`xp` jax.numpy) and for the theory of the network as run (`xp` numpy, float64).
     """
-    logs = jnp.log(values)
-    layers = jnp.arange(values.shape[-1], dtype=logs.dtype)
+    logs = xp.log(values)
+    layers = xp.arange(values.shape[-1], dtype=logs.dtype)
     centred = layers - layers.mean()
-    return jnp.sum(centred * (logs - logs.mean(axis=-1, keepdims=True)), axis=-1) / jnp.sum(centred**2)
+    return xp.sum(centred * (logs - logs.mean(axis=-1, keepdims=True)), axis=-1) / xp.sum(centred**2)
 
 
 def gaussian_inputs(cfg, key: Array, batch: int, length: int = 40) -> Array:

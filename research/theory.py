@@ -219,13 +219,12 @@ def predict(act: str | Activation, sigma_b: float = 0.0) -> list[Prediction]:
     slope, why = linear_regime(act)
     linear = None if slope is None else 1.0 / slope**2
     unit = slope is not None and abs(slope - 1.0) < 1e-9
-    rectifier = act.name in ("relu", "leaky_relu")
-    a = act.param if act.name == "leaky_relu" else 0.0
+    rectifier = act.rectifier
+    he = 2.0 / (act.slopes[0] ** 2 + act.slopes[1] ** 2) if rectifier else None  # E[phi(z)^2] = (a^2 + b^2) / 2
     eoc = edge_of_chaos(act, sigma_b)
     gain = act.torch_gain
     return [
-        Prediction("he", 2.0 / (1.0 + a * a) if rectifier else None,
-                   "2/(1+a^2) on fan_in" if rectifier else "n/a: derived for (leaky) ReLU"),
+        Prediction("he", he, "2/(a^2+b^2) on fan_in for slopes a, b" if rectifier else "n/a: derived for rectifiers"),
         Prediction("xavier", linear, "1/phi'(0)^2 on fan_avg" if linear else f"n/a: {why}"),
         Prediction("lecun", 1.0 if unit else None,
                    "1 on fan_in" if unit else f"n/a: needs phi(0) = 0 and phi'(0) = 1 ({why or f'slope {slope:.3g}'})"),

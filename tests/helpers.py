@@ -4,12 +4,14 @@ processes and the exactly-once check on a study's trials."""
 import os
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
 TINY = os.path.join(TESTS, "fixtures", "tiny_experiment.py")
 EXPERIMENTS = os.path.join(os.path.dirname(TESTS), "experiments")
 POSTGRES = os.environ.get("RESEARCH_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/research_test")
@@ -66,3 +68,14 @@ def assert_exactly_once(study: optuna.Study, target: int, chunks: int = 4, seeds
         # Full curves, also for retries (resumed from a checkpoint, they keep the chunks before it).
         assert len(t.user_attrs["seed_values"]) == seeds and len(t.user_attrs["curves"]["train_loss"][0]) == chunks
     return complete
+
+
+def poll(condition, timeout_s: float, every_s: float = 0.05) -> bool:
+    """Whether `condition()` turned true within `timeout_s` (checked every `every_s`): waiting for an
+    event without a fixed sleep that is too short on a slow machine and wasted on a fast one."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every_s)
+    return bool(condition())

@@ -51,6 +51,7 @@ def test_advise_command_prints_a_table(capsys):
     assert "| layers/0" in out and "he (2)" in out
 
 
+@pytest.mark.slow
 def test_lsuv_finds_he_for_relu_after_the_first_layer():
     cfg = models.default_config("mlp")
     cfg.update({"activation": "relu", "depth": 10, "width": 256, "input_dim": 256})

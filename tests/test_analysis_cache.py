@@ -2,7 +2,7 @@
 
 import json
 import re
-import time
+import threading
 
 import optuna
 import pytest
@@ -100,11 +100,12 @@ def test_closing_work_runs_in_order_and_its_first_error_is_raised_on_leaving():
 
 
 def test_an_interrupted_sweep_drops_closing_work_not_yet_started():
-    done = []
+    done, release = [], threading.Event()
     with pytest.raises(KeyboardInterrupt):
         with sweep.closing_in_background() as closing:
-            closing(time.sleep, 0.5)
+            closing(release.wait, 30)  # the running job holds the one thread while the interrupt cancels
             closing(done.append, 1)
+            threading.Timer(1.0, release.set).start()  # then lets the shutdown's wait end
             raise KeyboardInterrupt
     assert done == []
 

@@ -1,6 +1,7 @@
 """The command line: theory and probe answer, bad input is one sentence and exit 2."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -65,7 +66,7 @@ def test_console_module_runs():
     [
         (
             ["probe", "--model", "vit"],
-            "research probe: argument --model: invalid choice: 'vit' (choose from 'mlp', 'cnn', 'rnn')",
+            "research probe: --model must be one of cnn, mlp, rnn; got 'vit'.",
         ),
         (["sweep", "--config", "x.py", "--profile", "huge"], "argument --profile: invalid choice: 'huge'"),
         (["report", "--size", "poster"], "argument --size: invalid choice: 'poster' (choose from"),
@@ -82,11 +83,15 @@ def test_version_and_descriptions(capsys):
     assert cli.main(["--version"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("research 0.") and "jax " in out and "optuna " in out
-    for command in ("theory", "probe", "sweep", "worker", "status", "advise", "lsuv", "report", "export", "dashboard"):
+    assert cli.main(["--help"]) == 0
+    listing = capsys.readouterr().out.split("  COMMAND\n", 1)[1].split("\n\n")[0]  # "  name  its help" lines
+    helps = dict(re.findall(r"^    (\w+)\s+(.+?)(?=\n    \w|\Z)", listing, re.S | re.M))
+    assert sorted(helps) == sorted(cli._COMMANDS)  # every command is listed with its help
+    for command, text in helps.items():  # and its own --help opens with that help, capitalised
         assert cli.main([command, "--help"]) == 0
-        text = capsys.readouterr().out
-        description = text.split("\n\n")[1]  # argparse: usage, blank line, description
-        assert len(description) > 20 and not description.startswith("options"), command
+        description = " ".join(capsys.readouterr().out.split("\n\n")[1].split())  # usage, blank, description
+        summary = " ".join(text.split())
+        assert description.startswith(summary[0].upper() + summary[1:]), command
 
 
 def test_config_dotted_flags_become_overrides():

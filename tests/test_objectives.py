@@ -7,12 +7,29 @@ from research import experiment, objectives, probes
 from research.errors import ConfigError
 from tests import helpers
 
+# Two seeds, three chunks of 100 steps: the validation loss is least at the second chunk for seed 0
+# and at the third for seed 1; seed 1's training loss never reaches the threshold 1.5.
+_CURVES = {"train_loss": [[3.0, 1.2, 1.0], [3.0, 2.0, 1.8]], "val_loss": [[3.0, 1.0, 2.0], [3.0, 2.0, 1.5]],
+           "val_error": [[0.9, 0.2, 0.4], [0.9, 0.5, 0.3]]}  # fmt: skip
+_READ = {"train_loss": [1.0, 1.8], "val_loss": [2.0, 1.5], "val_error": [0.4, 0.3],
+         "val_loss_early_stopped": [1.0, 1.5], "val_error_early_stopped": [0.2, 0.3],
+         "steps_to_threshold": [200.0, 600.0]}  # fmt: skip
+
 
 @pytest.mark.parametrize("name", objectives.NAMES)
-def test_every_registered_objective_is_a_valid_search_objective(name):
+def test_every_registered_objective_is_searchable_and_reads_its_values(name):
     cfg = experiment.load(helpers.TINY, "quick", [f"search.objective='{name}'"])
     objective = objectives.get(cfg.search.objective)
-    assert objective.trained != objective.signed  # either trained (a minimum) or a probe (a zero)
+    if objective.trained:  # each seed's value off its stored curve (never reached: twice the steps)
+        assert objective.seed_values(_CURVES, 100, 1.5).tolist() == _READ[name]
+    else:  # a probe: the signed log-ratio of its own statistic, zero where the signal is preserved
+        flat = np.ones((1, 4))
+        stats = probes.Stats(flat, flat, flat)
+        assert objective.log_ratios(stats)[objective.statistic].tolist() == [0.0]
+
+
+def test_a_metric_at_a_budget_reads_the_chunk_that_ends_there():
+    assert objectives.get("train_loss_at_200").seed_values(_CURVES, 100, 1.5).tolist() == [1.2, 2.0]
 
 
 def test_unknown_objective_lists_the_registry():

@@ -44,6 +44,7 @@ def test_relu_backward_and_jacobian_optimum_is_two(relu):
         assert abs(abs(slopes[0]) - math.log(2)) < 0.03
 
 
+@pytest.mark.slow
 def test_tanh_at_alpha_one_is_critical_by_the_jacobian():
     # Deep layers (q -> 0) sit at chi_1 = alpha: log gain per layer -> log(alpha). At alpha 1
     # it decays only as -1/layer (about -0.03 over layers 25-50); off-critical alphas do not.

@@ -381,6 +381,7 @@ def test_bad_files_and_urls_stop_with_one_sentence_and_touch_nothing(argv, says,
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written, repaired or created
 
 
+@pytest.mark.slow
 def test_a_finished_sweep_says_nothing_to_do_and_starts_no_worker(tmp_path, data_root, capsys):
     extra = ["search.objective='forward_log_ratio'", "search.trials=4", "search.probe_seeds=2", "search.probe_batch=16"]
     argv = ["sweep", "--config", helpers.TINY, "--no-report"]

@@ -2,7 +2,6 @@
 
 import json
 import signal
-import time
 
 import jax.numpy as jnp
 import numpy as np
@@ -75,11 +74,8 @@ def test_a_sigkilled_worker_loses_no_trial_and_its_trials_resume(tmp_path, data_
     long = helpers.overrides(tmp_path, data_root, "train.steps=3000", "train.chunk_steps=100", "search.trials=6")
     victim = helpers.worker(url, long, 0)
     ckpts = tmp_path / "checkpoints" / "tiny-quick-train_loss"
-    deadline = time.time() + 300
-    while time.time() < deadline and not any(p.name.isdigit() for p in ckpts.rglob("*") if p.is_dir()):
-        time.sleep(0.1)
-    time.sleep(0.5)
-    victim.send_signal(signal.SIGKILL)
+    assert helpers.poll(lambda: any(p.name.isdigit() for p in ckpts.rglob("*") if p.is_dir()), 300)
+    victim.send_signal(signal.SIGKILL)  # mid-population, after a checkpoint
     victim.wait()
     survivor = helpers.worker(url, long, 1)
     out = survivor.communicate(timeout=600)[0]
@@ -114,6 +110,7 @@ def test_probe_sweep_finds_he_on_relu(tmp_path, data_root):
     assert abs(best / 2.0 - 1.0) < 0.05
 
 
+@pytest.mark.slow
 def test_sweep_command_prints_three_way_verdicts(tmp_path, data_root, capsys):
     overrides = helpers.overrides(tmp_path, data_root, "search.trials=8", "search.trials_per_batch=4")
     argv = ["sweep", "--config", helpers.TINY, "--storage", str(tmp_path / "s.journal"), "--workers", "1"]

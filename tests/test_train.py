@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -101,6 +103,7 @@ def _diverging_population(model):
     return _population(model, [2.0, 2.0, 1.5, 1.5], [0.02, 1e4, 0.03, 1e4], [1, 1, 2, 2])
 
 
+@pytest.mark.slow
 def test_diverged_members_leave_and_the_survivors_train_exactly_as_before(mnist1d):
     model, trainer = _setup(mnist1d, member_block=2)
     compacted = train.train(trainer, _diverging_population(model))
@@ -121,6 +124,7 @@ def test_diverged_members_leave_and_the_survivors_train_exactly_as_before(mnist1
     assert compacted.layer_variance.shape == healthy.layer_variance.shape
 
 
+@pytest.mark.slow
 def test_retired_members_leave_and_recompiles_stay_bounded(mnist1d):
     model, trainer = _setup(mnist1d, member_block=2, steps=250)  # 5 chunks
     population = _population(model, np.linspace(1.0, 3.0, 16), 0.02, np.arange(16))
@@ -138,6 +142,7 @@ def test_retired_members_leave_and_recompiles_stay_bounded(mnist1d):
     assert np.all(np.isnan(result.final["train_loss"][8:]))  # retired after the first chunk
 
 
+@pytest.mark.slow
 def test_a_resume_after_members_left_equals_uninterrupted_bit_for_bit(mnist1d, tmp_path):
     model, trainer = _setup(mnist1d, member_block=2)
     population = _diverging_population(model)
@@ -243,6 +248,7 @@ SHARDED_MODELS = {  # (data view, model settings): every family, the recurrent c
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(SHARDED_MODELS))
 def test_sharded_population_equals_unsharded(kind, tmp_path, data_root):
     view, family, settings = SHARDED_MODELS[kind]
@@ -317,7 +323,13 @@ def test_bad_population_values_name_the_field():
 
 def test_the_memory_check_counts_a_blocks_activations(mnist1d, monkeypatch):
     model, trainer = _setup(mnist1d)  # depth 4, width 32; evaluation on 1024 examples
-    assert trainer._step_bytes == 4 * (2 * 4 * 32 * 1024 + 10 * 1024)  # pre- and post-activations, logits
+    # The estimate of one member's activations must track what XLA allocates for the backward pass of
+    # the same network on the same 1024 examples (within 2x either way), not restate a formula.
+    graph, params = models.graphdef(model), models.init_state(model, jax.random.key(0), 1.0)
+    x = jnp.asarray(mnist1d.x_train[:1024])
+    backward = jax.jit(jax.grad(lambda p: jnp.sum(models.apply(graph, p, x)[0] ** 2)))
+    allocated = backward.lower(params).compile().memory_analysis().temp_size_in_bytes
+    assert 0.5 <= allocated / trainer._step_bytes <= 2.0, (allocated, trainer._step_bytes)
     data_bytes = sum(a.nbytes for a in (mnist1d.x_train, mnist1d.y_train, mnist1d.x_val, mnist1d.y_val))
     state_only = 2 * trainer._member_bytes + data_bytes
     monkeypatch.setattr(train.devices, "memory_limit", lambda device: state_only + 2 * trainer._step_bytes)
