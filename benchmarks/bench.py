@@ -35,7 +35,7 @@ import optax
 import optuna
 from flax import nnx
 
-from research import data, devices, experiment, models, objectives, storage, train
+from research import data, devices, experiment, members, models, objectives, recipe, storage, train
 from research.worker import Worker
 
 QUICK_HE = "experiments/he_relu_mlp.py"
@@ -124,13 +124,13 @@ def main() -> None:
 def engine_run(dataset, population: int, steps: int, depth: int, width: int) -> dict:
     """Train `population` He/ReLU members as one program; time compile and steady state apart."""
     model = _model_config(depth, width)
-    cfg = train.default_config()
+    cfg = recipe.default_config()
     cfg.update({"steps": steps, "chunk_steps": steps})
     trainer = train.Trainer(model, cfg, dataset)
     groups = models.groups(model)
     # Healthy members only (alpha <= 2 at these learning rates): a diverged member costs less.
-    first = train.Population.create(groups, np.geomspace(0.5, 2.0, population), 0.01, np.arange(population))
-    second = train.Population.create(groups, np.geomspace(0.6, 1.9, population), 0.005, 1000 + np.arange(population))
+    first = members.Population.create(groups, np.geomspace(0.5, 2.0, population), 0.01, np.arange(population))
+    second = members.Population.create(groups, np.geomspace(0.6, 1.9, population), 0.005, 1000 + np.arange(population))
     timings = []
     for pop in (first, second):  # the first call compiles; the second, new values, must not
         state = trainer.start(pop)
@@ -177,7 +177,7 @@ def sweep_over_engine(dataset, trials: int = 8, seeds: int = 4) -> dict:
         worker_s = time.perf_counter() - start
     size = trials * seeds
     alphas = np.repeat(np.geomspace(*alpha_range, trials), seeds)
-    pop = train.Population.create(models.groups(cfg.model), alphas, cfg.train.learning_rate, np.arange(size) % seeds)
+    pop = members.Population.create(models.groups(cfg.model), alphas, cfg.train.learning_rate, np.arange(size) % seeds)
     one_chunk = cfg.train.copy_and_resolve_references()
     one_chunk.chunk_steps = one_chunk.steps
     timings = {}
@@ -200,7 +200,7 @@ def diverged_cost(dataset, depth: int, width: int, population: int = 16, steps: 
     a sweep lays them out) diverge in the first chunk (lr 10) over a healthy one of the same
     size; each timed on its second run, after compiling."""
     model = _model_config(depth, width)
-    cfg = train.default_config()
+    cfg = recipe.default_config()
     cfg.steps = steps
     trainer = train.Trainer(model, cfg, dataset)
     groups = models.groups(model)
@@ -208,7 +208,7 @@ def diverged_cost(dataset, depth: int, width: int, population: int = 16, steps: 
     lrs = {"healthy": np.full(population, 0.01), "half": np.where(seeds // 2 % 2 == 1, 10.0, 0.01)}
     timings, diverged = {}, {}
     for name, lr in lrs.items():
-        timings[name], result = _second_run_s(trainer, train.Population.create(groups, alphas, lr, seeds))
+        timings[name], result = _second_run_s(trainer, members.Population.create(groups, alphas, lr, seeds))
         diverged[name] = result.diverged_step.tolist()
     first_chunk = all(0 <= s < cfg.chunk_steps for s, lr in zip(diverged["half"], lrs["half"], strict=True) if lr > 1)
     return {
@@ -230,14 +230,14 @@ def large_population(population: int, steps: int, depth: int, width: int, refere
     devices.use_cpu_cores()
     dataset = data.load(data.default_config("mnist1d"))
     model = _model_config(depth, width)
-    cfg = train.default_config()
+    cfg = recipe.default_config()
     cfg.update({"steps": steps, "chunk_steps": steps})
     trainer = train.Trainer(model, cfg, dataset)
     rates = {}
     for size in (reference, population):
         grid = np.arange(size)
         alpha, lr = np.geomspace(0.5, 2.0, 12)[grid % 12], np.geomspace(1e-3, 1e-2, 7)[grid // 12 % 7]  # healthy
-        seconds, _ = _second_run_s(trainer, train.Population.create(models.groups(model), alpha, lr, grid))
+        seconds, _ = _second_run_s(trainer, members.Population.create(models.groups(model), alpha, lr, grid))
         rates[size] = size * steps / seconds
     return {
         "population": population,
@@ -390,7 +390,7 @@ def _model_config(depth: int, width: int):
     return model
 
 
-def _second_run_s(trainer: train.Trainer, pop: train.Population) -> tuple[float, train.Result]:
+def _second_run_s(trainer: train.Trainer, pop: members.Population) -> tuple[float, members.Result]:
     """Seconds to train `pop` the second time (the first compiles), and that run's result."""
     train.train(trainer, pop)
     start = time.perf_counter()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from research import data, models, objectives, search, train, verdicts
+from research import data, models, objectives, recipe, search, verdicts
 from research.errors import ConfigError
 from research.names import PROFILES
 
@@ -26,7 +26,7 @@ def base_config(name: str, model: str = "mlp", dataset: str = "mnist1d") -> ml_c
     cfg.profile = "quick"
     cfg.model = models.default_config(model)
     cfg.data = data.default_config(dataset)
-    cfg.train = train.default_config()
+    cfg.train = recipe.default_config()
     cfg.search = search.default_config()
     cfg.verdict = verdicts.default_config()  # the decision rule, stored with every study before it runs
     return cfg
@@ -168,7 +168,7 @@ def _set(cfg: ml_collections.ConfigDict, key: str, value, shown: str) -> None:
 def validate(cfg) -> None:
     """Check every section at once, before anything runs."""
     models.validate(cfg.model)
-    train.validate(cfg.train)
+    recipe.validate(cfg.train)
     search.validate(cfg.search)
     data.validate(cfg.data)
     verdicts.validate(cfg.verdict)

@@ -20,94 +20,16 @@ from typing import Any, NamedTuple
 import flax.struct
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
 from research import data as datalib
-from research import devices, models
-from research.errors import choice, integer, number, require
+from research import devices, models, recipe
+from research.members import METRICS, Curves, Population, Progress, Result, Roster
 
 Array = jax.Array
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
-LOSSES = ("cross_entropy", "mse")
-METRICS = ("train_loss", "val_loss", "val_error", "grad_norm")
 STOP = "stop"  # what an on_chunk callback returns to end training early
 PAUSE = "pause"  # ... to save a checkpoint now and end training (preemption: resume later)
-
-
-def default_config() -> ml_collections.ConfigDict:
-    """Training settings of the quick He/ReLU task (SGD momentum 0.9, 1000 steps of 128)."""
-    cfg = ml_collections.ConfigDict()
-    cfg.optimizer = "momentum"
-    cfg.momentum = 0.9
-    cfg.weight_decay = 1e-4  # adamw only
-    cfg.learning_rate = 0.01  # used when the search does not set it
-    cfg.loss = "cross_entropy"
-    cfg.batch_size = 128
-    cfg.steps = 1000
-    cfg.chunk_steps = 100
-    cfg.eval_examples = 1024  # train/validation examples evaluated after each chunk
-    cfg.shared_data_order = True  # one batch order (from data_seed) for all members, else one per seed
-    cfg.data_seed = 0
-    # The loss a member that produced NaN/inf reports; None: chance level (the best constant
-    # predictor's loss, ln 10 for ten balanced classes). Sampler and estimator see the same value.
-    cfg.diverged_value = ml_collections.config_dict.placeholder(float)
-    cfg.member_block = 0  # most members a device trains side by side through a chunk; 0: 2 on CPU, else all
-    return cfg
-
-
-@dataclasses.dataclass(frozen=True)
-class Population:
-    """Hyperparameters of P members: alpha per layer group, learning rate, seed."""
-
-    alpha: Mapping[str, np.ndarray]
-    learning_rate: np.ndarray
-    seed: np.ndarray
-
-    @property
-    def size(self) -> int:
-        return len(self.seed)
-
-    @classmethod
-    def create(cls, groups, alpha, learning_rate, seed) -> Population:
-        """From scalars or per-member sequences; a scalar or [P] alpha applies to every group."""
-        alpha_by_group = alpha if isinstance(alpha, Mapping) else {g: alpha for g in groups}
-        size = max(np.size(v) for v in [*alpha_by_group.values(), learning_rate, seed])
-        grow = lambda v, dtype: np.broadcast_to(np.asarray(v, dtype), (size,)).copy()  # noqa: E731
-        pop = cls(
-            {g: grow(alpha_by_group[g], np.float32) for g in groups},
-            grow(learning_rate, np.float32),
-            grow(seed, np.int32),
-        )
-        pop.validate(groups)
-        return pop
-
-    def validate(self, groups) -> None:
-        require(set(self.alpha) == set(groups), f"alpha groups must be {sorted(groups)}; got {sorted(self.alpha)}.")
-        for g, a in self.alpha.items():
-            require(
-                bool(np.all(np.isfinite(a) & (a > 0))), f"alpha[{g}] must be positive and finite; got {a.tolist()}."
-            )
-        lr = self.learning_rate
-        require(
-            bool(np.all(np.isfinite(lr) & (lr > 0))), f"learning_rate must be positive and finite; got {lr.tolist()}."
-        )
-
-    def to_json(self) -> dict:
-        return {
-            "alpha": {g: a.tolist() for g, a in self.alpha.items()},
-            "learning_rate": self.learning_rate.tolist(),
-            "seed": self.seed.tolist(),
-        }
-
-    @classmethod
-    def from_json(cls, d: dict) -> Population:
-        return cls(
-            {g: np.asarray(a, np.float32) for g, a in d["alpha"].items()},
-            np.asarray(d["learning_rate"], np.float32),
-            np.asarray(d["seed"], np.int32),
-        )
 
 
 @flax.struct.dataclass
@@ -137,15 +59,14 @@ class Trainer:
     """Compiles the init, chunk and evaluation programs of one experiment, once."""
 
     def __init__(self, model_cfg, train_cfg, dataset: datalib.Dataset, *, devices=None, population_size: int = 0):
-        validate(train_cfg)
+        recipe.validate(train_cfg)
         models.validate(model_cfg)
         self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, dataset
-        self.diverged_value = (
-            chance_loss(train_cfg.loss, dataset) if train_cfg.diverged_value is None else train_cfg.diverged_value
-        )
+        chance = recipe.chance_loss(train_cfg.loss, dataset)
+        self.diverged_value = chance if train_cfg.diverged_value is None else train_cfg.diverged_value
         self.groups = models.groups(model_cfg)
         self.graph = models.graphdef(model_cfg)
-        self.tx = _optimizer(train_cfg)
+        self.tx = recipe.optimizer(train_cfg)
         self.num_chunks = train_cfg.steps // train_cfg.chunk_steps
         n_eval = min(train_cfg.eval_examples, len(dataset.x_train))
         self._eval_train = (dataset.x_train[:n_eval], dataset.y_train[:n_eval])
@@ -265,16 +186,16 @@ class Trainer:
 
     def _loss(self, params, x, y):
         logits = models.apply(self.graph, params, x)[0]
-        return _loss_fn(self.cfg.loss, self.data, logits, y).mean()
+        return recipe.loss(self.cfg.loss, self.data, logits, y).mean()
 
     def _evaluate_member(self, params) -> dict[str, Array]:
         """One member's losses and error on the evaluation examples, and its per-layer variance."""
         out = {}
         for split, (x, y) in (("train", self._eval_train), ("val", self._eval_val)):
             logits, preacts = models.apply(self.graph, params, x)
-            out[f"{split}_loss"] = _loss_fn(self.cfg.loss, self.data, logits, y).mean()
+            out[f"{split}_loss"] = recipe.loss(self.cfg.loss, self.data, logits, y).mean()
             if split == "val":
-                out["val_error"] = _error(self.data, logits, y)
+                out["val_error"] = recipe.error(self.data, logits, y)
                 out["layer_variance"] = jnp.stack([jnp.mean(h**2) for h in preacts])
         return out
 
@@ -422,111 +343,6 @@ class Trainer:
         return jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec("trials"))
 
 
-@dataclasses.dataclass
-class Curves:
-    """Per-member learning curves so far: metric -> [P, chunks], and the per-step train loss."""
-
-    chunk_metrics: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
-    step_loss: list[np.ndarray] = dataclasses.field(default_factory=list)
-
-    def add(self, metrics: dict[str, np.ndarray]) -> None:
-        for name in METRICS:
-            self.chunk_metrics.setdefault(name, []).append(metrics[name])
-        self.step_loss.append(metrics["step_loss"])
-
-    def select(self, members: list[int]) -> Curves:
-        """The curves of `members` only."""
-        picked = Curves({k: [v[members] for v in vs] for k, vs in self.chunk_metrics.items()})
-        picked.step_loss = [v[members] for v in self.step_loss]
-        return picked
-
-    def array(self, name: str) -> np.ndarray:
-        if name == "step_loss":
-            return np.concatenate(self.step_loss, axis=1) if self.step_loss else np.zeros((0, 0))
-        return np.stack(self.chunk_metrics.get(name, []), axis=1)
-
-    def to_json(self) -> dict:
-        return {name: self.array(name).tolist() for name in [*self.chunk_metrics, "step_loss"]}
-
-    @classmethod
-    def from_json(cls, d: dict) -> Curves:
-        curves = cls()
-        for name in METRICS:
-            if name in d:
-                curves.chunk_metrics[name] = list(np.asarray(d[name], np.float32).T)
-        if d.get("step_loss"):
-            curves.step_loss = [np.asarray(d["step_loss"], np.float32)]
-        return curves
-
-
-@dataclasses.dataclass
-class Roster:
-    """Who is still training. Row i of the compiled state holds member `slots[i]`; a member not in
-    `slots` has left (diverged, or its trial was pruned). The rest is per member, kept current."""
-
-    slots: np.ndarray  # [rows in training] member indices, in state order
-    diverged: np.ndarray  # [P] bool
-    diverged_step: np.ndarray  # [P] the step a member froze at, -1 while healthy
-    layer_variance: np.ndarray  # [P, layers] at the member's last evaluation ([P, 0] before any)
-
-    @classmethod
-    def everyone(cls, size: int) -> Roster:
-        return cls(np.arange(size), np.zeros(size, bool), np.full(size, -1, np.int32), np.zeros((size, 0), np.float32))
-
-    def update(self, rows: dict[str, np.ndarray]) -> None:
-        """Take in a chunk's metrics of the rows in training."""
-        if self.layer_variance.shape[1] != rows["layer_variance"].shape[1]:
-            self.layer_variance = np.full((len(self.diverged), rows["layer_variance"].shape[1]), np.nan, np.float32)
-        for name in ("diverged", "diverged_step", "layer_variance"):
-            getattr(self, name)[self.slots] = rows[name]
-
-    def pick(self, members: list[int], active: list[int]) -> Roster:
-        """The roster of a population made of `members`, of which those at `active` still train."""
-        return Roster(
-            np.asarray(active, np.int64),
-            self.diverged[members],
-            self.diverged_step[members],
-            self.layer_variance[members],
-        )
-
-    def to_json(self) -> dict:
-        return {f.name: getattr(self, f.name).tolist() for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_json(cls, d: dict) -> Roster:
-        return cls(
-            np.asarray(d["slots"], np.int64),
-            np.asarray(d["diverged"], bool),
-            np.asarray(d["diverged_step"], np.int32),
-            np.asarray(d["layer_variance"], np.float32),
-        )
-
-
-@dataclasses.dataclass
-class Progress:
-    """A population part-way through training: the compiled state of the members still training
-    (None once none is), who they are, every member's curves, and the step reached."""
-
-    state: TrainState | None
-    roster: Roster
-    curves: Curves
-    step: int
-
-
-@dataclasses.dataclass
-class Result:
-    """What a finished population hands back: final metrics, flags and full curves."""
-
-    population: Population
-    final: dict[str, np.ndarray]  # metric -> [P], after the last chunk
-    diverged: np.ndarray
-    diverged_step: np.ndarray
-    curves: Curves
-    layer_variance: np.ndarray  # [P, layers] at each member's last evaluation, on validation inputs
-    stopped: bool = False  # on_chunk ended training before the last step
-    paused: bool = False  # ... after a checkpoint, to be resumed
-
-
 def train(
     trainer: Trainer,
     population: Population,
@@ -568,27 +384,6 @@ def train(
     )
 
 
-def validate(cfg) -> None:
-    """Stop with one clear sentence on the first bad training setting."""
-    if cfg.optimizer not in OPTIMIZERS:
-        raise choice("train.optimizer", cfg.optimizer, OPTIMIZERS)
-    if cfg.loss not in LOSSES:
-        raise choice("train.loss", cfg.loss, LOSSES)
-    for field in ("batch_size", "steps", "chunk_steps", "eval_examples"):
-        integer(cfg[field], f"train.{field}")
-    require(
-        cfg.steps % cfg.chunk_steps == 0,
-        f"train.steps ({cfg.steps}) must be a multiple of train.chunk_steps ({cfg.chunk_steps}).",
-    )
-    number(cfg.momentum, "train.momentum", "a number in [0, 1)", lambda v: 0 <= v < 1)
-    number(cfg.learning_rate, "train.learning_rate", "a positive number", lambda v: v > 0)
-    number(cfg.weight_decay, "train.weight_decay", "a number >= 0", lambda v: v >= 0)
-    if cfg.diverged_value is not None:
-        number(cfg.diverged_value, "train.diverged_value", "None (chance level) or a finite number", lambda v: True)
-    integer(cfg.data_seed, "train.data_seed", minimum=0)
-    integer(cfg.member_block, "train.member_block", minimum=0)
-
-
 def _member_bytes(model_cfg, tx: optax.GradientTransformation) -> int:
     """Bytes one member keeps at least: parameters, their gradients and the optimiser state
     (float32; found by shape alone, so a huge model costs nothing to size)."""
@@ -603,42 +398,6 @@ def _activation_bytes(model_cfg, graph, example_shape: tuple[int, ...], batch: i
     x = jax.ShapeDtypeStruct((batch, *example_shape), jnp.float32)
     logits, preacts = jax.eval_shape(lambda p, x: models.apply(graph, p, x), models.param_shapes(model_cfg), x)
     return 4 * (2 * sum(h.size for h in preacts) + logits.size)
-
-
-def _optimizer(cfg) -> optax.GradientTransformation:
-    """The update direction without the learning rate, which each member applies itself."""
-    if cfg.optimizer == "sgd":
-        return optax.identity()
-    if cfg.optimizer == "momentum":
-        return optax.trace(decay=cfg.momentum)
-    if cfg.optimizer == "adam":
-        return optax.scale_by_adam()
-    return optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(cfg.weight_decay))
-
-
-def _loss_fn(kind: str, dataset: datalib.Dataset, logits: Array, y: Array) -> Array:
-    if dataset.task == "regression":
-        return (logits[:, 0] - y) ** 2
-    if kind == "cross_entropy":
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y)
-    return jnp.sum((logits - jax.nn.one_hot(y, logits.shape[-1])) ** 2, axis=-1)
-
-
-def chance_loss(kind: str, dataset: datalib.Dataset) -> float:
-    """The training loss of the best constant prediction: what a diverged member is worth."""
-    y = np.asarray(dataset.y_train)
-    if dataset.task == "regression":
-        return float(np.var(y))
-    p = np.bincount(y.astype(int), minlength=dataset.num_outputs) / len(y)
-    if kind == "cross_entropy":
-        return float(-np.sum(p[p > 0] * np.log(p[p > 0])))
-    return float(1.0 - np.sum(p * p))
-
-
-def _error(dataset: datalib.Dataset, logits: Array, y: Array) -> Array:
-    if dataset.task == "regression":
-        return jnp.mean((logits[:, 0] - y) ** 2)
-    return jnp.mean(jnp.argmax(logits, axis=-1) != y)
 
 
 def _trials_mesh(devices) -> jax.sharding.Mesh:

@@ -21,8 +21,7 @@ import numpy as np
 import optuna
 
 from research import data as datalib
-from research import models, objectives, populations, studies
-from research import train as trainlib
+from research import models, objectives, populations, recipe, studies
 from research.coordination import Heartbeat, ask_batch, counts, reap_stale, record, release, retry
 from research.errors import require
 from research.search import make_pruner, make_sampler
@@ -66,7 +65,7 @@ class Worker:
         """Once per study, what its readers need of the data: a probe's inputs' mean square per
         position (the as-run theory's input), a trained study's chance-level loss."""
         if self.objective.trained and "chance_loss" not in self.study.user_attrs:
-            self.study.set_user_attr("chance_loss", trainlib.chance_loss(loss, dataset))
+            self.study.set_user_attr("chance_loss", recipe.chance_loss(loss, dataset))
         if not self.objective.trained and "probe_input_moment" not in self.study.user_attrs:
             self.study.set_user_attr("probe_input_moment", self.runner.input_moment)
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from research import cli
+from research import cli, commands
 
 
 def test_theory_json_lists_every_theory(capsys):
@@ -86,7 +86,7 @@ def test_version_and_descriptions(capsys):
     assert cli.main(["--help"]) == 0
     listing = capsys.readouterr().out.split("  COMMAND\n", 1)[1].split("\n\n")[0]  # "  name  its help" lines
     helps = dict(re.findall(r"^    (\w+)\s+(.+?)(?=\n    \w|\Z)", listing, re.S | re.M))
-    assert sorted(helps) == sorted(cli._COMMANDS)  # every command is listed with its help
+    assert sorted(helps) == sorted(commands.COMMANDS)  # every command is listed with its help
     for command, text in helps.items():  # and its own --help opens with that help, capitalised
         assert cli.main([command, "--help"]) == 0
         description = " ".join(capsys.readouterr().out.split("\n\n")[1].split())  # usage, blank, description

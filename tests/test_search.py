@@ -15,6 +15,7 @@ from research import (
     data,
     estimate,
     experiment,
+    members,
     models,
     objectives,
     populations,
@@ -217,7 +218,7 @@ def test_a_jointly_searched_learning_rate_trains_each_trial_at_its_own_rate(tmp_
     # The first trial, retrained alone at its alpha and learning rate, gives the stored per-seed losses.
     first = trials[0]
     trainer = train.Trainer(cfg.model, cfg.train, data.load(cfg.data))
-    pop = train.Population.create(
+    pop = members.Population.create(
         models.groups(cfg.model), first.params["alpha"], first.params["learning_rate"], [0, 1]
     )
     np.testing.assert_allclose(

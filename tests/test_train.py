@@ -12,20 +12,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research import checkpoint, data, models, train
+from research import checkpoint, data, members, models, recipe, train
 from research.errors import ConfigError
 
 
 def _setup(dataset, **train_overrides):
     model = models.default_config("mlp")
     model.update({"depth": 4, "width": 32})
-    cfg = train.default_config()
+    cfg = recipe.default_config()
     cfg.update({"steps": 200, "chunk_steps": 50, **train_overrides})
     return model, train.Trainer(model, cfg, dataset)
 
 
 def _population(model, alpha, lr, seed):
-    return train.Population.create(models.groups(model), alpha, lr, seed)
+    return members.Population.create(models.groups(model), alpha, lr, seed)
 
 
 def test_one_compilation_whatever_alpha_lr_and_seed(mnist1d):
@@ -44,7 +44,7 @@ def test_a_member_equals_the_same_trial_trained_alone(mnist1d, shared):
     np.testing.assert_allclose(
         together.curves.array("step_loss")[1], alone.curves.array("step_loss")[0], rtol=1e-4, atol=1e-5
     )
-    for name in train.METRICS:
+    for name in members.METRICS:
         np.testing.assert_allclose(together.final[name][1], alone.final[name][0], rtol=1e-4, atol=1e-5)
 
 
@@ -94,7 +94,7 @@ def test_interrupted_and_resumed_equals_uninterrupted_bit_for_bit(mnist1d, tmp_p
     resumed = train.train(trainer, population, checkpointer=ckpt, on_chunk=lambda c, m: seen.append(c))
     assert seen == [3, 4]  # continued from the checkpoint, not from step 0
     assert np.array_equal(straight.curves.array("step_loss"), resumed.curves.array("step_loss"))
-    for name in train.METRICS:
+    for name in members.METRICS:
         assert np.array_equal(straight.final[name], resumed.final[name])
 
 
@@ -114,7 +114,7 @@ def test_diverged_members_leave_and_the_survivors_train_exactly_as_before(mnist1
     model, reference = _setup(mnist1d, member_block=2)
     healthy = train.train(reference, _population(model, [2.0, 2.0, 1.5, 1.5], [0.02, 0.02, 0.03, 0.03], [1, 1, 2, 2]))
     assert reference.traces["chunk"] == 1
-    for name in ("step_loss", *train.METRICS):
+    for name in ("step_loss", *members.METRICS):
         assert np.array_equal(compacted.curves.array(name)[[0, 2]], healthy.curves.array(name)[[0, 2]]), name
     np.testing.assert_array_equal(compacted.layer_variance[[0, 2]], healthy.layer_variance[[0, 2]])
     # The members that left keep reporting what they ended with, every chunk.
@@ -151,7 +151,7 @@ def test_a_resume_after_members_left_equals_uninterrupted_bit_for_bit(mnist1d, t
     restored = checkpoint.Checkpointer(tmp_path).restore(trainer, population)
     assert restored.step == 100 and restored.roster.slots.tolist() == [0, 2] and len(restored.state.seed) == 2
     # A retry of members 3 (left) and 2 (training) continues from the same checkpoint.
-    retry = train.Population.create(models.groups(model), [1.5, 1.5], [1e4, 0.03], [2, 2])
+    retry = members.Population.create(models.groups(model), [1.5, 1.5], [1e4, 0.03], [2, 2])
     picked = checkpoint.resume_members(str(tmp_path), trainer, [3, 2], retry)
     assert picked.roster.slots.tolist() == [1] and picked.roster.diverged.tolist() == [True, False]
     again = train.train(trainer, retry, initial=picked)
@@ -160,7 +160,7 @@ def test_a_resume_after_members_left_equals_uninterrupted_bit_for_bit(mnist1d, t
     np.testing.assert_allclose(again.curves.array("step_loss")[1], straight.curves.array("step_loss")[2], rtol=1e-5)
     np.testing.assert_array_equal(again.curves.array("train_loss")[0], straight.curves.array("train_loss")[3])
     resumed = train.train(trainer, population, checkpointer=checkpoint.Checkpointer(tmp_path))
-    for name in ("step_loss", *train.METRICS):
+    for name in ("step_loss", *members.METRICS):
         np.testing.assert_array_equal(straight.curves.array(name), resumed.curves.array(name))
     assert resumed.diverged.tolist() == straight.diverged.tolist()
 
@@ -213,10 +213,10 @@ def test_every_model_family_trains_one_chunk_and_its_loss_falls(family, data_roo
     data_cfg = data.default_config(dataset_name)
     data_cfg.update({"view": view, "data_dir": str(data_root)})
     dataset = data.load(data_cfg)
-    cfg = train.default_config()
+    cfg = recipe.default_config()
     cfg.update({"optimizer": "adam", "learning_rate": 1e-2, "steps": 100, "chunk_steps": 100})
     trainer = train.Trainer(model, cfg, dataset)
-    population = train.Population.create(models.groups(model), 1.0, 1e-2, [0, 1])
+    population = members.Population.create(models.groups(model), 1.0, 1e-2, [0, 1])
     before = trainer.evaluate(trainer.start(population), 2)["train_loss"]
     after = train.train(trainer, population).final["train_loss"]
     assert np.all(after < 0.95 * before), (before, after)
@@ -230,7 +230,7 @@ def test_a_tiny_population_learns_mnist1d(mnist1d):
     assert np.all(result.final["val_error"] < 0.7)  # chance is 0.9
 
 
-@pytest.mark.parametrize("optimizer", train.OPTIMIZERS)
+@pytest.mark.parametrize("optimizer", recipe.OPTIMIZERS)
 def test_every_optimizer_lowers_the_loss(mnist1d, optimizer):
     lr = 0.02 if optimizer in ("sgd", "momentum") else 0.002
     model, trainer = _setup(mnist1d, optimizer=optimizer, steps=100, chunk_steps=100)
@@ -254,19 +254,19 @@ def test_sharded_population_equals_unsharded(kind, tmp_path, data_root):
     view, family, settings = SHARDED_MODELS[kind]
     script = textwrap.dedent(f"""
         import json, jax, numpy as np
-        from research import data, models, train
+        from research import data, members, models, recipe, train
         assert len(jax.devices()) == 4
         cfg = data.default_config("mnist1d"); cfg.data_dir = {str(data_root)!r}; cfg.view = {view!r}
         ds = data.load(cfg)
         model = models.default_config({family!r}); model.update({settings!r})
-        tcfg = train.default_config(); tcfg.update({{"steps": 100, "chunk_steps": 50}})
-        pop = train.Population.create(models.groups(model), [1.0, 2.0, 3.0], [0.01, 0.02, 0.03], [0, 1, 2])
+        tcfg = recipe.default_config(); tcfg.update({{"steps": 100, "chunk_steps": 50}})
+        pop = members.Population.create(models.groups(model), [1.0, 2.0, 3.0], [0.01, 0.02, 0.03], [0, 1, 2])
         sharded = train.Trainer(model, tcfg, ds)
         state = sharded.start(pop)
         devices = {{d.id for d in state.params["readout"]["kernel"].sharding.device_set}}
         a = train.train(sharded, pop)
         b = train.train(train.Trainer(model, tcfg, ds, devices=jax.devices()[:1]), pop)
-        six = train.Population.create(models.groups(model), np.linspace(1.0, 3.0, 6), 0.02, np.arange(6))
+        six = members.Population.create(models.groups(model), np.linspace(1.0, 3.0, 6), 0.02, np.arange(6))
         padded = len(sharded.start(six).seed)  # 2 per device (a block of 2 on each)
         c = train.train(sharded, six)
         d = train.train(train.Trainer(model, tcfg, ds, devices=jax.devices()[:1]), six)
@@ -316,9 +316,9 @@ def test_bad_training_settings_name_the_field(mnist1d, field, value, message):
 
 def test_bad_population_values_name_the_field():
     with pytest.raises(ConfigError, match=r"alpha\[hidden\] must be positive"):
-        train.Population.create(("hidden",), [1.0, -2.0], 0.01, [0, 1])
+        members.Population.create(("hidden",), [1.0, -2.0], 0.01, [0, 1])
     with pytest.raises(ConfigError, match="learning_rate must be positive"):
-        train.Population.create(("hidden",), 1.0, float("nan"), 0)
+        members.Population.create(("hidden",), 1.0, float("nan"), 0)
 
 
 def test_the_memory_check_counts_a_blocks_activations(mnist1d, monkeypatch):
