@@ -13,8 +13,6 @@ layers x 128, 300 steps, on a grid of 5 alphas in [0.35, 11.3] x 3 learning rate
 
 from research import experiment
 
-ACTIVATIONS = ("leaky_relu:0.2", "elu", "selu", "gelu", "silu", "sigmoid", "softplus")
-
 
 def get_config(profile: str = "quick", activation: str = "gelu"):
     name = "zoo_" + activation.replace(":", "").replace(".", "p")

@@ -145,8 +145,8 @@ def _theory_and_probe_parsers(sub) -> None:
     probe.add_argument("--width", type=int, default=256, help="units (mlp, rnn) or channels (cnn)")
     probe.add_argument(
         "--alpha", type=float, default=None,
-        help="scale multiplier (default: He's rule for rectifiers, else Glorot's, else forward variance)"
-    )
+        help="scale multiplier (default: He's rule for rectifiers, else Glorot's, else forward variance)",
+    )  # fmt: skip
     probe.add_argument("--mode", default="fan_in", choices=names.FAN_MODES, help="which fan c / fan divides by")
     probe.add_argument("--distribution", default="normal", choices=names.DISTRIBUTIONS, help="weight distribution")
     probe.add_argument("--sigma-b", type=float, default=0.0, help="bias standard deviation")

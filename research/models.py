@@ -113,7 +113,7 @@ class MLP(nnx.Module):
         spec, bias = initlib.from_config(cfg.init), _bias_init(cfg.sigma_b)
         kernel = initlib.initializer(spec, _alpha_of(alpha, "hidden"))
         self.activation = activations.get(cfg.activation)
-        self.layers = _module_list(
+        self.layers = nnx.List(
             [nnx.Linear(a, b, kernel_init=kernel, bias_init=bias, rngs=rngs) for a, b in itertools.pairwise(widths)]
         )
         self.readout = _readout(cfg, widths[-1], rngs)
@@ -163,7 +163,7 @@ class CNN(nnx.Module):
         kernel = initlib.initializer(spec, _alpha_of(alpha, "hidden"))
         features = [cfg.input_shape[-1]] + [cfg.channels] * cfg.depth
         self.activation = activations.get(cfg.activation)
-        self.layers = _module_list(
+        self.layers = nnx.List(
             [
                 PatchConv(a, b, (cfg.kernel_size,) * ndim, cfg.stride, kernel_init=kernel, bias_init=bias, rngs=rngs)
                 for a, b in itertools.pairwise(features)
@@ -290,11 +290,6 @@ def _readout(cfg, width: int, rngs: nnx.Rngs) -> nnx.Linear:
     """The fixed-init output layer (`READOUT`), the same in every family."""
     kernel = initlib.initializer(initlib.from_config(cfg.readout_init))
     return nnx.Linear(width, cfg.num_outputs, kernel_init=kernel, bias_init=jax.nn.initializers.zeros, rngs=rngs)
-
-
-def _module_list(modules: list[nnx.Module]):
-    """nnx.List where flax has it (>= 0.12), a plain list before."""
-    return nnx.List(modules) if hasattr(nnx, "List") else modules
 
 
 # --- the registry: everything the rest of the code asks of a family -------------------------

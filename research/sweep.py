@@ -32,9 +32,7 @@ def run_all(cfg, url: str | None, workers: int, **kw) -> list[optuna.Study]:
     return [run(member, url, workers, **kw) for member in studies.expand(cfg)]
 
 
-def run(
-    cfg, url: str | None, workers: int, *, echo=tqdm.write, closing=None, figures: bool = True
-) -> optuna.Study:
+def run(cfg, url: str | None, workers: int, *, echo=tqdm.write, closing=None, figures: bool = True) -> optuna.Study:
     """Sweep the study of config `cfg` to its trial budget with `workers` processes (each loads
     the config's snapshot, as a cluster worker would load its file); returns the study. Its closing
     work (`close`) runs through `closing` (`closing_in_background`'s submit) when given, else here."""

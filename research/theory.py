@@ -285,11 +285,8 @@ def _half_range_rule(n: int = 96) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _x64():
-    """Float64 for the quadrature, whichever jax line is installed."""
-    enable = getattr(jax, "enable_x64", None)
-    if enable is None:  # jax < 0.5
-        from jax.experimental import enable_x64 as enable
-    return enable(True)
+    """Float64 for the quadrature."""
+    return jax.enable_x64(True)
 
 
 def validate_sigma_b(sigma_b: float) -> float:

@@ -81,7 +81,6 @@ class Trainer:
         self.traces = collections.Counter()  # program -> times traced (each trace is a compilation)
         self.init = jax.jit(self._init)
         self.chunk = jax.jit(self._chunk, donate_argnums=0)
-        self._evaluate = jax.jit(jax.vmap(self._evaluate_member))  # a state's metrics outside a chunk
 
     # --- the pure programs ------------------------------------------------------------------
     def _init(self, alpha: Mapping[str, Array], learning_rate: Array, seed: Array) -> TrainState:
@@ -278,11 +277,6 @@ class Trainer:
                     raise ValueError(f"checkpoint members do not match the population's {name}")
         return Progress(state, source.roster.pick(members, active), source.curves.select(members), source.step)
 
-    def evaluate(self, state: TrainState, population_size: int) -> dict[str, np.ndarray]:
-        """Evaluation metrics of `state`'s parameters, on the host, real members only."""
-        out = self._evaluate(state.params)
-        return {k: np.asarray(v)[:population_size] for k, v in out.items()}
-
     def _take(self, state: TrainState, rows: list[int], size: int) -> TrainState:
         """Rows `rows` of a state (on the devices or the host) as a state of `size` rows, the
         first of them repeated as padding, placed on the devices."""
@@ -402,9 +396,7 @@ def _activation_bytes(model_cfg, graph, example_shape: tuple[int, ...], batch: i
 
 def _trials_mesh(devices) -> jax.sharding.Mesh:
     """A 1-D mesh over `devices` whose axis "trials" splits the population (auto sharding)."""
-    auto = getattr(jax.sharding, "AxisType", None)
-    kwargs = {"axis_types": (auto.Auto,)} if auto is not None else {}
-    return jax.make_mesh((len(devices),), ("trials",), devices=devices, **kwargs)
+    return jax.make_mesh((len(devices),), ("trials",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def _norm(tree) -> Array:

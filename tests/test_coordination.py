@@ -5,9 +5,9 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from research import coordination
+from research import coordination, storage
 from research.errors import StorageUnreachable
-from tests import helpers, storage
+from tests import helpers
 
 
 def _study(tmp_path) -> optuna.Study:

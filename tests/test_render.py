@@ -1,0 +1,59 @@
+"""Rules with one owner: the lr*(alpha) slope's verdict, agreement across objectives, the probe's
+default alpha from theory."""
+
+import json
+import types
+
+import pytest
+
+from research import cli, experiment, models, predictions, render, verdicts
+
+
+def _estimate(slope: float, half: float):
+    """An estimate whose lr*(alpha) slope is `slope` with a symmetric interval of `half` at any level."""
+    return types.SimpleNamespace(lr_slope=lambda level: (slope, slope - half, slope + half))
+
+
+@pytest.mark.parametrize(
+    ("slope", "half", "verdict"),
+    [(-9.0, 0.5, "equivalent"), (-3.0, 0.5, "different"), (-7.0, 4.0, "inconclusive")],
+)
+def test_the_lr_slope_is_judged_three_ways_against_homogeneity(slope, half, verdict):
+    cfg = experiment.mnist1d_mlp("x", "relu", "fan_in", depth=20)  # homogeneity: -(20 - 2) / 2 = -9
+    judged = verdicts.judge_lr_slope(_estimate(slope, half), cfg, 0.9)
+    assert judged["predicted"] == -9.0 and judged["verdict"] == verdict  # ROPE: 25% of 9 around -9
+    assert render.lr_slope(judged).endswith(f"vs homogeneity's -9.00: {verdict}")
+
+
+def test_no_slope_is_predicted_for_a_network_that_is_not_homogeneous():
+    cfg = experiment.mnist1d_mlp("x", "tanh", "fan_in", depth=20)
+    judged = verdicts.judge_lr_slope(_estimate(-3.0, 0.5), cfg, 0.9)
+    assert judged["predicted"] is None and judged["verdict"] is None
+    assert render.lr_slope(judged).endswith("(homogeneity predicts none for this network)")
+
+
+def _row(interval, verdict):
+    return {"experiment": "s", "estimate": {"interval": interval}, "verdicts": [{"verdict": verdict}]}
+
+
+def test_agreement_says_whether_the_objectives_intervals_share_a_point_and_their_verdicts():
+    (same,) = render.agreement([_row([1.0, 2.0], "different"), _row([1.5, 3.0], "different")])
+    assert "agree (intervals overlap)" in same and "every prediction gets the same verdict" in same
+    (apart,) = render.agreement([_row([1.0, 1.4], "different"), _row([1.5, 3.0], "equivalent")])
+    assert "disagree" in apart and "the verdicts differ" in apart
+    assert render.agreement([_row([1.0, 2.0], "different")]) == []  # one objective: nothing to compare
+
+
+@pytest.mark.parametrize(
+    ("activation", "alpha"),
+    [("relu", 2.0), ("leaky_relu:0.2", 2 / 1.04), ("tanh", 1.0), ("gelu", 4.0), ("sigmoid", 3.409)],
+)
+def test_a_probes_default_alpha_is_the_classic_rule_theory_gives(activation, alpha):
+    cfg = models.probe_config("mlp", activation, 4, 16, {"scale": 1.0, "mode": "fan_in", "distribution": "normal"})
+    assert predictions.default_alpha(cfg) == pytest.approx(alpha, rel=1e-3)
+
+
+def test_the_probe_command_uses_it(capsys):
+    argv = ["probe", "--activation", "leaky_relu:0.2", "--depth", "3", "--width", "16", "--seeds", "1", "--json"]
+    assert cli.main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["alpha"] == pytest.approx(2 / 1.04)
