@@ -21,15 +21,15 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from research import members
 from research import train as trainlib
+from research.members import Curves, Population, Progress, Roster
 
 log = logging.getLogger(__name__)
 
 
 def resume_members(
-    directory: str, trainer: trainlib.Trainer, members: list[int], population: members.Population
-) -> members.Progress | None:
+    directory: str, trainer: trainlib.Trainer, members: list[int], population: Population
+) -> Progress | None:
     """Members `members` of the population checkpointed in `directory`, as the start of
     `population` (whose members they must be, in order); None if unreadable."""
     source = Checkpointer(directory, keep=1)
@@ -37,7 +37,7 @@ def resume_members(
         record = source.record()
         if record is None:
             return None
-        restored = source.restore(trainer, members.Population.from_json(record["population"]))
+        restored = source.restore(trainer, Population.from_json(record["population"]))
     finally:
         source.close()
     return None if restored is None else trainer.pick(restored, members, population)
@@ -54,7 +54,7 @@ class Checkpointer:
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def maybe_save(
-        self, chunk: int, progress: members.Progress, population: members.Population, *, force: bool = False
+        self, chunk: int, progress: Progress, population: Population, *, force: bool = False
     ) -> bool:
         """Save at `chunk` if the interval says so, or `force`; True when written."""
         record = {
@@ -72,7 +72,7 @@ class Checkpointer:
             items["state"] = ocp.args.PyTreeSave(leaves)
         return self.manager.save(chunk, args=ocp.args.Composite(**items), force=force)
 
-    def restore(self, trainer: trainlib.Trainer, population: members.Population) -> members.Progress | None:
+    def restore(self, trainer: trainlib.Trainer, population: Population) -> Progress | None:
         """The newest readable checkpoint of this population, or None."""
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
@@ -83,8 +83,8 @@ class Checkpointer:
             if record["population"] != population.to_json():
                 log.warning("checkpoint %s/%s belongs to another population; starting afresh", self.directory, step)
                 return None
-            roster = members.Roster.from_json(record["roster"])
-            return members.Progress(state, roster, members.Curves.from_json(record["curves"]), record["step"])
+            roster = Roster.from_json(record["roster"])
+            return Progress(state, roster, Curves.from_json(record["curves"]), record["step"])
         return None
 
     def record(self) -> dict[str, Any] | None:

@@ -19,8 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 from optuna.trial import TrialState
 
-from research import checkpoint, devices, members, models, objectives, probes
+from research import checkpoint, devices, models, objectives, probes
 from research import train as trainlib
+from research.members import METRICS, Population, Progress, Result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,12 +71,12 @@ def population(
     alphas: Sequence[float],
     lrs: Sequence[float],
     seed_offset: int = 0,
-) -> members.Population:
+) -> Population:
     """The population of a batch: each trial's alpha on the `searched` layer groups (others at 1),
     seeds counted from `seed_offset`."""
     alpha = layout.repeat(alphas)
     per_group = {g: alpha if g in searched else np.ones_like(alpha) for g in groups}
-    return members.Population.create(groups, per_group, layout.repeat(lrs), layout.seed_ids() + seed_offset)
+    return Population.create(groups, per_group, layout.repeat(lrs), layout.seed_ids() + seed_offset)
 
 
 class Trained:
@@ -89,10 +90,10 @@ class Trained:
     def run(
         self,
         layout: Layout,
-        pop: members.Population,
+        pop: Population,
         checkpoint_dir: str,
         prune: Callable[[int, np.ndarray], set[int]],
-        initial: members.Progress | None = None,
+        initial: Progress | None = None,
         pause: Callable[[], bool] = lambda: False,
     ) -> list[Outcome]:
         """Train to the end, or until `prune` (told each chunk's per-trial means) has pruned all,
@@ -128,11 +129,11 @@ class Trained:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         return [self._outcome(result, layout, i, resumed_at, i in pruned) for i in range(layout.trials)]
 
-    def _outcome(self, result: members.Result, layout: Layout, i: int, resumed_at: int, pruned: bool) -> Outcome:
+    def _outcome(self, result: Result, layout: Layout, i: int, resumed_at: int, pruned: bool) -> Outcome:
         if pruned:
             return Outcome({"resumed_from_step": resumed_at}, None, TrialState.PRUNED)
         members = layout.members(i)
-        curves = {m: result.curves.array(m)[members] for m in members.METRICS}
+        curves = {m: result.curves.array(m)[members] for m in METRICS}
         per_seed = self.objective.seed_values(curves, self.chunk_steps, self.threshold)
         attrs = {
             "seeds": result.population.seed[members].tolist(),
@@ -169,7 +170,7 @@ class Probed:
             x = x / jnp.sqrt(alpha[self.first_group])
         return probes.measure(self.cfg.model, self.graph, jax.random.key(seed), alpha, x)
 
-    def run(self, layout: Layout, pop: members.Population) -> list[Outcome]:
+    def run(self, layout: Layout, pop: Population) -> list[Outcome]:
         """Every member's statistics in one call (padded to the compiled size), one Outcome per trial."""
         pad = self.size - pop.size
         alpha = {g: jnp.asarray(np.concatenate([a, np.repeat(a[:1], pad)])) for g, a in pop.alpha.items()}
@@ -178,7 +179,7 @@ class Probed:
         ratios = self.objective.log_ratios(stats)
         return [self._outcome(stats, ratios, pop, layout.members(i)) for i in range(layout.trials)]
 
-    def _outcome(self, stats: probes.Stats, ratios: dict, pop: members.Population, members: slice) -> Outcome:
+    def _outcome(self, stats: probes.Stats, ratios: dict, pop: Population, members: slice) -> Outcome:
         ratio = ratios[self.objective.statistic][members]
         attrs = {
             "seeds": pop.seed[members].tolist(),
@@ -191,8 +192,8 @@ class Probed:
 
 
 def resume(
-    trainer: trainlib.Trainer, layout: Layout, pop: members.Population, source: str | None, slots: Sequence[int]
-) -> members.Progress | None:
+    trainer: trainlib.Trainer, layout: Layout, pop: Population, source: str | None, slots: Sequence[int]
+) -> Progress | None:
     """The start of a population of retried trials: their members in the dead population's
     checkpoint `source` (at `slots` there), or None to start afresh."""
     if source is None:
