@@ -19,8 +19,9 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 LOSSES = ("cross_entropy", "mse")
 
 
-def loss(kind: str, dataset: datalib.Dataset, logits: Array, y: Array) -> Array:
-    if dataset.task == "regression":
+def loss(kind: str, task: str, logits: Array, y: Array) -> Array:
+    """Per-example loss of `kind` (a regression task: squared error of the first output)."""
+    if task == "regression":
         return (logits[:, 0] - y) ** 2
     if kind == "cross_entropy":
         return optax.softmax_cross_entropy_with_integer_labels(logits, y)
@@ -38,8 +39,9 @@ def chance_loss(kind: str, dataset: datalib.Dataset) -> float:
     return float(1.0 - np.sum(p * p))
 
 
-def error(dataset: datalib.Dataset, logits: Array, y: Array) -> Array:
-    if dataset.task == "regression":
+def error(task: str, logits: Array, y: Array) -> Array:
+    """Classification error, or a regression's mean squared error."""
+    if task == "regression":
         return jnp.mean((logits[:, 0] - y) ** 2)
     return jnp.mean(jnp.argmax(logits, axis=-1) != y)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
@@ -55,25 +56,78 @@ class _Members(NamedTuple):
     learning_rate: Array
 
 
+class Arrays(NamedTuple):
+    """The data a chunk reads, an argument of the compiled program (never baked into it)."""
+
+    x_train: Array
+    y_train: Array
+    x_eval: Array  # the training examples evaluated after each chunk
+    y_eval: Array
+    x_val: Array
+    y_val: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """What a step needs besides arrays: the model's structure, the optimiser, the loss and task."""
+
+    graph: Any
+    tx: optax.GradientTransformation
+    loss: str
+    task: str
+
+
+def member_step(spec: StepSpec, params, opt, diverged, learning_rate, x: Array, y: Array) -> tuple:
+    """One optimiser step of one member on the batch (x, y), a pure function of arrays; a NaN/inf
+    loss or gradient freezes the member where it stands. Returns (params, opt, diverged, loss, |grad|)."""
+    loss, grads = jax.value_and_grad(lambda p: _batch_loss(spec, p, x, y))(params)
+    gnorm = _norm(grads)
+    now = diverged | ~(jnp.isfinite(loss) & jnp.isfinite(gnorm))
+    updates, new_opt = spec.tx.update(grads, opt, params)
+    new_params = jax.tree.map(lambda p, u: p - learning_rate * u, params, updates)
+    keep = lambda old, new: jax.tree.map(lambda o, n: jnp.where(now, o, n), old, new)  # noqa: E731
+    return keep(params, new_params), keep(opt, new_opt), now, loss, gnorm
+
+
+def member_metrics(spec: StepSpec, params, data: Arrays) -> dict[str, Array]:
+    """One member's losses and error on the evaluation examples, and its per-layer variance."""
+    out = {}
+    for split, (x, y) in (("train", (data.x_eval, data.y_eval)), ("val", (data.x_val, data.y_val))):
+        logits, preacts = models.apply(spec.graph, params, x)
+        out[f"{split}_loss"] = recipe.loss(spec.loss, spec.task, logits, y).mean()
+        if split == "val":
+            out["val_error"] = recipe.error(spec.task, logits, y)
+            out["layer_variance"] = jnp.stack([jnp.mean(h**2) for h in preacts])
+    return out
+
+
+def _batch_loss(spec: StepSpec, params, x: Array, y: Array) -> Array:
+    logits = models.apply(spec.graph, params, x)[0]
+    return recipe.loss(spec.loss, spec.task, logits, y).mean()
+
+
 class Trainer:
-    """Compiles the init, chunk and evaluation programs of one experiment, once."""
+    """Compiles the init and chunk programs of one experiment, once; the data is their argument."""
 
     def __init__(self, model_cfg, train_cfg, dataset: datalib.Dataset, *, devices=None, population_size: int = 0):
         recipe.validate(train_cfg)
         models.validate(model_cfg)
-        self.model_cfg, self.cfg, self.data = model_cfg, train_cfg, dataset
+        self.model_cfg, self.cfg = model_cfg, train_cfg
         chance = recipe.chance_loss(train_cfg.loss, dataset)
         self.diverged_value = chance if train_cfg.diverged_value is None else train_cfg.diverged_value
         self.groups = models.groups(model_cfg)
         self.graph = models.graphdef(model_cfg)
         self.tx = recipe.optimizer(train_cfg)
         self.num_chunks = train_cfg.steps // train_cfg.chunk_steps
-        n_eval = min(train_cfg.eval_examples, len(dataset.x_train))
-        self._eval_train = (dataset.x_train[:n_eval], dataset.y_train[:n_eval])
-        self._eval_val = (dataset.x_val[: train_cfg.eval_examples], dataset.y_val[: train_cfg.eval_examples])
+        n_eval, n_val = min(train_cfg.eval_examples, len(dataset.x_train)), train_cfg.eval_examples
+        self.spec = StepSpec(self.graph, self.tx, train_cfg.loss, dataset.task)
         self.population_size = population_size  # pad smaller populations to this: one compile
         self.devices = list(devices or jax.local_devices())
         self._mesh = _trials_mesh(self.devices) if len(self.devices) > 1 else None
+        arrays = Arrays(dataset.x_train, dataset.y_train, dataset.x_train[:n_eval], dataset.y_train[:n_eval],
+                        dataset.x_val[:n_val], dataset.y_val[:n_val])  # fmt: skip
+        replicated = jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec()) if self._mesh else None
+        self.arrays = jax.device_put(arrays, replicated)  # every device holds the data once
         self._member_bytes = _member_bytes(model_cfg, self.tx)
         rows = max(train_cfg.batch_size, n_eval)  # a step's batch, or an evaluation's examples
         self._step_bytes = _activation_bytes(model_cfg, self.graph, dataset.x_train.shape[1:], rows)
@@ -97,7 +151,7 @@ class Trainer:
             seed=seed,
         )
 
-    def _chunk(self, state: TrainState) -> tuple[TrainState, dict[str, Array]]:
+    def _chunk(self, state: TrainState, data: Arrays) -> tuple[TrainState, dict[str, Array]]:
         self.traces["chunk"] += 1  # runs at trace time only
         members = _Members(state.params, state.opt, state.diverged, state.diverged_step, state.learning_rate)
         steps = self._steps
@@ -107,9 +161,9 @@ class Trainer:
             # the varying-axes check on a member's activations; the check guards collectives, and
             # there are none here.
             steps = jax.shard_map(
-                steps, mesh=self._mesh, in_specs=(spec, spec, replicated), out_specs=spec, check_vma=False
+                steps, mesh=self._mesh, in_specs=(spec, spec, replicated, replicated), out_specs=spec, check_vma=False
             )
-        members, losses, gnorms, metrics = steps(members, state.seed, state.step)
+        members, losses, gnorms, metrics = steps(members, state.seed, state.step, data)
         cfg, diverged = self.cfg, members.diverged
         new = state.replace(**members._asdict(), step=state.step + cfg.chunk_steps)
         metrics["grad_norm"] = jnp.where(diverged, jnp.nan, jnp.mean(gnorms, axis=1))
@@ -120,12 +174,12 @@ class Trainer:
         metrics["diverged"], metrics["diverged_step"] = diverged, members.diverged_step
         return new, metrics
 
-    def _steps(self, members: _Members, seed: Array, step: Array) -> tuple[_Members, Array, Array, dict]:
+    def _steps(self, members: _Members, seed: Array, step: Array, data: Arrays) -> tuple[_Members, Array, Array, dict]:
         """One chunk of steps for a device's members, `block` at a time, each block evaluated at
         its end: a block's weights stay in cache through the chunk, where a whole population's
         would stream from memory each step. Blocks are read from and written back into the
         (donated) members in place, so memory holds the population once, whatever its size."""
-        cfg, n, size = self.cfg, len(self.data.x_train), len(seed)
+        cfg, n, size = self.cfg, len(data.x_train), len(seed)
         block = self._block(size)
         take = lambda a, start: jax.lax.dynamic_slice_in_dim(a, start, block)  # noqa: E731
         if cfg.shared_data_order:
@@ -139,7 +193,7 @@ class Trainer:
 
         def one_block(members, start):
             mine = jax.tree.map(lambda a: take(a, start), members)
-            trained, *out = self._train_block(mine, *block_plan(start), step)
+            trained, *out = self._train_block(mine, *block_plan(start), step, data)
             put = lambda a, b: jax.lax.dynamic_update_slice_in_dim(a, b, start, 0)  # noqa: E731
             return jax.tree.map(put, members, trained), out
 
@@ -147,16 +201,17 @@ class Trainer:
         flat = lambda a: a.reshape(size, *a.shape[2:])  # noqa: E731
         return members, flat(losses), flat(gnorms), jax.tree.map(flat, metrics)
 
-    def _train_block(self, members: _Members, plan: Array, data_axis: int | None, step: Array) -> tuple:
+    def _train_block(self, members: _Members, plan: Array, data_axis: int | None, step: Array, data: Arrays) -> tuple:
         """`lax.scan` over the chunk's steps (`plan`: [steps, (block,) batch]) of a block of members,
         each step vmapped over them; then the block's evaluation. Once every member of the block
         has diverged (a trial's seeds sit side by side), its remaining steps are skipped."""
         params, opt, diverged, diverged_step, learning_rate = members
-        member_step = jax.vmap(self._member_step, in_axes=(0, 0, 0, 0, data_axis))
+        batch = lambda indices: (data.x_train[indices], data.y_train[indices])  # noqa: E731
+        step_all = jax.vmap(functools.partial(member_step, self.spec), in_axes=(0, 0, 0, 0, data_axis, data_axis))
 
         def one_step(carry, indices):
             params, opt, diverged, diverged_step, t = carry
-            params, opt, now, loss, gnorm = member_step(params, opt, diverged, learning_rate, indices)
+            params, opt, now, loss, gnorm = step_all(params, opt, diverged, learning_rate, *batch(indices))
             diverged_step = jnp.where(now & ~diverged, t, diverged_step)
             return (params, opt, now, diverged_step, t + 1), (loss, gnorm)
 
@@ -170,33 +225,8 @@ class Trainer:
         carry = (params, opt, diverged, diverged_step, step)
         (params, opt, diverged, diverged_step, _), (losses, gnorms) = jax.lax.scan(body, carry, plan)
         members = _Members(params, opt, diverged, diverged_step, learning_rate)
-        return members, losses.T, gnorms.T, jax.vmap(self._evaluate_member)(params)
-
-    def _member_step(self, params, opt, diverged, learning_rate, indices):
-        """One optimiser step of one member; a NaN/inf loss or gradient freezes it where it stands."""
-        x, y = self.data.x_train[indices], self.data.y_train[indices]
-        loss, grads = jax.value_and_grad(lambda p: self._loss(p, x, y))(params)
-        gnorm = _norm(grads)
-        now = diverged | ~(jnp.isfinite(loss) & jnp.isfinite(gnorm))
-        updates, new_opt = self.tx.update(grads, opt, params)
-        new_params = jax.tree.map(lambda p, u: p - learning_rate * u, params, updates)
-        keep = lambda old, new: jax.tree.map(lambda o, n: jnp.where(now, o, n), old, new)  # noqa: E731
-        return keep(params, new_params), keep(opt, new_opt), now, loss, gnorm
-
-    def _loss(self, params, x, y):
-        logits = models.apply(self.graph, params, x)[0]
-        return recipe.loss(self.cfg.loss, self.data, logits, y).mean()
-
-    def _evaluate_member(self, params) -> dict[str, Array]:
-        """One member's losses and error on the evaluation examples, and its per-layer variance."""
-        out = {}
-        for split, (x, y) in (("train", self._eval_train), ("val", self._eval_val)):
-            logits, preacts = models.apply(self.graph, params, x)
-            out[f"{split}_loss"] = recipe.loss(self.cfg.loss, self.data, logits, y).mean()
-            if split == "val":
-                out["val_error"] = recipe.error(self.data, logits, y)
-                out["layer_variance"] = jnp.stack([jnp.mean(h**2) for h in preacts])
-        return out
+        metrics = jax.vmap(member_metrics, in_axes=(None, 0, None))(self.spec, params, data)
+        return members, losses.T, gnorms.T, metrics
 
     # --- the host loop ----------------------------------------------------------------------
     def start(self, population: Population) -> TrainState:
@@ -238,7 +268,7 @@ class Trainer:
         it, in one transfer to the host; members that left report what they ended with."""
         rows = None
         if progress.state is not None:
-            progress.state, out = self.chunk(progress.state)
+            progress.state, out = self.chunk(progress.state, self.arrays)
             rows = {k: v[: len(progress.roster.slots)] for k, v in jax.device_get(out).items()}
             progress.roster.update(rows)
         progress.step += self.cfg.chunk_steps
@@ -306,14 +336,14 @@ class Trainer:
 
     @property
     def _diverged_error(self) -> float:
-        return 1.0 if self.data.task == "classification" else self.diverged_value
+        return 1.0 if self.spec.task == "classification" else self.diverged_value
 
     def _check_memory(self, size: int) -> None:
         """Members share the host's memory on CPU; an accelerator holds its own share. Each
         device keeps its members' state and one block's activations (of a step or an
         evaluation) at a time."""
         members = max(size, 1) if self.devices[0].platform == "cpu" else -(-max(size, 1) // len(self.devices))
-        data = sum(a.nbytes for a in (self.data.x_train, self.data.y_train, self.data.x_val, self.data.y_val))
+        data = sum(a.nbytes for a in self.arrays)
         blocks = len(self.devices) if self.devices[0].platform == "cpu" else 1
         need = members * self._member_bytes + blocks * self._block(members) * self._step_bytes + data
         devices.check_fits(need, f"a population of {max(size, 1)}", self.devices[0])

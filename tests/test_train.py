@@ -330,7 +330,7 @@ def test_the_memory_check_counts_a_blocks_activations(mnist1d, monkeypatch):
     backward = jax.jit(jax.grad(lambda p: jnp.sum(models.apply(graph, p, x)[0] ** 2)))
     allocated = backward.lower(params).compile().memory_analysis().temp_size_in_bytes
     assert 0.5 <= allocated / trainer._step_bytes <= 2.0, (allocated, trainer._step_bytes)
-    data_bytes = sum(a.nbytes for a in (mnist1d.x_train, mnist1d.y_train, mnist1d.x_val, mnist1d.y_val))
+    data_bytes = sum(a.nbytes for a in trainer.arrays)  # training data and the evaluation subsets
     state_only = 2 * trainer._member_bytes + data_bytes
     monkeypatch.setattr(train.devices, "memory_limit", lambda device: state_only + 2 * trainer._step_bytes)
     trainer.start(_population(model, 2.0, 0.02, [0, 1]))  # two members in one block of two: fits
