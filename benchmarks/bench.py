@@ -136,7 +136,7 @@ def engine_run(dataset, population: int, steps: int, depth: int, width: int) -> 
         state = trainer.start(pop)
         jax.block_until_ready(state)
         start = time.perf_counter()
-        jax.block_until_ready(trainer.chunk(state))
+        jax.block_until_ready(trainer.chunk(state, trainer.arrays))
         timings.append(time.perf_counter() - start)
     compile_s, run_s = timings[0] - timings[1], timings[1]
     flops = population * steps * _flops_per_step(model, cfg.batch_size)
