@@ -53,9 +53,7 @@ class Checkpointer:
         )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
-    def maybe_save(
-        self, chunk: int, progress: Progress, population: Population, *, force: bool = False
-    ) -> bool:
+    def maybe_save(self, chunk: int, progress: Progress, population: Population, *, force: bool = False) -> bool:
         """Save at `chunk` if the interval says so, or `force`; True when written."""
         record = {
             "population": population.to_json(),

@@ -58,3 +58,13 @@ def test_a_study_records_its_hash_and_provenance(tmp_path, data_root):
     devices = jax.devices()
     assert record["device"] == f"{devices[0].device_kind} x{len(devices)}"  # what this process computes on
     assert isinstance(record["dirty"], bool) and len(record["commit"]) == 40  # the tests run in a checkout
+
+
+def test_a_config_snapshot_loads_back_as_the_same_config(tmp_path):
+    # What a sweep hands its workers: the validated config as JSON, read back with its tuples.
+    cfg = experiment.load(f"{helpers.EXPERIMENTS}/xavier_tanh_mlp.py", "quick", [f"search.runs_dir={tmp_path}"])
+    path = studies.snapshot(cfg, str(tmp_path))
+    assert studies.snapshot(cfg, str(tmp_path)) == path  # one file per config, written once
+    back = experiment.load(path)
+    assert back.to_dict() == cfg.to_dict() and studies.config_hash(back) == studies.config_hash(cfg)
+    assert isinstance(back.search.learning_rate_range, tuple) and back.search.learning_rate_range
