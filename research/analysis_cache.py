@@ -10,13 +10,19 @@ module invalidates it, and nothing else does.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib.metadata
 import json
 import pathlib
-import pickle
 import re
+import zipfile
+
+import ml_collections
+import numpy as np
+
+from research import estimate, verdicts
 
 _SOURCES = pathlib.Path(__file__).parent
 _LIBRARIES = ("numpy", "scipy", "matplotlib", "optuna", "jax")
@@ -49,27 +55,83 @@ def _dumps(value) -> bytes:
 
 
 class StudyCache:
-    """One pickle per study under `folder`: its key, analyses and figure file names. The folder is
-    the report's own output (only its writer reads it back), so unpickling trusts no one else."""
+    """One entry per study under `folder`: its key, analyses and figure file names, as an NPZ file of
+    plain arrays and one JSON document (read with allow_pickle=False). Nothing read back can run
+    code: the JSON names only the analysis records listed in `_RECORDS`, and anything else is a miss."""
 
     def __init__(self, folder: str | pathlib.Path):
         self.folder = pathlib.Path(folder)
 
     def _path(self, study: str) -> pathlib.Path:
-        return self.folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", study) + ".pkl")
+        return self.folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", study) + ".npz")
 
     def load(self, study: str, key: str) -> dict | None:
-        """{'analyses', 'figures'} stored under `key`, or None (absent, stale or unreadable)."""
+        """{'key', 'analyses', 'figures'} stored under `key`, or None (absent, stale or unreadable)."""
         try:
-            entry = pickle.loads(self._path(study).read_bytes())
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+            with np.load(self._path(study), allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+            entry = _decode(json.loads(str(arrays.pop(_META))), arrays)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
             return None
         return entry if isinstance(entry, dict) and entry.get("key") == key else None
 
-    def save(self, study: str, key: str, analyses: list, figures: list[str] | None) -> None:
+    def save(self, study: str, key: str, analyses: list, figures: dict | None) -> None:
         """Store (atomically: a crash leaves the old entry or none) `analyses` and `figures` under `key`."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        meta = json.dumps(_encode({"key": key, "analyses": analyses, "figures": figures}, arrays))
         path = self._path(study)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps({"key": key, "analyses": analyses, "figures": figures}))
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **{_META: np.asarray(meta)}, **arrays)
         tmp.replace(path)
+
+
+_META = "meta"  # the JSON document's name among the entry's arrays (array names are a0, a1, ...)
+
+
+# The analysis records an entry may hold, by name: the only types decoding builds.
+_RECORDS = {t.__name__: t for t in (verdicts.Analysis, verdicts.Verdict, estimate.Observations, estimate.Estimate)}
+
+
+def _encode(value, arrays: dict):
+    """`value` as JSON-able data; its arrays go to `arrays` (by name) and stay exact."""
+    if isinstance(value, np.ndarray):
+        name = f"a{len(arrays)}"
+        arrays[name] = value
+        return {"array": name}
+    if isinstance(value, ml_collections.ConfigDict):
+        return {"config": _encode(value.to_dict(), arrays)}
+    if dataclasses.is_dataclass(value):
+        fields = {f.name: _encode(getattr(value, f.name), arrays) for f in dataclasses.fields(value)}
+        return {"record": type(value).__name__, "fields": fields}
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v, arrays) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, arrays) for v in value]
+    if isinstance(value, dict):
+        return {"dict": {k: _encode(v, arrays) for k, v in value.items()}}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _decode(value, arrays: dict):
+    """The inverse of `_encode`; a record name outside `_RECORDS` raises KeyError."""
+    if isinstance(value, list):
+        return [_decode(v, arrays) for v in value]
+    if not isinstance(value, dict):
+        return value
+    kind, inner = next(iter(value.items()))
+    if kind == "array":
+        return arrays[inner]
+    if kind == "config":
+        cfg = ml_collections.ConfigDict(_decode(inner, arrays))
+        cfg.lock()
+        return cfg
+    if kind == "record":
+        return _RECORDS[inner](**{k: _decode(v, arrays) for k, v in value["fields"].items()})
+    if kind == "tuple":
+        return tuple(_decode(v, arrays) for v in inner)
+    if kind == "dict":
+        return {k: _decode(v, arrays) for k, v in inner.items()}
+    raise KeyError(kind)

@@ -56,9 +56,12 @@ def load(path: str, profile: str = "quick", overrides: list[str] | tuple[str, ..
 def _snapshot(file: pathlib.Path) -> ml_collections.ConfigDict:
     """A config written by `studies.snapshot` (JSON: data, never code)."""
     try:
-        return from_json(json.loads(file.read_text()))
+        stored = json.loads(file.read_text())
     except (OSError, ValueError) as err:
         raise ConfigError(f"config snapshot {str(file)!r} cannot be read: {err}.") from None
+    if not isinstance(stored, dict):
+        raise ConfigError(f"config snapshot {str(file)!r} must hold a JSON object of config sections.")
+    return from_json(stored)
 
 
 def from_json(value: dict) -> ml_collections.ConfigDict:

@@ -1,13 +1,15 @@
 """A report reuses each study's analyses and figures until its trials, settings or the code change."""
 
 import json
+import pickle
 import re
 import threading
 
+import numpy as np
 import optuna
 import pytest
 
-from research import analysis_cache, experiment, figures, report, storage, sweep, verdicts
+from research import analysis_cache, experiment, figures, render, report, storage, studies, sweep, verdicts
 from research.worker import Worker
 from tests import helpers
 
@@ -115,5 +117,36 @@ def test_an_unreadable_or_stale_entry_is_a_miss(tmp_path):
     cache.save("a/b c", "k1", ["analysis"], None)
     assert cache.load("a/b c", "k1") == {"key": "k1", "analyses": ["analysis"], "figures": None}
     assert cache.load("a/b c", "k2") is None and cache.load("other", "k1") is None
-    next(tmp_path.glob("*.pkl")).write_bytes(b"not a pickle")
+    next(tmp_path.glob("*.npz")).write_bytes(b"not an entry")
     assert cache.load("a/b c", "k1") is None
+
+
+def test_cached_analyses_come_back_equal_and_their_report_rows_identical(probe_study, tmp_path):
+    (record,) = studies.load_all(probe_study)
+    analyses = verdicts.analyse_all(record)
+    cache = analysis_cache.StudyCache(tmp_path / "cache")
+    cache.save(record.name, "k", analyses, {"size": "double", "names": ["x.png"]})
+    back = cache.load(record.name, "k")
+    assert back["figures"] == {"size": "double", "names": ["x.png"]}
+    assert [render.row(record.name, a) for a in back["analyses"]] == [render.row(record.name, a) for a in analyses]
+    assert back["analyses"][0].estimate.interval() == analyses[0].estimate.interval()
+
+
+def test_a_crafted_entry_never_runs_code(tmp_path):
+    # Whoever can write the runs folder must not be able to run code in the next `research report`.
+    cache = analysis_cache.StudyCache(tmp_path)
+    witness = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(witness), "w"))
+
+    np.savez(tmp_path / "s.npz", meta=np.asarray(json.dumps({"dict": {"key": "k"}})),
+             a0=np.array([Payload()], dtype=object))  # fmt: skip
+    assert cache.load("s", "k") is None and not witness.exists()  # object arrays are refused, not unpickled
+    (tmp_path / "s.pkl").write_bytes(pickle.dumps({"key": "k", "analyses": [Payload()], "figures": None}))
+    (tmp_path / "s.npz").unlink()
+    assert cache.load("s", "k") is None and not witness.exists()  # an old-style pickle is never read
+    forged = {"dict": {"key": "k", "analyses": [{"record": "Popen", "fields": {"args": "touch ran"}}]}}
+    np.savez(tmp_path / "s.npz", meta=np.asarray(json.dumps(forged)))
+    assert cache.load("s", "k") is None and not witness.exists()  # only the analysis records are built

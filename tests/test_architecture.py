@@ -10,7 +10,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "research"
 
 # Lowest first; a module imports only modules of lower layers.
 LAYERS = [
-    ("errors", "names", "provenance", "analysis_cache"),
+    ("errors", "names", "provenance"),
     ("devices", "storage", "coordination", "activations", "init", "data"),
     ("theory",),
     ("models",),
@@ -19,7 +19,7 @@ LAYERS = [
     ("checkpoint", "asrun", "estimate", "lsuv"),
     ("predictions", "populations", "search"),
     ("verdicts",),
-    ("experiment", "compare", "advise"),
+    ("experiment", "compare", "advise", "analysis_cache"),
     ("studies", "render"),
     ("extrapolate", "worker", "figures", "dashboard", "export"),
     ("report",),

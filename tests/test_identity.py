@@ -68,3 +68,11 @@ def test_a_config_snapshot_loads_back_as_the_same_config(tmp_path):
     back = experiment.load(path)
     assert back.to_dict() == cfg.to_dict() and studies.config_hash(back) == studies.config_hash(cfg)
     assert isinstance(back.search.learning_rate_range, tuple) and back.search.learning_rate_range
+
+
+@pytest.mark.parametrize(("text", "said"), [("{not json", "cannot be read"), ("[1, 2]", "must hold a JSON object")])
+def test_a_bad_config_snapshot_is_one_sentence(tmp_path, text, said):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=said):
+        experiment.load(str(path))
