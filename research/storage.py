@@ -6,19 +6,17 @@ one sentence; passwords never appear in messages, reports or study attributes.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pathlib
 import re
-import time
 import urllib.parse
 
 import optuna
 import sqlalchemy
-from optuna.storages import JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.storages import RDBStorage
 
+from research import journal
 from research.errors import ConfigError, StorageUnreachable
 
 log = logging.getLogger(__name__)
@@ -89,7 +87,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise ConfigError(
                 f"storage {_mask(url)} looks like a database URL without '//'; write e.g. postgresql://USER@HOST/DB."
             )
-        return _journal(url.removeprefix("journal:"))
+        return journal.open_journal(url.removeprefix("journal:"))
     if not _SCHEME.fullmatch(url.split("://", 1)[0]):
         raise ConfigError(f"storage URL {redact(url)} is malformed; expected e.g. postgresql://user:pass@host:5432/db.")
     scheme = url.split("://", 1)[0].split("+", 1)[0]
@@ -119,14 +117,15 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise ConfigError(f"storage {redact(url)} needs a database driver: {_DRIVERS[scheme]}.") from None
 
 
-def open_existing(url: str) -> optuna.storages.BaseStorage:
-    """`open_storage` for commands that only read: a journal file, SQLite file or database schema
-    that does not exist yet stops with "no storage at ..." instead of being created."""
+def open_existing(url: str, writable: bool = False) -> optuna.storages.BaseStorage:
+    """`open_storage` for commands that read: a journal file, SQLite file or database schema that
+    does not exist yet stops with "no storage at ..." instead of being created; a journal is
+    opened read-only (a read-only mount works) unless `writable`."""
     if "://" not in url:
         path = url.removeprefix("journal:")
         if not os.path.isfile(path):
             raise ConfigError(f"no storage at {_mask(path)}: no such journal file; give --storage or run a sweep.")
-        return open_storage(url)
+        return journal.open_journal(path, writable=writable) if not _looks_like_a_url(path) else open_storage(url)
     scheme = url.split("://", 1)[0].split("+", 1)[0]
     if scheme == "sqlite":
         path = url.split(":///", 1)[-1]
@@ -159,97 +158,6 @@ def _looks_like_a_url(path: str) -> bool:
 def _mask(text: str) -> str:
     """`text` with anything between a ':' and an '@' (a password's place) replaced by ***."""
     return re.sub(r":[^:@/]*@", ":***@", text)
-
-
-def _journal(path: str) -> JournalStorage:
-    path = pathlib.Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a"):
-            pass
-    except OSError as err:
-        raise ConfigError(f"journal storage {path} cannot be written: {err.strerror}.") from None
-    _check_journal(path)
-    # The open(2)-based lock works on local disks and, unlike symlinks, on most NFS mounts.
-    lock = JournalFileOpenLock(str(path))
-    _set_aside_torn_tail(path, lock)
-    try:
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
-        raise ConfigError(
-            f"journal storage {path} has a damaged record ({err.__class__.__name__}); move it aside or restore a copy."
-        ) from None
-
-
-def _check_journal(path: pathlib.Path, head: int = 1 << 20) -> None:
-    """Stop unless `path` is empty or starts with an Optuna journal record (so nothing else is
-    ever repaired or appended to: a PNG or a text file given as --storage stays as it is)."""
-    with open(path, "rb") as f:
-        start = f.read(head)
-    first = start.split(b"\n", 1)[0]
-    if not start or (b"\n" not in start and start.startswith(b'{"op_code"')):
-        return  # empty, or a journal whose only record is torn
-    try:
-        ok = isinstance(record := json.loads(first), dict) and "op_code" in record
-    except (ValueError, UnicodeDecodeError):
-        ok = False
-    if not ok:
-        raise ConfigError(
-            f"storage {path} is not an Optuna journal file; give a journal, sqlite:///FILE or postgresql://..."
-        )
-
-
-def _set_aside_torn_tail(path: pathlib.Path, lock: JournalFileOpenLock) -> None:
-    """Move a half-written last record (a worker killed mid-append, a full disk) to PATH.torn-TIME.
-
-    Optuna reads past such a fragment, but the next append would join it to a new record and
-    every later read would fail. Appends hold `lock`, so under it a tail without a newline is
-    a torn record, never one being written.
-    """
-    if path.stat().st_size == 0:
-        return
-    lock.acquire()
-    try:
-        with open(path, "rb+") as f:
-            cut = _after_last_newline(f)
-            if cut is None:
-                return
-            f.seek(cut)
-            fragment = f.read()
-            kept = _keep_aside(path, fragment)
-            f.truncate(cut)
-    finally:
-        lock.release()
-    log.warning("journal %s ended in a half-written record: %s", path, kept)
-
-
-def _keep_aside(path: pathlib.Path, fragment: bytes) -> str:
-    """Copy a torn record next to the journal, if the disk lets us (a full one is why it tore)."""
-    aside = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-    try:
-        aside.write_bytes(fragment)
-        return f"moved its {len(fragment)} bytes to {aside}"
-    except OSError as err:
-        aside.unlink(missing_ok=True)
-        return f"dropped its {len(fragment)} bytes ({err.strerror} when keeping a copy)"
-
-
-def _after_last_newline(f, block: int = 1 << 16) -> int | None:
-    """Offset just past the file's last newline (0 if none), or None when the file ends with one."""
-    end = f.seek(0, os.SEEK_END)
-    f.seek(end - 1)
-    if f.read(1) == b"\n":
-        return None
-    pos = end
-    while pos > 0:
-        start = max(0, pos - block)
-        f.seek(start)
-        chunk = f.read(pos - start)
-        newline = chunk.rfind(b"\n")
-        if newline >= 0:
-            return start + newline + 1
-        pos = start
-    return 0
 
 
 def _engine_kwargs(scheme: str) -> dict:
