@@ -62,46 +62,63 @@ def ask_batch(
     return trials
 
 
-def reap_stale(study: optuna.Study, stale_after_s: float, max_retries: int = 2) -> int:
-    """Fail RUNNING trials whose heartbeat stopped, and give such a failure a retry, at most
+class Reaper:
+    """Fails RUNNING trials whose heartbeat stopped and gives each such failure one retry, at most
     `max_retries` along one chain of retries (a trial that kills every worker never blocks a study).
 
-    A retry carries the dead population's checkpoint and slot, so it resumes where it
-    stopped. A failure whose retry was never enqueued (the reaper died in between) gets
-    one on the next call; a rare duplicate retry is rejected as surplus when asked.
-    Returns how many trials this call failed.
+    A heartbeat is judged by whether it changes, timed on this process's monotonic clock: a
+    worker whose host clock is off is alive as long as its stamps keep changing. A retry carries
+    the dead population's checkpoint and slot, so it resumes where it stopped; a failure whose
+    retry was never enqueued (the reaper died in between) gets one on the next call, and a second
+    retry enqueued by a racing reaper is refused when asked (`_admitted`).
     """
-    now, reaped = time.time(), set()
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        beat = t.user_attrs.get("heartbeat") or (t.datetime_start.timestamp() if t.datetime_start else now)
-        if now - beat <= stale_after_s:
-            continue
+
+    def __init__(self, stale_after_s: float, max_retries: int = 2, clock: Callable[[], float] = time.monotonic):
+        self.stale_after_s, self.max_retries, self._clock = stale_after_s, max_retries, clock
+        self._seen: dict[int, tuple[object, float]] = {}  # trial -> (its last heartbeat, when it was first seen)
+
+    def __call__(self, study: optuna.Study) -> int:
+        """Reap what stopped beating in `study`; returns how many trials this call failed."""
+        reaped = {t.number for t in self._stopped(study) if self._fail(study, t)}
+        trials = study.get_trials(deepcopy=False)
+        retried = {t.user_attrs.get("retry_of") for t in trials}
+        for t in trials:
+            if t.state == TrialState.FAIL and t.number not in retried and not _final(t):
+                self._retry(study, t, t.number in reaped)
+        return len(reaped)
+
+    def _stopped(self, study: optuna.Study) -> list:
+        now, stopped, running = self._clock(), [], study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for t in running:
+            beat = t.user_attrs.get("heartbeat")
+            last, since = self._seen.get(t.number, (None, None))
+            if since is None or beat != last:
+                self._seen[t.number] = (beat, now)
+            elif now - since > self.stale_after_s:
+                stopped.append(t)
+        self._seen = {t.number: self._seen[t.number] for t in running}
+        return stopped
+
+    @staticmethod
+    def _fail(study: optuna.Study, t) -> bool:
         try:
             study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
         except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker finished or failed it between the check and the write
-        reaped.add(t.number)
+            return False  # another worker finished or failed it between the check and the write
         log.warning("trial %d: worker %s stopped beating; failed for a retry", t.number, t.user_attrs.get("worker"))
-    trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
-    for t in trials:
-        if t.state != TrialState.FAIL or t.number in retried or _final(t):
-            continue
+        return True
+
+    def _retry(self, study: optuna.Study, t, reaped_here: bool) -> None:
         attempt = t.user_attrs.get("attempt", 0) + 1
-        if attempt > max_retries:
-            if t.number in reaped:  # the study records why (a trial of another process takes no attributes)
+        if attempt > self.max_retries:
+            if reaped_here:  # the study records why (a trial of another process takes no attributes)
                 reason = f"failed {attempt} times, last: stale, no heartbeat from {t.user_attrs.get('worker')}"
                 study.set_user_attr(f"abandoned_trial_{t.number}", reason)
                 log.warning("trial %d %s; it is not retried (search.max_retries)", t.number, reason)
-            continue
-        retry = {
-            "retry_of": t.number,
-            "attempt": attempt,
-            "failure": f"stale: no heartbeat from {t.user_attrs.get('worker')}",
-        }
+            return
+        retry = {"retry_of": t.number, "attempt": attempt, "failure": f"stale: no heartbeat from {t.user_attrs.get('worker')}"}  # fmt: skip
         retry.update({key: t.user_attrs[key] for key in ("checkpoint", "slot") if key in t.user_attrs})
         study.enqueue_trial(t.params, user_attrs=retry)
-    return len(reaped)
 
 
 def release(study: optuna.Study, trial: optuna.Trial) -> None:
@@ -132,8 +149,8 @@ def record(study: optuna.Study, trial: optuna.Trial, attrs: dict, value: float |
 class Heartbeat:
     """A thread that stamps every trial this worker holds, so others can tell it is alive."""
 
-    def __init__(self, interval_s: float, worker: str):
-        self._interval, self._worker = interval_s, worker
+    def __init__(self, interval_s: float, worker: str, clock: Callable[[], float] = time.time):
+        self._interval, self._worker, self._clock = interval_s, worker, clock
         self._held: dict[int, optuna.Trial] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -149,7 +166,7 @@ class Heartbeat:
 
     def hold(self, trial: optuna.Trial) -> None:
         trial.set_user_attr("worker", self._worker)
-        trial.set_user_attr("heartbeat", time.time())
+        trial.set_user_attr("heartbeat", self._clock())
         with self._lock:
             self._held[trial.number] = trial
 
@@ -164,7 +181,7 @@ class Heartbeat:
                 held = list(self._held.values())
             for trial in held:
                 try:
-                    trial.set_user_attr("heartbeat", time.time())
+                    trial.set_user_attr("heartbeat", self._clock())
                     failing = False
                 except optuna.exceptions.UpdateFinishedTrialError:
                     self.release(trial)
@@ -219,10 +236,10 @@ def _final(trial) -> bool:
 
 
 def _admitted(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
-    """Within the budget: fewer than `budget` live or finished trials numbered before it."""
-    ahead = sum(
-        1
-        for t in study.get_trials(deepcopy=False, states=LIVE)
-        if t.number < trial.number and not t.user_attrs.get("surplus")
-    )
-    return ahead < budget
+    """Within the budget (fewer than `budget` live or finished trials numbered before it) and, for
+    a retry, the first retry of its trial (two reapers racing may each enqueue one)."""
+    before = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and not t.user_attrs.get("surplus")]
+    of = trial.user_attrs.get("retry_of")
+    if of is not None and any(t.user_attrs.get("retry_of") == of for t in before):
+        return False
+    return sum(t.state in LIVE for t in before) < budget

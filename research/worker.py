@@ -22,7 +22,7 @@ import optuna
 
 from research import data as datalib
 from research import models, objectives, populations, recipe, studies
-from research.coordination import Heartbeat, ask_batch, counts, reap_stale, record, release, retry
+from research.coordination import Heartbeat, Reaper, ask_batch, counts, record, release, retry
 from research.errors import require
 from research.search import make_pruner, make_sampler
 
@@ -72,9 +72,10 @@ class Worker:
     def run(self, max_batches: int | None = None) -> int:
         """Work until the study holds `search.trials` finished trials; returns trials told here."""
         told, batches = 0, 0
+        reap = Reaper(self.scfg.stale_after_s, self.scfg.max_retries)
         with Heartbeat(self.scfg.heartbeat_s, self.id) as heartbeat:
             while (max_batches is None or batches < max_batches) and not self.stop.is_set():
-                retry(lambda: reap_stale(self.study, self.scfg.stale_after_s, self.scfg.max_retries))
+                retry(lambda: reap(self.study))
                 trials = retry(
                     lambda: ask_batch(
                         self.study, heartbeat, self.scfg.trials, self.scfg.trials_per_batch, self._suggest
@@ -151,7 +152,11 @@ class Worker:
         def prune(chunk: int, values: np.ndarray) -> set[int]:
             for i, trial in enumerate(trials):
                 if i not in pruned:
-                    retry(lambda: trial.report(float(values[i]), chunk))  # noqa: B023  (called at once)
+                    try:
+                        retry(lambda: trial.report(float(values[i]), chunk))  # noqa: B023  (called at once)
+                    except optuna.exceptions.UpdateFinishedTrialError:  # reaped: its retry runs elsewhere
+                        pruned.add(i)  # leaves the population; telling it says so in one line
+                        continue
                     if self.scfg.pruner != "none" and retry(trial.should_prune):
                         pruned.add(i)
             return pruned

@@ -584,3 +584,18 @@ def test_the_sbatch_script_passes_overrides_and_runs_every_objective(tmp_path):
     env.pop("RESEARCH_STORAGE")
     missing = subprocess.run(["bash", script], capture_output=True, text=True, env=env)
     assert missing.returncode != 0 and "export RESEARCH_STORAGE" in missing.stderr
+
+
+@pytest.mark.slow
+def test_a_worker_whose_trial_was_taken_over_says_so_in_one_line_and_goes_on(tmp_path, data_root):
+    url = str(tmp_path / "s.journal")
+    extra = ["train.steps=3000", "search.trials=3", "search.trials_per_batch=3", "search.pruner='none'"]
+    worker = helpers.worker(url, helpers.overrides(tmp_path, data_root, *extra))
+    _until(lambda: _training_started(url))
+    study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(url))
+    study.tell(0, state=TrialState.FAIL)  # what a reaper does to a trial it believes dead
+    out, _ = worker.communicate(timeout=600)
+    assert worker.returncode == 0 and "Traceback" not in out, out[-3000:]
+    assert out.count("trial 0 was taken over by another worker") == 1
+    trials = study.get_trials(deepcopy=False)
+    assert sorted(t.user_attrs.get("retry_of", t.number) for t in trials if t.state == TrialState.COMPLETE) == [0, 1, 2]
