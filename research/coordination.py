@@ -116,7 +116,8 @@ class Reaper:
                 study.set_user_attr(f"abandoned_trial_{t.number}", reason)
                 log.warning("trial %d %s; it is not retried (search.max_retries)", t.number, reason)
             return
-        retry = {"retry_of": t.number, "attempt": attempt, "failure": f"stale: no heartbeat from {t.user_attrs.get('worker')}"}  # fmt: skip
+        failure = f"stale: no heartbeat from {t.user_attrs.get('worker')}"
+        retry = {"retry_of": t.number, "attempt": attempt, "failure": failure}
         retry.update({key: t.user_attrs[key] for key in ("checkpoint", "slot") if key in t.user_attrs})
         study.enqueue_trial(t.params, user_attrs=retry)
 
@@ -238,7 +239,8 @@ def _final(trial) -> bool:
 def _admitted(study: optuna.Study, trial: optuna.Trial, budget: int) -> bool:
     """Within the budget (fewer than `budget` live or finished trials numbered before it) and, for
     a retry, the first retry of its trial (two reapers racing may each enqueue one)."""
-    before = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and not t.user_attrs.get("surplus")]
+    trials = study.get_trials(deepcopy=False)
+    before = [t for t in trials if t.number < trial.number and not t.user_attrs.get("surplus")]
     of = trial.user_attrs.get("retry_of")
     if of is not None and any(t.user_attrs.get("retry_of") == of for t in before):
         return False

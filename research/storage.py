@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import random
 import re
+import time
 import urllib.parse
 
 import optuna
@@ -102,7 +104,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             f"storage URL {redact(url)} is malformed; expected e.g. postgresql://user:pass@host:5432/db."
         ) from None
     try:
-        return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme))
+        return _rdb(url, scheme)
     except (sqlalchemy.exc.ArgumentError, ValueError):  # the engine's own checks; ValueError: a bad host name
         raise ConfigError(
             f"storage URL {redact(url)} is malformed; expected e.g. postgresql://user:pass@host:5432/db."
@@ -115,6 +117,17 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         raise ConfigError(f"storage URL {redact(url)} was refused by its driver: {reason}.") from None
     except ImportError:
         raise ConfigError(f"storage {redact(url)} needs a database driver: {_DRIVERS[scheme]}.") from None
+
+
+def _rdb(url: str, scheme: str, attempts: int = 8) -> RDBStorage:
+    """RDBStorage, retried while another process creates the schema of a fresh database (two
+    CREATE TABLEs racing end in a duplicate key or "already exists" for the loser)."""
+    for attempt in range(1, attempts):
+        try:
+            return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme))
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(random.uniform(0.05, 0.3) * attempt)
+    return RDBStorage(url, engine_kwargs=_engine_kwargs(scheme))
 
 
 def open_existing(url: str, writable: bool = False) -> optuna.storages.BaseStorage:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pathlib
+import time
 
 import ml_collections
 import optuna
@@ -158,21 +159,39 @@ def snapshot(cfg, runs_dir: str) -> str:
 
 
 # --- creating and finding studies ------------------------------------------------------------
-def create(cfg, url: str) -> optuna.Study:
+def create(cfg, url: str, claim_wait_s: float = 30.0) -> optuna.Study:
     """Create or load the experiment's study (`study_name`, or with search.on_config_change='new'
-    its -c<hash> sibling when the config changed); the creator records config, its hash, theory
-    predictions and provenance. A changed config never joins a study made with another one."""
+    its -c<hash> sibling when the config changed). The process whose create_study succeeds records
+    config, hash, theory and provenance; any other waits for that record and checks it, so two runs
+    starting together with different configs never share a study."""
     backend = storage.open_storage(url)
     digest = config_hash(cfg)
     name = resolve_name(cfg, backend)
-    study = optuna.create_study(study_name=name, storage=backend, direction="minimize", load_if_exists=True)
-    if "config" not in study.user_attrs:
-        study.set_user_attr("config", _as_dict(cfg))
-        study.set_user_attr("config_hash", digest)
-        study.set_user_attr("theory", predictions.for_model(cfg.model))  # idealised, in search units
-        study.set_user_attr("code_version", provenance.code_version())
-        study.set_user_attr("provenance", provenance.record())
+    try:
+        study = optuna.create_study(study_name=name, storage=backend, direction="minimize")
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=backend)
+        stored = _recorded_config(study, claim_wait_s)
+        if stored is not None:
+            return study if _hash(stored) == digest else create(cfg, url, claim_wait_s)  # now resolves elsewhere
+    _record_creation(study, cfg, digest)  # created here, or its creator died before recording
     return study
+
+
+def _recorded_config(study: optuna.Study, wait_s: float) -> dict | None:
+    """The config the study's creator records right after creating it (None: none within `wait_s`)."""
+    deadline = time.monotonic() + wait_s
+    while (stored := study.user_attrs.get("config")) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return stored
+
+
+def _record_creation(study: optuna.Study, cfg, digest: str) -> None:
+    study.set_user_attr("config", _as_dict(cfg))
+    study.set_user_attr("config_hash", digest)
+    study.set_user_attr("theory", predictions.for_model(cfg.model))  # idealised, in search units
+    study.set_user_attr("code_version", provenance.code_version())
+    study.set_user_attr("provenance", provenance.record())
 
 
 def resolve_name(cfg, backend: optuna.storages.BaseStorage) -> str:

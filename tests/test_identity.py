@@ -1,5 +1,8 @@
 """A study's identity is its resolved config: a changed config never joins a study made with another."""
 
+import threading
+import time
+
 import jax
 import optuna
 import pytest
@@ -76,3 +79,39 @@ def test_a_bad_config_snapshot_is_one_sentence(tmp_path, text, said):
     path.write_text(text)
     with pytest.raises(ConfigError, match=said):
         experiment.load(str(path))
+
+
+@pytest.mark.parametrize("change", ["stop", "new"])
+def test_two_runs_with_other_configs_starting_together_never_share_a_study(tmp_path, data_root, monkeypatch, change):
+    url = str(tmp_path / "s.journal")
+    first = _cfg(tmp_path, data_root, f"search.on_config_change='{change}'")
+    second = _cfg(tmp_path, data_root, "model.depth=4", f"search.on_config_change='{change}'")
+    record = studies._record_creation
+
+    def slow_record(study, cfg, digest):  # the creator is slow to write its config: the race's window
+        time.sleep(0.5)
+        record(study, cfg, digest)
+
+    monkeypatch.setattr(studies, "_record_creation", slow_record)
+    made = {}
+
+    def start(name, cfg, delay):
+        time.sleep(delay)
+        try:
+            made[name] = studies.create(cfg, url).study_name
+        except ConfigError as err:
+            made[name] = err
+
+    runs = [threading.Thread(target=start, args=a) for a in (("first", first, 0.0), ("second", second, 0.1))]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    backend = storage.open_storage(url)
+    assert made["first"] == "tiny-quick-train_loss"
+    assert studies.stored_config(backend, "tiny-quick-train_loss")["model"]["depth"] == 3
+    if change == "stop":
+        assert isinstance(made["second"], ConfigError) and "model.depth: 3 -> 4" in str(made["second"])
+    else:
+        assert made["second"] == f"tiny-quick-train_loss-c{studies.config_hash(second)}"
+        assert studies.stored_config(backend, made["second"])["model"]["depth"] == 4

@@ -112,3 +112,33 @@ def test_dashboard_refuses_a_public_host_without_expose(capsys):
 
     assert cli.main(["dashboard", "--host", "0.0.0.0"]) == 2
     assert "--expose" in capsys.readouterr().err
+
+
+FRESH_OPEN = "import sys; from research import storage; storage.open_storage(sys.argv[1])"
+
+
+@pytest.mark.slow
+@pytest.mark.service
+def test_six_workers_opening_a_fresh_postgresql_database_together_all_start(postgres):
+    import uuid
+
+    import sqlalchemy
+
+    name = f"research_fresh_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as db:
+        db.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    try:
+        for _ in range(3):  # each round: six processes create Optuna's schema at once
+            url = f"{postgres.rsplit('/', 1)[0]}/{name}"
+            starting = [subprocess.Popen([sys.executable, "-c", FRESH_OPEN, url], stderr=subprocess.PIPE, text=True)
+                        for _ in range(6)]  # fmt: skip
+            errors = [p.communicate(timeout=120)[1] for p in starting]
+            assert [p.returncode for p in starting] == [0] * 6, [e[-500:] for e in errors]
+            with admin.connect() as db:  # empty it again for the next round
+                db.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
+                db.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    finally:
+        with admin.connect() as db:
+            db.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
