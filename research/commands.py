@@ -42,15 +42,15 @@ def _print_json(value) -> None:
 def _status(args: argparse.Namespace) -> int:
     import optuna
 
-    from research import coordination, extrapolate, render, storage, studies, verdicts
+    from research import coordination, extrapolate, names, render, storage, studies, verdicts
 
     url = storage.resolve(args.storage)
     backend = storage.open_existing(url)
-    names = optuna.get_all_study_names(storage=backend)
-    if not names and not args.json:
+    held = optuna.get_all_study_names(storage=backend)
+    if not held and not args.json:
         print(f"no studies in {storage.redact(url)}")
     analyses, rows = [], []
-    for name in names:
+    for name in held:
         study = optuna.load_study(study_name=name, storage=backend)
         record = studies.load(study)
         judged = verdicts.analyse_all(record) if record is not None else None
@@ -59,7 +59,7 @@ def _status(args: argparse.Namespace) -> int:
             rows.append({"study": name, "counts": counts,
                          "objectives": [render.row(name, a) for a in judged or []]})  # fmt: skip
         else:
-            print(render.summary(name, counts, judged))
+            print(render.summary(name if names.is_safe(name) else ascii(name), counts, judged))
         analyses += (judged or [])[:1]
     series = extrapolate.series(analyses)
     if args.json:

@@ -16,6 +16,7 @@ import ml_collections
 
 from research import data, models, objectives, recipe, search, verdicts
 from research.errors import ConfigError
+from research import names
 from research.names import PROFILES
 
 
@@ -170,14 +171,18 @@ def _set(cfg: ml_collections.ConfigDict, key: str, value, shown: str) -> None:
 
 def validate(cfg) -> None:
     """Check every section at once, before anything runs."""
+    if not names.is_safe(cfg.name):
+        raise ConfigError(
+            f"name must be letters, digits, '.', '_' or '-' (it names studies and their files); got {cfg.name!r}."
+        )
     models.validate(cfg.model)
     recipe.validate(cfg.train)
     search.validate(cfg.search)
     data.validate(cfg.data)
     verdicts.validate(cfg.verdict)
-    for field, names in (("search.objectives", (cfg.search.objective, *cfg.search.objectives)),
-                         ("verdict.objectives", cfg.verdict.objectives)):  # fmt: skip
-        for name in names:
+    for field, listed in (("search.objectives", (cfg.search.objective, *cfg.search.objectives)),
+                          ("verdict.objectives", cfg.verdict.objectives)):  # fmt: skip
+        for name in listed:
             objectives.check_budget(objectives.get(name), cfg.train.steps, cfg.train.chunk_steps, field)
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import time
@@ -19,8 +20,10 @@ import ml_collections
 import optuna
 
 from research import data as datalib
-from research import experiment, models, objectives, predictions, provenance, storage, train
+from research import experiment, models, names, objectives, predictions, provenance, storage, train
 from research.errors import ConfigError, require
+
+log = logging.getLogger(__name__)
 
 # Fields that may change without splitting a study: the trial budget and its layout, the other
 # objectives a sweep runs, where files go, timings and retry limits; everything else is the
@@ -214,10 +217,10 @@ def resolve_name(cfg, backend: optuna.storages.BaseStorage) -> str:
 
 def find(cfg, backend: optuna.storages.BaseStorage) -> optuna.Study | None:
     """The existing study that holds `cfg`'s trials (same name and config hash), or None."""
-    names = set(optuna.get_all_study_names(storage=backend))
+    existing = set(optuna.get_all_study_names(storage=backend))
     digest = config_hash(cfg)
     for name in (study_name(cfg), f"{study_name(cfg)}-c{digest}"):
-        study = optuna.load_study(study_name=name, storage=backend) if name in names else None
+        study = optuna.load_study(study_name=name, storage=backend) if name in existing else None
         if study is not None and _hash(study.user_attrs.get("config")) == digest:
             return study
     return None
@@ -264,20 +267,32 @@ class Record:
 
 
 def load(study: optuna.Study) -> Record | None:
-    """The study as a `Record`, or None when it is not one of this project's (no stored config)."""
-    stored = study.user_attrs.get("config")
-    if not isinstance(stored, dict):
+    """The study as a `Record`, or None when it is not one of this project's: a name outside the
+    safe alphabet, no recorded config and hash, or a `config` attribute that is someone else's."""
+    stored, attrs = study.user_attrs.get("config"), study.user_attrs
+    if not names.is_safe(study.study_name) or not isinstance(stored, dict) or "config_hash" not in attrs:
         return None
-    trials = tuple(study.get_trials(deepcopy=False))
-    return Record(study.study_name, upgrade(stored), trials, dict(study.user_attrs))
+    try:
+        cfg = upgrade(stored)
+    except (ConfigError, TypeError, ValueError, KeyError, AttributeError):  # a foreign dict named config
+        return None
+    return Record(study.study_name, cfg, tuple(study.get_trials(deepcopy=False)), dict(attrs))
 
 
 def load_all(url: str) -> list[Record]:
-    """Every study of this project in the existing storage `url` (others' studies are skipped)."""
+    """Every study of this project in the existing storage `url`; others' studies are skipped,
+    with one warning naming them."""
     backend = storage.open_existing(url)
-    names = optuna.get_all_study_names(storage=backend)
-    records = (load(optuna.load_study(study_name=name, storage=backend)) for name in names)
-    return [r for r in records if r is not None]
+    records, foreign = [], []
+    for name in optuna.get_all_study_names(storage=backend):
+        record = load(optuna.load_study(study_name=name, storage=backend))
+        if record is None:
+            foreign.append(name)
+        else:
+            records.append(record)
+    if foreign:
+        log.warning("skipped %d studies that are not this project's: %s", len(foreign), ", ".join(map(repr, foreign)))
+    return records
 
 
 def upgrade(stored: dict) -> ml_collections.ConfigDict:

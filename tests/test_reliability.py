@@ -599,3 +599,32 @@ def test_a_worker_whose_trial_was_taken_over_says_so_in_one_line_and_goes_on(tmp
     assert out.count("trial 0 was taken over by another worker") == 1
     trials = study.get_trials(deepcopy=False)
     assert sorted(t.user_attrs.get("retry_of", t.number) for t in trials if t.state == TrialState.COMPLETE) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("name", ["a/b", "/tmp/abs", "..", "x y", "", "-dash"])
+def test_an_unsafe_experiment_name_is_one_sentence(name):
+    with pytest.raises(ConfigError, match=r"^name must be letters, digits") as err:
+        experiment.load(helpers.TINY, "quick", [f"name={name!r}"])
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_someone_elses_studies_in_the_storage_are_skipped_not_crashed_on(tmp_path, data_root, capsys, caplog):
+    url = str(tmp_path / "s.journal")
+    argv = ["sweep", "--config", helpers.TINY, "--no-report", "--storage", url]
+    extra = ["search.objective='forward_log_ratio'", "search.trials=4", "search.probe_seeds=2", "search.probe_batch=16"]
+    assert cli.main(argv + [a for o in helpers.overrides(tmp_path, data_root, *extra) for a in ("--set", o)]) == 0
+    backend = storage.open_storage(url)
+    for name in ("theirs", "../escape", "line\nbreak"):  # an ordinary Optuna study, with a `config` of its own
+        study = optuna.create_study(study_name=name, storage=backend)
+        study.set_user_attr("config", {"lr": 0.1, "model": "resnet"})
+        study.set_user_attr("config_hash", "x")
+        study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1.0, log=True), n_trials=2)
+    capsys.readouterr()
+    assert cli.main(["status", "--storage", url]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-quick-forward_log_ratio" in out and "theirs: 2 finished trials" in out and "line\nbreak" not in out
+    assert cli.main(["report", "--storage", url, "--out", str(tmp_path / "r"), "--no-figures"]) == 0
+    assert "skipped 3 studies that are not this project's" in caplog.text
+    assert cli.main(["export", "--storage", url, "--out", str(tmp_path / "e")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if "escape" in p.name) == []
