@@ -14,9 +14,8 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from research import data, models, objectives, recipe, search, verdicts
+from research import data, models, names, objectives, recipe, search, verdicts
 from research.errors import ConfigError
-from research import names
 from research.names import PROFILES
 
 
