@@ -60,16 +60,14 @@ bench: venv
 
 # The main job: the default suite on embedded defaults (journal file under runs/, MNIST-1D
 # generated offline). Override: make sweep EXPERIMENT=experiments/x.py WORKERS=2 TRIALS=40
-# STORAGE=postgresql://user@host/db PROFILE=paper
+# PROFILE=paper; another storage comes from the environment: export RESEARCH_STORAGE=postgresql://...
 EXPERIMENT ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py
 PROFILE ?= quick
 WORKERS ?= 1
-STORAGE ?=
 TRIALS ?=
-# The storage URL (it may hold a password) reaches the commands through the environment, so
-# make never echoes it and it never appears on a command line.
-ifneq ($(STORAGE),)
-export RESEARCH_STORAGE := $(STORAGE)
+# A storage URL may hold a password: on make's command line it would show in `ps` for the whole run.
+ifneq ($(origin STORAGE),undefined)
+$(error STORAGE= on make's command line would show its password to every user of this machine; export RESEARCH_STORAGE=... instead)
 endif
 sweep: venv
 	$(PY) -m research sweep $(foreach e,$(EXPERIMENT),--config $(e)) --profile $(PROFILE) --workers $(WORKERS) \

@@ -52,32 +52,40 @@ def resolve(given: str | None, runs_dir: str | os.PathLike = "runs") -> str:
 
 
 def redact(url: str) -> str:
-    """`url` with any password replaced by ***."""
+    """`url` with every secret it may carry replaced by ***: the password in its user part (all
+    of it up to the last '@', so an unencoded '@' or '/' in it hides too) and query parameters
+    such as password= or sslpassword=. Over-masking is the safe side."""
     if "://" not in url:
         return _mask(url)
-    scheme = url.split("://", 1)[0]
+    scheme, rest = url.split("://", 1)
     if not _SCHEME.fullmatch(scheme):
         return "***"  # what precedes '://' is no scheme, and may hold anything
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-    except (sqlalchemy.exc.ArgumentError, ValueError):
-        return f"{scheme}://***"  # unparsable: show only the scheme
-    shown = parsed.render_as_string(hide_password=True)
-    if any(secret in shown or urllib.parse.quote(secret, safe="") in shown for secret in _secrets(url)):
-        return f"{scheme}://***"  # a user:secret@ the parser took for something else (e.g. the database)
-    return shown
+    at = rest.rfind("@")
+    if at >= 0:
+        user, colon, _ = rest[:at].partition(":")
+        rest = f"{user}{':***' if colon else ''}@{rest[at + 1 :]}"
+    return f"{scheme}://{_SECRET_PARAM.sub(r'\1***', rest)}"
 
 
 def scrub(text: str, url: str) -> str:
-    """`text` (a driver's message about `url`) with every possible password in `url` replaced by ***."""
-    for secret in _secrets(url):
-        text = text.replace(secret, "***").replace(urllib.parse.quote(secret, safe=""), "***")
+    """`text` (a driver's message about `url`) with every possible secret in `url` replaced by ***."""
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
     return text
 
 
+# A query parameter whose name says it holds a secret: password=, sslpassword=, ...token=, ...secret=.
+_SECRET_PARAM = re.compile(r"(?i)((?:^|[?&;])[^=&;?]*(?:password|secret|token)[^=&;]*=)[^&;]*")
+
+
 def _secrets(url: str) -> set[str]:
-    """Everything in `url` that stands where a password would: between a ':' and an '@'."""
-    return set(re.findall(r":([^:@/]+)@", url))
+    """Every secret in `url` as it may be written in a message: the user part's password and the
+    values of secret query parameters, as given, URL-decoded and URL-encoded."""
+    found = {m.group(0).split("=", 1)[1] for m in _SECRET_PARAM.finditer(url)}
+    if (at := url.rfind("@")) >= 0:  # what follows any ':' before the last '@' may be the password
+        found |= {url[i + 1 : at] for i, c in enumerate(url[:at]) if c == ":"}
+    variants = {v for s in found for v in (s, urllib.parse.unquote(s), urllib.parse.quote(s, safe=""))}
+    return {v for v in variants if v}
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -169,8 +177,9 @@ def _looks_like_a_url(path: str) -> bool:
 
 
 def _mask(text: str) -> str:
-    """`text` with anything between a ':' and an '@' (a password's place) replaced by ***."""
-    return re.sub(r":[^:@/]*@", ":***@", text)
+    """`text` (no '://') with everything from its first ':' to its last '@' (where a password may
+    stand) replaced by ***, and secret query parameters too."""
+    return _SECRET_PARAM.sub(r"\1***", re.sub(r":.*@", ":***@", text, flags=re.DOTALL))
 
 
 def _engine_kwargs(scheme: str) -> dict:

@@ -5,6 +5,7 @@ its service is truly absent; with RESEARCH_REQUIRE_SERVICES=1 (CI) absence is a 
 """
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -142,3 +143,41 @@ def test_six_workers_opening_a_fresh_postgresql_database_together_all_start(post
         with admin.connect() as db:
             db.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+SECRET = "Xq9@zz/sEcReT"
+
+
+@pytest.mark.slow
+@pytest.mark.service
+@pytest.mark.parametrize("form", ["userinfo", "query"])
+def test_a_password_bearing_url_leaves_no_trace_in_any_output_or_file(postgres, tmp_path, data_root, form):
+    import urllib.parse
+
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as db:
+        db.execute(sqlalchemy.text("DROP ROLE IF EXISTS secretive"))
+        db.execute(sqlalchemy.text(f"CREATE ROLE secretive LOGIN SUPERUSER PASSWORD '{SECRET}'"))
+    admin.dispose()
+    host_db = postgres.rsplit("@", 1)[1]
+    quoted = urllib.parse.quote(SECRET, safe="")
+    url = (f"postgresql://secretive:{quoted}@{host_db}" if form == "userinfo"
+           else f"postgresql://secretive@{host_db}?sslmode=disable&password={quoted}")  # fmt: skip
+    env = {**os.environ, "RESEARCH_STORAGE": url}
+    extra = ["search.objective='forward_log_ratio'", "search.trials=3", "search.probe_seeds=2", "search.probe_batch=16"]
+    sets = [a for o in helpers.overrides(tmp_path, data_root, *extra) for a in ("--set", o)]
+    outputs = []
+    for argv in (["sweep", "--config", helpers.TINY, *sets],
+                 ["status"], ["status", "--json"], ["export", "--out", str(tmp_path / "export")]):  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "research", *argv], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs.append(done.stdout + done.stderr)
+    study = optuna.load_study(study_name="tiny-quick-forward_log_ratio", storage=storage.open_storage(url))
+    outputs.append(json.dumps(study.user_attrs) + json.dumps([t.user_attrs for t in study.trials]))
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "report.json" for p in files) and any(p.suffix == ".log" for p in files)
+    for secret in (SECRET, quoted, "sEcReT"):
+        assert not [o for o in outputs if secret in o]
+        assert not [p for p in files if secret.encode() in p.read_bytes()]
