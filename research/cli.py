@@ -79,6 +79,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message}.\n")
 
 
+def _int_in(low: int, high: int):
+    """An argparse type: an integer in [low, high], else one sentence saying what is accepted."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high}; got {text!r}")
+        return value
+
+    return parse
+
+
+_port = _int_in(1, 65535)
+_count = _int_in(1, 1_000_000)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="research",
@@ -141,8 +160,8 @@ def _theory_and_probe_parsers(sub) -> None:
                  "Forward E[h^2], backward E[g^2] and Jacobian gain per layer of a square model.")  # fmt: skip
     probe.add_argument("--model", default="mlp", help="model family: mlp, cnn, rnn or one a package registered")
     probe.add_argument("--activation", default="relu", help="activation name, e.g. relu, tanh, leaky_relu:0.2")
-    probe.add_argument("--depth", type=int, default=20, help="layers (mlp, cnn) or time steps (rnn)")
-    probe.add_argument("--width", type=int, default=256, help="units (mlp, rnn) or channels (cnn)")
+    probe.add_argument("--depth", type=_count, default=20, help="layers (mlp, cnn) or time steps (rnn)")
+    probe.add_argument("--width", type=_count, default=256, help="units (mlp, rnn) or channels (cnn)")
     probe.add_argument(
         "--alpha", type=float, default=None,
         help="scale multiplier (default: He's rule for rectifiers, else Glorot's, else forward variance)",
@@ -150,8 +169,8 @@ def _theory_and_probe_parsers(sub) -> None:
     probe.add_argument("--mode", default="fan_in", choices=names.FAN_MODES, help="which fan c / fan divides by")
     probe.add_argument("--distribution", default="normal", choices=names.DISTRIBUTIONS, help="weight distribution")
     probe.add_argument("--sigma-b", type=float, default=0.0, help="bias standard deviation")
-    probe.add_argument("--seeds", type=int, default=4, help="independent initialisations (median reported)")
-    probe.add_argument("--batch", type=int, default=256, help="Gaussian inputs per seed")
+    probe.add_argument("--seeds", type=_count, default=4, help="independent initialisations (median reported)")
+    probe.add_argument("--batch", type=_count, default=256, help="Gaussian inputs per seed")
     probe.add_argument("--json", action="store_true", help="print strict JSON instead of a table")
 
 
@@ -180,12 +199,12 @@ def _sweep_and_worker_parsers(sub) -> None:
             " keys, or start a new study beside it",
         )  # fmt: skip
         if name == "sweep":
-            cmd.add_argument("--workers", type=int, default=1, help="local worker processes")
-            cmd.add_argument("--trials", type=int, default=None, help="shorthand for --set search.trials=N")
+            cmd.add_argument("--workers", type=_int_in(1, 256), default=1, help="local worker processes")
+            cmd.add_argument("--trials", type=_count, default=None, help="shorthand for --set search.trials=N")
             cmd.add_argument("--no-report", action="store_true", help="skip the report at the end")
             cmd.add_argument("--json", action="store_true", help="progress on stderr, the report's JSON on stdout")
         else:
-            cmd.add_argument("--index", type=int, default=0, help="worker index (seeds its sampler)")
+            cmd.add_argument("--index", type=_int_in(0, 1_000_000), default=0, help="worker index (seeds its sampler)")
             cmd.add_argument("--compilation-cache", default=None, help="persistent XLA cache directory")
             cmd.add_argument(
                 "--every-objective", action="store_true",
@@ -208,7 +227,7 @@ def _reading_parsers(sub) -> None:
     lsuv = _add(sub, "lsuv", "LSUV's data-dependent per-layer scales against theory")
     lsuv.add_argument("--config", required=True, help="experiment file (path.py or path.py:key=value)")
     lsuv.add_argument("--profile", default="quick", choices=names.PROFILES, help="quick or paper")
-    lsuv.add_argument("--batch", type=int, default=512, help="training examples LSUV calibrates on")
+    lsuv.add_argument("--batch", type=_count, default=512, help="training examples LSUV calibrates on")
 
     rep = _add(sub, "report", "alpha* tables (Markdown, LaTeX, JSON) and figures for every study",
                "Reads only and trains nothing; PDF (TrueType fonts), SVG and PNG figures.")  # fmt: skip
@@ -233,8 +252,13 @@ def _reading_parsers(sub) -> None:
                 "Shows each study's note (alpha*, interval, verdicts) and its figures as artifacts.")  # fmt: skip
     _storage_option(dash)
     dash.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    dash.add_argument("--port", type=int, default=8080, help="port to listen on")
+    dash.add_argument("--port", type=_port, default=8080, help="port to listen on (1-65535)")
+    dash.add_argument("--writable", action="store_true", help="allow edits (notes, deleting studies); else read-only")
+    dash.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME",
+        help="a host name browsers may reach it by besides loopback and --host (repeatable)",
+    )  # fmt: skip
     dash.add_argument("--artifacts", default="runs/artifacts", help="artifact folder the report published figures to")
     dash.add_argument(
-        "--expose", action="store_true", help="allow a non-loopback --host (anyone who reaches it can edit)"
+        "--expose", action="store_true", help="allow a non-loopback --host (anyone who reaches it can read it)"
     )

@@ -157,14 +157,17 @@ def _dashboard(args: argparse.Namespace) -> int:
             f"--host {args.host} listens beyond this machine; add --expose to allow it, or use 127.0.0.1."
         )
     url = storage.resolve(args.storage)
-    backend = storage.open_existing(url)
-    import optuna_dashboard
-
+    backend = storage.open_existing(url, writable=args.writable)
     from research import dashboard
 
-    print(f"optuna-dashboard for {storage.redact(url)} at http://{args.host}:{args.port}/dashboard", flush=True)
     store = dashboard.artifact_store(args.artifacts) if os.path.isdir(args.artifacts) else None  # none published
-    optuna_dashboard.run_server(backend, host=args.host, port=args.port, artifact_store=store)
+    mode = "read and write" if args.writable else "read-only"
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"optuna-dashboard for {storage.redact(url)} at http://{shown}:{args.port}/dashboard ({mode})", flush=True)
+    try:
+        dashboard.serve(backend, args.host, args.port, store, writable=args.writable, allow_hosts=args.allow_host)
+    except OSError as err:
+        raise ConfigError(f"--host {args.host} --port {args.port} cannot be served: {err.strerror}.") from None
     return 0
 
 
@@ -180,10 +183,6 @@ def _sweep(args: argparse.Namespace) -> int:
     from research import data, devices, experiment, report, storage, sweep
 
     devices.host_only()  # the workers train on the accelerator; this process analyses and draws
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be an integer >= 1; got {args.workers}.")
-    if args.trials is not None and args.trials < 1:
-        raise ConfigError(f"--trials must be an integer >= 1; got {args.trials}.")
     overrides = _overrides(args) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
     configs = [(path, experiment.load(path, args.profile, overrides)) for path in args.config]  # all checked first
     for _, cfg in configs:

@@ -2,14 +2,19 @@
 alpha*, its interval and the verdicts, and the report's figures as study artifacts.
 
 `publish` runs after a report (sweep and `research report`); figures are uploaded only when
-their bytes changed, so rerunning a report adds nothing to the artifact store.
+their bytes changed, so rerunning a report adds nothing to the artifact store. `serve` puts the
+dashboard behind a Host/Origin allow-list (a page of another site, or one that rebinds its DNS
+name to this machine, is refused) and keeps it read-only unless write access is asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
 import pathlib
+import socket
+import urllib.parse
 import warnings
+from wsgiref import simple_server
 
 import optuna
 import optuna_dashboard
@@ -44,3 +49,54 @@ def publish(judged: list, figures: dict[str, list[pathlib.Path]], backend, store
                 upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
                 uploaded[path.name] = digest
         study.set_user_attr("dashboard_figures", uploaded)
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def guarded(app, allowed_hosts: set[str], writable: bool):
+    """The WSGI `app` answering only requests whose Host (and Origin, when sent) names one of
+    `allowed_hosts`, and, unless `writable`, only requests that read."""
+
+    def app_guarded(environ, start_response):
+        origin = environ.get("HTTP_ORIGIN")
+        named = [environ.get("HTTP_HOST", ""), *([urllib.parse.urlsplit(origin).netloc] if origin else [])]
+        if any(_hostname(netloc) not in allowed_hosts for netloc in named):
+            return _refuse(start_response, "host or origin not allowed (see research dashboard --allow-host)")
+        if not writable and environ.get("REQUEST_METHOD", "GET") not in READ_METHODS:
+            return _refuse(start_response, "this dashboard is read-only (start it with --writable to edit)")
+        return app(environ, start_response)
+
+    return app_guarded
+
+
+def serve(backend, host: str, port: int, store, *, writable: bool = False, allow_hosts=()) -> None:
+    """Serve optuna-dashboard for `backend` on host:port until interrupted, guarded (`guarded`)."""
+    allowed = {*LOOPBACK_NAMES, host.lower(), *(h.lower() for h in allow_hosts)}
+    app = guarded(optuna_dashboard.wsgi(backend, artifact_store=store), allowed, writable)
+    server_class = _IPv6Server if ":" in host else simple_server.WSGIServer
+    with simple_server.make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler) as httpd:
+        httpd.serve_forever()
+
+
+def _hostname(netloc: str) -> str:
+    """The host of a Host header or URL netloc, lower-case, without port or IPv6 brackets."""
+    host = netloc.rsplit("@", 1)[-1].lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _refuse(start_response, why: str):
+    start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8")])
+    return [why.encode()]
+
+
+class _IPv6Server(simple_server.WSGIServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(simple_server.WSGIRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002  (the base class's name)
+        pass

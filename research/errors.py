@@ -33,10 +33,13 @@ def require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def integer(value: object, field: str, minimum: int = 1) -> None:
-    """`value` must be an int (not a bool) >= minimum."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-    require(ok, f"{field} must be an integer >= {minimum}; got {value!r}.")
+INT32_MAX = 2**31 - 1  # the largest seed, size or count a JAX program (int32 shapes and seeds) holds
+
+
+def integer(value: object, field: str, minimum: int = 1, maximum: int = INT32_MAX) -> None:
+    """`value` must be an int (not a bool) in [minimum, maximum]."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= maximum
+    require(ok, f"{field} must be an integer from {minimum} to {maximum}; got {value!r}.")
 
 
 def number(value: object, field: str, accepted: str, ok=lambda v: True) -> None:

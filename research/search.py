@@ -13,7 +13,7 @@ import numpy as np
 import optuna
 
 from research import init, objectives
-from research.errors import ConfigError, choice, integer, number, require
+from research.errors import INT32_MAX, ConfigError, choice, integer, number, require
 from research.names import CONFIG_CHANGES
 
 SAMPLERS = ("tpe", "qmc", "grid", "gp", "random")
@@ -87,7 +87,8 @@ def validate(cfg) -> None:
     if cfg.learning_rate_range != ():
         _check_range("search.learning_rate_range", cfg.learning_rate_range, LEARNING_RATE_LIMITS)
     integer(cfg.max_retries, "search.max_retries", minimum=0)
-    integer(cfg.seed_offset, "search.seed_offset", minimum=0)
+    integer(cfg.seed_offset, "search.seed_offset", minimum=0, maximum=INT32_MAX - 10**6)  # room for the seeds after it
+    integer(cfg.sampler_seed, "search.sampler_seed", minimum=0, maximum=INT32_MAX - 10**9)  # room for worker streams
     _validate_series(cfg.series)
     _validate_arms(cfg)
     if cfg.probe.sampler not in SAMPLERS:

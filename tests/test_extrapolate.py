@@ -39,7 +39,7 @@ def test_series_members_are_named_by_their_value_and_run_a_fixed_grid():
         ("search.series.field='depth'", "search.series.field must be one of"),
         ("search.series.levels=(64,)", "needs two values or more"),
         ("search.series.levels=(64, 0)", "must be a tuple of integers > 0"),
-        ("search.series.points=3", "search.series.points must be an integer >= 6"),
+        ("search.series.points=3", "search.series.points must be an integer from 6 to"),
         ("verdict.series_rope=2.0", "verdict.series_rope must be a relative tolerance"),
         ("verdict.rope.train_loss=0", "verdict.rope.train_loss must be a relative tolerance"),
     ],

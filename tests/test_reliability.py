@@ -649,3 +649,54 @@ def test_someone_elses_studies_in_the_storage_are_skipped_not_crashed_on(tmp_pat
     assert "skipped 3 studies that are not this project's" in caplog.text
     assert cli.main(["export", "--storage", url, "--out", str(tmp_path / "e")]) == 0
     assert sorted(p.name for p in tmp_path.iterdir() if "escape" in p.name) == []
+
+
+def _request(url, method="GET", **headers):
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method, headers=headers), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:  # not listening yet
+        return None
+
+
+def _serving(url, argv):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "research", "dashboard", "--storage", url, "--port", str(port), *argv],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    assert helpers.poll(lambda: _request(f"{base}/api/studies") == 200 if server.poll() is None else True, 120)
+    return server, base
+
+
+@pytest.mark.slow
+def test_the_dashboard_refuses_foreign_hosts_and_origins_and_is_read_only_unless_asked(tmp_path):
+    url = str(tmp_path / "s.journal")
+    optuna.create_study(study_name="kept", storage=storage.open_storage(url))
+    server, base = _serving(url, [])
+    try:
+        delete = f"{base}/api/studies/0"
+        assert _request(f"{base}/api/studies", Host="rebound.example:80") == 403  # a DNS-rebinding page
+        assert _request(delete, "DELETE", Host="attacker.example", Origin="http://attacker.example") == 403
+        assert _request(delete, "DELETE", Origin="http://attacker.example") == 403  # a foreign page's fetch
+        assert _request(delete, "DELETE") == 403  # read-only by default
+        assert _request(f"{base}/api/studies") == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert optuna.get_all_study_names(storage.open_storage(url)) == ["kept"]
+    server, base = _serving(url, ["--writable"])
+    try:
+        assert _request(f"{base}/api/studies/0", "DELETE", Origin=base) == 204  # asked for, from its own page
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert optuna.get_all_study_names(storage.open_storage(url)) == []

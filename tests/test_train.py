@@ -303,10 +303,10 @@ def test_member_blocks_change_the_schedule_not_the_results(mnist1d):
     [
         ("optimizer", "lion", "train.optimizer must be one of"),
         ("loss", "hinge", "train.loss must be one of"),
-        ("steps", 0, "train.steps must be an integer >= 1"),
+        ("steps", 0, "train.steps must be an integer from 1 to"),
         ("chunk_steps", 30, "multiple of train.chunk_steps"),
         ("momentum", 1.5, "train.momentum"),
-        ("member_block", -1, "train.member_block must be an integer >= 0"),
+        ("member_block", -1, "train.member_block must be an integer from 0 to"),
     ],
 )
 def test_bad_training_settings_name_the_field(mnist1d, field, value, message):
