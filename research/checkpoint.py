@@ -13,8 +13,13 @@ retried trial continues where its dead worker stopped.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import glob
+import json
 import logging
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -63,12 +68,25 @@ class Checkpointer:
             "chunk": chunk,
             "step": progress.step,
         }
+        if not (force or self.manager.should_save(chunk)):
+            return False
         items = {"record": ocp.args.JsonSave(record)}
+        leaves = {}
         if progress.state is not None:  # else every member has left: the record is all there is
             # Copies: the next chunk reuses the state's buffers while the write goes on.
             leaves = {f"{i:05d}": np.array(leaf) for i, leaf in enumerate(jax.tree.leaves(progress.state))}
             items["state"] = ocp.args.PyTreeSave(leaves)
-        return self.manager.save(chunk, args=ocp.args.Composite(**items), force=force)
+        self._check_room(sum(leaf.nbytes for leaf in leaves.values()) + len(json.dumps(record)))
+        with _disk_errors(self.directory):
+            return self.manager.save(chunk, args=ocp.args.Composite(**items), force=force)
+
+    def _check_room(self, size: int) -> None:
+        """Refuse a save the disk cannot hold (twice its size and 1 MiB spare: the previous one stays
+        until this one is final), before orbax's writer threads fail on it mid-write."""
+        os.makedirs(self.directory, exist_ok=True)
+        free = shutil.disk_usage(self.directory).free
+        if free < 2 * size + (1 << 20):
+            raise OSError(errno.ENOSPC, "No space left on device for a checkpoint", self.directory)
 
     def restore(self, trainer: trainlib.Trainer, population: Population) -> Progress | None:
         """The newest readable checkpoint of this population, or None."""
@@ -93,7 +111,16 @@ class Checkpointer:
         return self.manager.restore(step, args=ocp.args.Composite(record=ocp.args.JsonRestore()))["record"]
 
     def close(self) -> None:
-        self.manager.close()
+        with _disk_errors(self.directory):
+            self.manager.close()
+
+    def discard_partial(self) -> None:
+        """Remove the temporary folders of writes that never finished (a full disk, a crash); the
+        finished checkpoints stay for the retries."""
+        with contextlib.suppress(Exception):
+            self.manager.close()
+        for partial in glob.glob(os.path.join(self.directory, "*.orbax-checkpoint-tmp*")):
+            shutil.rmtree(partial, ignore_errors=True)
 
     def _read(self, step: int, trainer: trainlib.Trainer):
         record = self.manager.restore(step, args=ocp.args.Composite(record=ocp.args.JsonRestore()))["record"]
@@ -110,3 +137,15 @@ class Checkpointer:
             if array.shape != leaf.shape or array.dtype != leaf.dtype:
                 raise ValueError(f"stored {array.shape} {array.dtype}, expected {leaf.shape} {leaf.dtype}")
         return trainer.place(jax.tree.unflatten(treedef, arrays)), record
+
+
+@contextlib.contextmanager
+def _disk_errors(directory: str):
+    """Orbax's writers report a full disk as ValueError('RESOURCE_EXHAUSTED: ... No space left'):
+    raised as the OSError it is, so the command says it in one sentence."""
+    try:
+        yield
+    except ValueError as err:
+        if "RESOURCE_EXHAUSTED" not in str(err) and "No space left" not in str(err):
+            raise
+        raise OSError(errno.ENOSPC, "No space left on device", directory) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -120,6 +121,25 @@ class Reaper:
         retry = {"retry_of": t.number, "attempt": attempt, "failure": failure}
         retry.update({key: t.user_attrs[key] for key in ("checkpoint", "slot") if key in t.user_attrs})
         study.enqueue_trial(t.params, user_attrs=retry)
+
+
+def checkpoints_in_use(study: optuna.Study, max_retries: int) -> set[str]:
+    """The checkpoint folders (absolute) a trial may still resume from: those of running or
+    waiting trials, and of failed ones that will get a retry."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    live = (TrialState.RUNNING, TrialState.WAITING)
+
+    def may_retry(t) -> bool:
+        return (
+            t.state == TrialState.FAIL
+            and t.number not in retried
+            and not _final(t)
+            and (t.user_attrs.get("attempt", 0) < max_retries)
+        )
+
+    used = (t.user_attrs.get("checkpoint") for t in trials if t.state in live or may_retry(t))
+    return {os.path.abspath(path) for path in used if path}
 
 
 def release(study: optuna.Study, trial: optuna.Trial) -> None:

@@ -110,15 +110,19 @@ class Trained:
                 return trainlib.STOP
             return trainlib.PAUSE if pause() else None
 
-        result = trainlib.train(
-            self.trainer,
-            pop,
-            on_chunk=on_chunk,
-            retired=lambda: layout.slot_members(sorted(pruned)),
-            checkpointer=ckpt,
-            initial=initial,
-        )
-        ckpt.close()
+        try:
+            result = trainlib.train(
+                self.trainer,
+                pop,
+                on_chunk=on_chunk,
+                retired=lambda: layout.slot_members(sorted(pruned)),
+                checkpointer=ckpt,
+                initial=initial,
+            )
+            ckpt.close()
+        except BaseException:  # a full disk, a signal, a bug: no half-written checkpoint stays behind
+            ckpt.discard_partial()
+            raise
         if result.paused:  # the checkpoint stays for the retries
             return [
                 self._outcome(result, layout, i, resumed_at, True)

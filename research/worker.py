@@ -9,7 +9,9 @@ is minimised).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import threading
 import time
@@ -22,7 +24,7 @@ import optuna
 
 from research import data as datalib
 from research import models, objectives, populations, recipe, studies
-from research.coordination import Heartbeat, Reaper, ask_batch, counts, record, release, retry
+from research.coordination import Heartbeat, Reaper, ask_batch, checkpoints_in_use, counts, record, release, retry
 from research.errors import require
 from research.search import make_pruner, make_sampler
 
@@ -89,7 +91,21 @@ class Worker:
                 for group in _groups(trials):
                     told += self._run_group(group, heartbeat)
                 batches += 1
+                self._tidy_checkpoints()
         return told
+
+    def _tidy_checkpoints(self) -> None:
+        """Delete the checkpoints of populations no trial can resume from any more (a killed
+        population's, once its retries have taken over)."""
+        if not os.path.isdir(self.ckpt_root):
+            return
+        # Listed before the storage is read: a folder listed here had its trials' attributes set
+        # before it was created, so the read below sees them while they still need it.
+        present = [os.path.abspath(os.path.join(self.ckpt_root, name)) for name in os.listdir(self.ckpt_root)]
+        in_use = retry(lambda: checkpoints_in_use(self.study, self.scfg.max_retries))
+        for path in present:
+            if path not in in_use:
+                shutil.rmtree(path, ignore_errors=True)
 
     def _suggest(self, trial: optuna.Trial) -> str | None:
         """Sample (or, for an enqueued retry, read back) the trial's alpha and learning rate; a
@@ -118,10 +134,11 @@ class Worker:
         alphas = [t.params["alpha"] for t in trials]
         pop = populations.population(layout, self.groups, self.searched, alphas, lrs, self.scfg.seed_offset)
         self.echo(f"[{self.id}] trials {[t.number for t in trials]}: alpha {[round(a, 3) for a in alphas]}")
-        if self.objective.trained:
-            outcomes = self._train(trials, layout, pop)
-        else:
-            outcomes = self.runner.run(layout, pop)
+        try:
+            outcomes = self._train(trials, layout, pop) if self.objective.trained else self.runner.run(layout, pop)
+        except BaseException as err:  # a full disk, a bug: fail them now so any worker's reaper retries them
+            self._fail(trials, heartbeat, f"{err.__class__.__name__}: {err}")
+            raise
         told = 0
         for trial, outcome in zip(trials, outcomes, strict=True):
             heartbeat.release(trial)
@@ -134,6 +151,13 @@ class Worker:
             except optuna.exceptions.UpdateFinishedTrialError:
                 self.echo(f"[{self.id}] trial {trial.number} was taken over by another worker; its result is dropped")
         return told
+
+    def _fail(self, trials: list[optuna.Trial], heartbeat: Heartbeat, reason: str) -> None:
+        for trial in trials:
+            heartbeat.release(trial)
+            with contextlib.suppress(Exception):  # the storage may be what failed
+                trial.set_user_attr("failure", reason[:300])
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
     def _train(self, trials, layout: populations.Layout, pop) -> list[populations.Outcome]:
         """Train a group, checkpointed where a retry can find it; retries resume a dead group's members."""

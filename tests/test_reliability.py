@@ -700,3 +700,25 @@ def test_the_dashboard_refuses_foreign_hosts_and_origins_and_is_read_only_unless
         server.terminate()
         server.wait(timeout=30)
     assert optuna.get_all_study_names(storage.open_storage(url)) == []
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_checkpoint_releases_the_trials_and_leaves_no_partial_checkpoint(tmp_path, data_root):
+    runs = tmp_path / "runs"
+    _tmpfs(runs, size="1m")
+    try:
+        with open(runs / "filler", "wb") as f:  # leaves less than a checkpoint needs
+            with contextlib.suppress(OSError):
+                f.write(b"\0" * (1 << 20))
+        url = str(tmp_path / "s.journal")  # the storage has room: only the checkpoints' disk is full
+        overrides = [f"search.runs_dir={runs}", f"data.data_dir={data_root}", "search.trials=3"]
+        argv = helpers.worker_argv(url, overrides)
+        done = subprocess.run([sys.executable, "-m", "research", *argv], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert "No space left on device" in done.stderr.strip().splitlines()[-1]
+        study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage.open_storage(url))
+        assert [t.state for t in study.trials] == [TrialState.FAIL] * 3  # released for a retry, not left RUNNING
+        assert all("No space left" in t.user_attrs["failure"] for t in study.trials)
+        assert not list(runs.rglob("*orbax-checkpoint-tmp*"))
+    finally:
+        subprocess.run(["umount", "-l", str(runs)], capture_output=True)

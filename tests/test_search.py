@@ -90,6 +90,7 @@ def test_a_sigkilled_worker_loses_no_trial_and_its_trials_resume(tmp_path, data_
     assert len(resumed) == len(stale)
     assert all(t.user_attrs["resumed_from_step"] > 0 for t in resumed), "retries restarted from step 0"
     assert "resuming trials" in out
+    assert list(ckpts.iterdir()) == []  # the killed population's checkpoint went once its retries finished
 
 
 @pytest.mark.slow
