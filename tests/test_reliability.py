@@ -670,8 +670,8 @@ def _serving(url, argv):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "research", "dashboard", "--storage", url, "--port", str(port), *argv],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    argv = [sys.executable, "-m", "research", "dashboard", "--storage", url, "--port", str(port), *argv]
+    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     assert helpers.poll(lambda: _request(f"{base}/api/studies") == 200 if server.poll() is None else True, 120)
     return server, base
