@@ -35,7 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from research import devices  # imports JAX, which the parsing above does not need
+
+        devices.check_xla_flags()
         return COMMANDS[args.command](args) or 0
+    except KeyboardInterrupt:  # SIGINT outside a sweep's own handling (e.g. while its report is written)
+        print(f"research {args.command}: stopped by SIGINT; what was already recorded is intact.", file=sys.stderr)
+        return 130
     except Interrupted as err:
         print(f"research {args.command}: {err}; checkpointed trials resume when you run it again.", file=sys.stderr)
         return 128 + err.signum

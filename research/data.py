@@ -89,6 +89,9 @@ def load(cfg) -> Dataset:
     """The dataset `cfg` names, prepared if it is an offline one, on the device."""
     validate(cfg)
     data_dir = pathlib.Path(cfg.data_dir) if cfg.data_dir else default_data_dir()
+    if data_dir.exists() and not data_dir.is_dir():
+        field = "data.data_dir" if cfg.data_dir else "$TFDS_DATA_DIR"
+        raise ConfigError(f"{field} must be a folder for the datasets; {str(data_dir)!r} is a file.")
     builder = (
         prepare(cfg.name, dict(cfg.params), data_dir) if cfg.name in OFFLINE else _prepared_builder(cfg.name, data_dir)
     )

@@ -6,6 +6,9 @@ that cannot fit stops before compiling instead of hanging.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 
 import jax
 
@@ -61,3 +64,17 @@ def check_fits(need: int, what: str, device) -> None:
             f"{what} needs at least {need / 2**30:.1f} GiB but the {device.platform} device holds"
             f" {limit / 2**30:.1f} GiB; lower search.trials_per_batch or search.seeds, or the model's size."
         )
+
+
+def check_xla_flags(environ=os.environ) -> None:
+    """Stop with one sentence when $XLA_FLAGS holds a flag XLA does not know: XLA itself aborts the
+    process (a fatal log line, no cleanup) the moment its backend starts. Checked in a throwaway
+    process, and only when the variable is set."""
+    if not environ.get("XLA_FLAGS", "").strip():
+        return
+    probe = [sys.executable, "-c", "import jax; jax.devices('cpu')"]
+    done = subprocess.run(probe, env={**environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True)
+    if done.returncode != 0:
+        unknown = re.search(r"Unknown flags? in XLA_FLAGS: (.*)", done.stderr)
+        why = f"XLA does not know {unknown.group(1).strip()}" if unknown else "XLA cannot start with it"
+        raise ConfigError(f"$XLA_FLAGS is not usable: {why}; fix or unset it.")

@@ -64,7 +64,8 @@ def hidden_widths(cfg) -> list[int]:
         )
     else:
         widths = [cfg.width] * cfg.depth
-    require(all(isinstance(w, int) and w >= 1 for w in widths), f"model widths must be integers >= 1; got {widths}.")
+    for w in widths:
+        integer(w, "model.widths" if cfg.widths else "model.width")
     return widths
 
 

@@ -164,19 +164,13 @@ def test_journal_on_a_full_or_read_only_disk_is_a_clear_error_and_keeps_trials(t
         assert done.returncode == 2, done.stderr[-2000:]
         message = done.stderr.strip().splitlines()[-1]
         assert "Traceback" not in done.stderr and ("No space left" in message or "Read-only" in message)
-        kept = optuna.load_study(
-            study_name="kept", storage=storage.open_storage(str(url)) if fault == "full" else _readonly(url)
-        )
+        kept = optuna.load_study(study_name="kept", storage=storage.open_existing(str(url)))  # read-only: read as is
         assert len([t for t in kept.trials if t.state == TrialState.COMPLETE]) == 5
+        if fault == "read-only":  # the commands that only read still work on it
+            assert cli.main(["status", "--storage", url]) == 0
+            assert cli.main(["export", "--storage", url, "--out", str(tmp_path / "export")]) == 0
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
-
-
-def _readonly(url):
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
-    return JournalStorage(JournalFileBackend(url, lock_obj=JournalFileOpenLock(url)))
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -387,6 +381,15 @@ BAD_RUNS = {  # scenario: (argv, with {tmp} for the test's folder; what the one 
         ["sweep", "--config", helpers.TINY, "--set", "data.name='mnist_typo'", "--set", "search.runs_dir={tmp}/runs"],
         "is neither an offline builder nor a TFDS dataset",
     ),
+    "port out of range": (["dashboard", "--storage", "{tmp}/empty.journal", "--port", "-1"], "from 1 to 65535"),
+    "zero batch": (["lsuv", "--config", helpers.TINY, "--batch", "0"], "--batch: must be an integer from 1"),
+    "zero workers": (["sweep", "--config", helpers.TINY, "--workers", "0"], "--workers: must be an integer from 1"),
+    "seed past int32": (["sweep", "--config", helpers.TINY, "--set", "train.data_seed=4294967296"],
+                        "train.data_seed must be an integer from 0 to 2147483647"),
+    "seed offset past int32": (["sweep", "--config", helpers.TINY, "--set", "search.seed_offset=2147483647"],
+                               "search.seed_offset must be an integer from 0 to"),
+    "width past int32": (["sweep", "--config", helpers.TINY, "--set", "model.width=4294967296"],
+                         "model.width must be an integer from 1 to 2147483647"),
 }  # fmt: skip
 
 
@@ -722,3 +725,29 @@ def test_a_full_disk_during_a_checkpoint_releases_the_trials_and_leaves_no_parti
         assert not list(runs.rglob("*orbax-checkpoint-tmp*"))
     finally:
         subprocess.run(["umount", "-l", str(runs)], capture_output=True)
+
+
+@pytest.mark.parametrize(
+    "env, says",
+    [({"TFDS_DATA_DIR": "/etc/hostname"}, "$TFDS_DATA_DIR must be a folder for the datasets"),
+     ({"XLA_FLAGS": "--xla_no_such_flag=1"}, "$XLA_FLAGS is not usable: XLA does not know --xla_no_such_flag=1")],
+)  # fmt: skip
+def test_bad_environment_variables_are_one_sentence(tmp_path, env, says):
+    argv = ["worker", "--config", helpers.TINY, "--storage", str(tmp_path / "s.journal"), "--set", "search.trials=1"]
+    done = subprocess.run([sys.executable, "-m", "research", *argv], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    err = done.stderr.strip()
+    assert done.returncode == 2 and says in err and "\n" not in err, err[-2000:]
+    assert not (tmp_path / "s.journal").exists()
+
+
+def test_sigint_while_the_report_is_written_is_one_sentence(tmp_path, monkeypatch, capsys):
+    from research import report
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    optuna.create_study(study_name="s", storage=storage.open_storage(str(tmp_path / "s.journal")))
+    monkeypatch.setattr(report, "write", interrupted)
+    assert cli.main(["report", "--storage", str(tmp_path / "s.journal"), "--out", str(tmp_path / "r")]) == 130
+    assert capsys.readouterr().err == "research report: stopped by SIGINT; what was already recorded is intact.\n"
