@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -68,7 +69,8 @@ class Reaper:
     `max_retries` along one chain of retries (a trial that kills every worker never blocks a study).
 
     A heartbeat is judged by whether it changes, timed on this process's monotonic clock: a
-    worker whose host clock is off is alive as long as its stamps keep changing. A retry carries
+    worker whose host clock is off is alive as long as its stamps keep changing. A worker of this
+    host whose process is gone is reaped at once. A retry carries
     the dead population's checkpoint and slot, so it resumes where it stopped; a failure whose
     retry was never enqueued (the reaper died in between) gets one on the next call, and a second
     retry enqueued by a racing reaper is refused when asked (`_admitted`).
@@ -93,11 +95,14 @@ class Reaper:
         for t in running:
             beat = t.user_attrs.get("heartbeat")
             last, since = self._seen.get(t.number, (None, None))
-            if since is None or beat != last:
+            if _dead_here(t.user_attrs.get("worker")):
+                stopped.append(t)  # its process is gone from this host: no need to wait
+            elif since is None or beat != last:
                 self._seen[t.number] = (beat, now)
             elif now - since > self.stale_after_s:
                 stopped.append(t)
-        self._seen = {t.number: self._seen[t.number] for t in running}
+        numbers = {t.number for t in running}
+        self._seen = {n: seen for n, seen in self._seen.items() if n in numbers}
         return stopped
 
     @staticmethod
@@ -249,6 +254,22 @@ def jsonable(value):
     if isinstance(value, np.integer | np.bool_):
         return value.item()
     return value
+
+
+def _dead_here(worker: str | None) -> bool:
+    """Whether `worker` ("host:pid:tag", as Worker names itself) ran on this host in a process
+    that no longer exists."""
+    host, _, rest = (worker or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive under another user
+        return False
+    return False
 
 
 def _final(trial) -> bool:

@@ -162,3 +162,20 @@ def test_two_reapers_racing_over_one_dead_trial_get_one_retry_admitted(tmp_path)
     duplicate = study.get_trials(deepcopy=False)[dead.number + 2]
     assert duplicate.state == TrialState.FAIL and duplicate.user_attrs["surplus"]
     assert coordination.counts(study)["running"] == len(asked) == 4  # the budget is not spent on it
+
+
+def test_a_trial_of_a_process_gone_from_this_host_is_reaped_at_once(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    study = _study(tmp_path)
+    beat = coordination.Heartbeat(60.0, f"{socket.gethostname()}:{gone.pid}:abcdef")
+    coordination.ask_batch(study, beat, budget=2, most=1, suggest=_suggest)
+    alive = coordination.Heartbeat(60.0, f"{socket.gethostname()}:{os.getpid()}:abcdef")
+    coordination.ask_batch(study, alive, budget=2, most=1, suggest=_suggest)
+    assert coordination.Reaper(stale_after_s=1000.0)(study) == 1  # the gone one, on the first look
+    assert [t.state for t in study.get_trials(deepcopy=False)][:2] == [TrialState.FAIL, TrialState.RUNNING]
