@@ -11,6 +11,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "research"
 # Lowest first; a module imports only modules of lower layers.
 LAYERS = [
     ("errors", "names", "provenance"),
+    ("journal",),
     ("devices", "storage", "coordination", "activations", "init", "data"),
     ("theory",),
     ("models",),
