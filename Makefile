@@ -9,7 +9,8 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	$$p -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 \
 	&& { command -v $$p || echo $$p; } && break; done)
 PYTEST_ARGS ?=
-# Optional extras for the environment: cuda12 (NVIDIA GPUs), slurm (submitit); e.g. make venv EXTRAS=cuda12
+# Optional extras for the environment: cuda12 (NVIDIA GPUs), slurm (submitit), analysis (jupyter,
+# nbconvert, pandas for the notebooks); e.g. make venv EXTRAS=cuda12,analysis
 EXTRAS ?=
 comma := ,
 
@@ -59,7 +60,7 @@ bench: venv
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 
 # The main job: the default suite on embedded defaults (journal file under runs/, MNIST-1D
-# generated offline). Override: make sweep EXPERIMENT=experiments/x.py WORKERS=2 TRIALS=40
+# generated offline). Override: make sweep EXPERIMENT=experiments/x.py WORKERS=2 TRIALS=12
 # PROFILE=paper; another storage comes from the environment: export RESEARCH_STORAGE=postgresql://...
 EXPERIMENT ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py
 PROFILE ?= quick

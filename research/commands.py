@@ -227,7 +227,7 @@ def _worker(args: argparse.Namespace) -> int:
         received.append(signum)
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):  # SIGUSR1: sbatch --signal=USR1@seconds
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):  # USR1: sbatch --signal; USR2: submitit
         signal.signal(sig, on_signal)
     for member in studies.expand(cfg) if args.every_objective else [cfg]:
         worker = workers.Worker(member, url, worker_index=args.index, echo=lambda line: print(line, flush=True),

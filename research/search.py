@@ -109,6 +109,15 @@ def validate(cfg) -> None:
         integer(cfg[field], f"search.{field}")
     for field in ("heartbeat_s", "stale_after_s", "poll_s"):
         number(cfg[field], f"search.{field}", "a number of seconds > 0", lambda v: v > 0)
+    if cfg.sampler == "grid":
+        cells = grid_cells(cfg)
+        shape = f"{len(cfg.arms)} arms" if cfg.arms else f"search.grid_points {cfg.grid_points}"
+        shape += f" x search.lr_points {cfg.lr_points}" if cfg.learning_rate_range else ""
+        require(
+            cfg.trials <= cells,
+            f"search.trials ({cfg.trials}) exceeds the grid's {cells} cells ({shape}): a grid never repeats a cell;"
+            f" ask for at most {cells} trials or enlarge the grid (search.seeds repeats every cell).",
+        )
     require(
         cfg.stale_after_s > 2 * cfg.heartbeat_s,
         f"search.stale_after_s ({cfg.stale_after_s}) must exceed twice search.heartbeat_s ({cfg.heartbeat_s}).",
@@ -157,6 +166,12 @@ def make_sampler(cfg, worker_seed: int) -> optuna.samplers.BaseSampler:
             "search.sampler 'gp' needs PyTorch; pip install torch, or use tpe, qmc, grid or random."
         ) from None
     return optuna.samplers.GPSampler(seed=worker_seed)
+
+
+def grid_cells(cfg) -> int:
+    """How many distinct (alpha, learning rate) cells the grid sampler of search config `cfg` has."""
+    alphas = len(cfg.arms) or cfg.grid_points
+    return alphas * (cfg.lr_points if cfg.learning_rate_range else 1)
 
 
 class _GridSampler(optuna.samplers.GridSampler):

@@ -597,11 +597,14 @@ def test_the_sbatch_script_passes_overrides_and_runs_every_objective(tmp_path):
     script = os.path.join(helpers.EXPERIMENTS, "slurm", "sweep.sbatch")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SLURM_SUBMIT_DIR": str(tmp_path),
            "SLURM_ARRAY_TASK_ID": "3", "RESEARCH_STORAGE": "postgresql://u:hunter2@h/db",
-           "OVERRIDES": "search.seeds=16 train.steps=5000"}  # fmt: skip
+           "OVERRIDES": "search.seeds=16; train.steps=5000\n search.alpha_range=(0.5, 8.0) ;train.tag=match*"}  # fmt: skip
+    (tmp_path / "train.tag=match-me").touch()  # what a glob of the last one would expand to
     done = subprocess.run(["bash", script], capture_output=True, text=True, env=env)
-    args = done.stdout.splitlines()
-    assert done.returncode == 0 and args[:2] == ["worker", "--every-objective"]
-    assert "--set\nsearch.seeds=16\n--set\ntrain.steps=5000" in done.stdout and "--index\n3" in done.stdout
+    said, *args = done.stdout.splitlines()  # the task's first line, then the worker's arguments
+    assert done.returncode == 0 and said.startswith("task 3 of job") and args[:2] == ["worker", "--every-objective"]
+    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    assert sets == ["search.seeds=16", "train.steps=5000", "search.alpha_range=(0.5, 8.0)", "train.tag=match*"]
+    assert "--index\n3" in done.stdout
     assert "hunter2" not in done.stdout
     env.pop("OVERRIDES")
     assert subprocess.run(["bash", script], capture_output=True, text=True, env=env).returncode == 0  # none given

@@ -1,6 +1,7 @@
 """Sweeps: storages by URL, exact trial counts under concurrency, SIGKILL, the probe optimum."""
 
 import json
+import os
 import signal
 
 import jax.numpy as jnp
@@ -343,3 +344,12 @@ def test_a_worker_with_every_objective_fills_every_study_a_sweep_would(tmp_path,
     for name in names:
         trials = optuna.load_study(study_name=name, storage=backend).get_trials(deepcopy=False)
         assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+
+
+def test_a_grid_asked_for_more_trials_than_cells_is_refused_with_the_count():
+    with pytest.raises(ConfigError) as err:
+        experiment.load(os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"), "quick", ["search.trials=40"])
+    message = str(err.value)
+    assert "search.trials (40) exceeds the grid's 24 cells (search.grid_points 6 x search.lr_points 4)" in message
+    assert "\n" not in message
+    assert experiment.load(os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"), "quick", ["search.trials=24"])

@@ -7,7 +7,8 @@
 Each task runs `research worker --every-objective` against the shared PostgreSQL storage, one
 GPU per task, and reads the URL from RESEARCH_STORAGE (SLURM passes the environment on), so the
 password never appears on a command line; the same fault tolerance as the sbatch script applies
-(submitit forwards Slurm's pre-timeout signal; the worker checkpoints and releases its trials).
+(submitit's pre-timeout and preemption signal is SIGUSR2: the worker takes it as it takes SIGTERM,
+checkpoints at its next chunk and releases its trials for any worker to resume).
 """
 
 import argparse
