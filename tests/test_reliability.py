@@ -595,9 +595,10 @@ def test_the_sbatch_script_passes_overrides_and_runs_every_objective(tmp_path):
     fake.write_text('#!/bin/bash\nprintf "%s\\n" "$@"\n')
     fake.chmod(0o755)
     script = os.path.join(helpers.EXPERIMENTS, "slurm", "sweep.sbatch")
+    overrides = "search.seeds=16; train.steps=5000\n search.alpha_range=(0.5, 8.0) ;train.tag=match*"
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SLURM_SUBMIT_DIR": str(tmp_path),
            "SLURM_ARRAY_TASK_ID": "3", "RESEARCH_STORAGE": "postgresql://u:hunter2@h/db",
-           "OVERRIDES": "search.seeds=16; train.steps=5000\n search.alpha_range=(0.5, 8.0) ;train.tag=match*"}  # fmt: skip
+           "OVERRIDES": overrides}  # fmt: skip
     (tmp_path / "train.tag=match-me").touch()  # what a glob of the last one would expand to
     done = subprocess.run(["bash", script], capture_output=True, text=True, env=env)
     said, *args = done.stdout.splitlines()  # the task's first line, then the worker's arguments
