@@ -39,26 +39,35 @@ def advise(cfg, record=None) -> dict:
     mode = model.init.get("mode", "preset")
     raw = {p.theory: p for p in theory.predict(model.activation, float(model.sigma_b))}
     searched = predictions.for_model(model)
-    evidence = None
-    if record is not None:
-        est = verdicts.analyse(record).estimate
-        if est.status == "ok":
-            evidence = est
-    rows = [_layer(path, shape, model, raw, searched, evidence) for path, shape in layers(model)]
+    judged = verdicts.analyse_all(record) if record is not None else []
+    by_objective = [_evidence(a) for a in judged]
+    # The layers take the study's own objective (the one it searched); the others are shown beside it.
+    primary = judged[0].estimate if judged and judged[0].estimate.status == "ok" else None
+    objective = judged[0].objective if primary is not None else None
+    rows = [_layer(path, shape, model, raw, searched, primary, objective) for path, shape in layers(model)]
     forward = raw["forward"].alpha
     return {
         "activation": model.activation,
         "mode": mode,
         "theory": {k: p.alpha for k, p in raw.items()},
-        "closest_preset": _closest(forward, model.activation),
+        "closest_preset": _closest(forward, raw, model.activation, mode),
         "edge_of_chaos_note": raw["edge_of_chaos"].note,
         "depth_scale_at_forward": theory.depth_scale(model.activation, forward, float(model.sigma_b)),
         "layers": rows,
-        "evidence": None if evidence is None else {"alpha": evidence.alpha, "interval": evidence.interval()},
+        "evidence": None if primary is None else {"objective": objective, **by_objective[0]},
+        "evidence_by_objective": by_objective,
     }
 
 
-def _layer(path: str, shape: tuple[int, ...], model, raw: dict, searched: dict, evidence) -> dict:
+def _evidence(analysis) -> dict:
+    """What one judged objective says: its alpha* and interval, or why there is none."""
+    est = analysis.estimate
+    ok = est.status == "ok"
+    return {"objective": analysis.objective, "status": est.status,
+            "alpha": est.alpha if ok else None, "interval": est.interval() if ok else None}  # fmt: skip
+
+
+def _layer(path: str, shape: tuple[int, ...], model, raw: dict, searched: dict, evidence, objective) -> dict:
     """One kernel's recommendation: readout fixed, recurrence at the edge of chaos, the rest searched."""
     fan_in, fan_out = init.fans(shape)
     if path.startswith(models.READOUT):
@@ -68,7 +77,7 @@ def _layer(path: str, shape: tuple[int, ...], model, raw: dict, searched: dict, 
         alpha = eoc if eoc is not None else raw["forward"].alpha
         source, spec = "edge of chaos (recurrent: time plays depth)", init.InitSpec(1.0, "fan_in")
     elif evidence is not None:
-        alpha, source = evidence.alpha, f"study alpha* {evidence.alpha:.3g} {_ci(evidence)}"
+        alpha, source = evidence.alpha, f"study alpha* {evidence.alpha:.3g} {_ci(evidence)} for {objective}"
         spec = init.from_config(model.init)
     else:
         alpha, source, spec = searched["forward"], "forward variance 1/E[phi^2]", init.from_config(model.init)
@@ -82,7 +91,16 @@ def _ci(est) -> str:
     return f"[{lo:.3g}, {hi:.3g}]"
 
 
-def _closest(alpha: float, activation: str) -> str:
-    presets = {"lecun (1)": 1.0, "he (2)": 2.0, "xavier (1 on fan_avg)": 1.0}
+# The presets by fan mode they are defined on; each applies where theory.predict derives it.
+_PRESETS = {"fan_in": ("he", "lecun"), "fan_out": ("he",), "fan_avg": ("xavier",)}
+
+
+def _closest(alpha: float, raw: dict, activation: str, mode: str) -> str:
+    """The preset nearest to theory's `alpha` among those defined on `mode` and derived for this
+    activation (He's for rectifiers, LeCun's for unit-slope units, Xavier's where a linear regime
+    exists; none for a fixed variance)."""
+    presets = {name: raw[name].alpha for name in _PRESETS.get(mode, ()) if raw[name].alpha is not None}
+    if not presets:
+        return f"none derived for {activation} on {mode}; theory asks {alpha:.3g}"
     name = min(presets, key=lambda k: abs(math.log(presets[k] / alpha)))
-    return f"{name}; theory asks {alpha:.3g} for {activation}"
+    return f"{name} ({presets[name]:.3g} on {mode}); theory asks {alpha:.3g} for {activation}"

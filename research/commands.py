@@ -92,6 +92,11 @@ def _advise(args: argparse.Namespace) -> int:
     )
     if advice["evidence"] is None:
         print("no usable study for this experiment: recommendations are theory's alone")
+    else:
+        print(f"searched layers take the study's alpha* for {advice['evidence']['objective']}, its own objective;")
+    for e in advice["evidence_by_objective"]:
+        said = f"{_fmt(e['alpha'])} [{_fmt(e['interval'][0])}, {_fmt(e['interval'][1])}]" if e["alpha"] else e["status"]
+        print(f"  alpha* for {e['objective']}: {said}")
     rows = [
         [r["layer"], str(r["shape"]), r["mode"], f"{r['alpha']:.3g}", f"{r['std']:.4g}", r["source"]]
         for r in advice["layers"]

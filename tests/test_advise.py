@@ -48,7 +48,20 @@ def test_advise_command_prints_a_table(capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "| layers/0" in out and "he (2)" in out
+    assert "| layers/0" in out and "closest preset: he (2 on fan_in)" in out
+
+
+@pytest.mark.parametrize(
+    "experiment_file, mode, closest",
+    [("xavier_tanh_mlp.py", None, "xavier (1 on fan_avg)"), ("xavier_tanh_mlp.py", "fan_in", "lecun (1 on fan_in)"),
+     ("he_relu_mlp.py", "fan_avg", "none derived"), ("he_relu_mlp.py", "fixed", "none derived"),
+     ("zoo.py:activation=elu", "fan_in", "lecun (1 on fan_in)"), ("he_relu_mlp.py", "fan_out", "he (2 on fan_out)")],
+)  # fmt: skip
+def test_the_closest_preset_is_one_derived_for_the_activation_and_fan_mode(experiment_file, mode, closest):
+    overrides = [f"model.init.mode='{mode}'"] if mode else []
+    cfg = experiment.load(os.path.join(helpers.EXPERIMENTS, experiment_file), "quick", overrides)
+    said = advise.advise(cfg)["closest_preset"]
+    assert said.startswith(closest), said
 
 
 @pytest.mark.slow
@@ -82,6 +95,9 @@ def test_advise_takes_a_real_studys_alpha_star_in_the_studys_units(tmp_path, dat
     assert worker.run() == 16
     advice = advise.advise(cfg, studies.load(worker.study))
     assert advice["evidence"]["alpha"] == pytest.approx(312.5, rel=0.1)
+    assert advice["evidence"]["objective"] == "forward_log_ratio"  # it says which objective it took
+    assert [e["objective"] for e in advice["evidence_by_objective"]] == ["forward_log_ratio"]
     hidden = [r for r in advice["layers"] if r["layer"].startswith("layers/")]
     assert all(r["source"].startswith("study alpha*") and r["mode"] == "fixed" for r in hidden)
+    assert all(r["source"].endswith("for forward_log_ratio") for r in hidden)
     assert all(r["std"] == pytest.approx(math.sqrt(2 / 64), rel=0.05) for r in hidden)
