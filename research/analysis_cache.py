@@ -26,7 +26,7 @@ from research import estimate, verdicts
 
 _SOURCES = pathlib.Path(__file__).parent
 _LIBRARIES = ("numpy", "scipy", "matplotlib", "optuna", "jax")
-_BOOKKEEPING = ("dashboard_figures",)  # study attributes that reports write and no analysis reads
+_BOOKKEEPING = "dashboard_"  # the prefix of the study attributes publishing writes (dashboard.py) and no analysis reads
 
 
 @functools.cache
@@ -44,7 +44,7 @@ def study_key(name: str, attrs: dict, trials, settings: str = "") -> str:
     """The key of one study's analyses: code, `settings`, the study's name and attributes (less the
     reports' own bookkeeping) and every trial (number, state, parameters, values, attributes)."""
     h = hashlib.sha256((code_fingerprint() + settings + name).encode())
-    h.update(_dumps({k: v for k, v in attrs.items() if k not in _BOOKKEEPING}))
+    h.update(_dumps({k: v for k, v in attrs.items() if not k.startswith(_BOOKKEEPING)}))
     for t in trials:
         h.update(_dumps([t.number, t.state.name, t.params, t.values, t.user_attrs]))
     return h.hexdigest()

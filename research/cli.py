@@ -243,10 +243,13 @@ def _reading_parsers(sub) -> None:
     rep.add_argument("--size", default="double", choices=("single", "double"), help="figure width: paper column")
     rep.add_argument("--json", action="store_true", help="print report.json (strict JSON) instead of Markdown")
     rep.add_argument(
-        "--artifacts",
-        default=None,
-        help="artifact folder the dashboard shows figures from (default: artifacts/ beside --out)",
-    )
+        "--publish", action="store_true",
+        help="also publish each study's note and figures to the dashboard (writes the storage; sweeps do it)",
+    )  # fmt: skip
+    rep.add_argument(
+        "--artifacts", default=None,
+        help="with --publish: the artifact folder (default: artifacts/ beside a journal or SQLite file, else runs/)",
+    )  # fmt: skip
 
     export = _add(sub, "export", "every trial x seed (and the curves) as CSV, Parquet or JSONL",
                   "One row per trial and seed; curves in long format in a second file.")  # fmt: skip
@@ -264,7 +267,7 @@ def _reading_parsers(sub) -> None:
         "--allow-host", action="append", default=[], metavar="NAME",
         help="a host name browsers may reach it by besides loopback and --host (repeatable)",
     )  # fmt: skip
-    dash.add_argument("--artifacts", default="runs/artifacts", help="artifact folder the report published figures to")
+    dash.add_argument("--artifacts", default=None, help="artifact folder (default: where the sweep published them)")
     dash.add_argument(
         "--expose", action="store_true", help="allow a non-loopback --host (anyone who reaches it can read it)"
     )

@@ -126,11 +126,13 @@ def _lsuv(args: argparse.Namespace) -> int:
 
 @command("report")
 def _report(args: argparse.Namespace) -> int:
-    from research import devices, report, storage
+    from research import dashboard, devices, report, storage
 
     devices.use_cpu_cores()
     url = storage.resolve(args.storage)
-    artifacts = args.artifacts or os.path.join(os.path.dirname(os.path.abspath(args.out)), "artifacts")
+    artifacts = None  # read-only unless asked: publishing writes notes into the storage
+    if args.publish:
+        artifacts = args.artifacts or dashboard.artifacts_folder(url, "runs")
     path = report.write(url, args.out, figures=not args.no_figures, size=args.size, artifacts=artifacts)
     if args.json:
         _print_json(json.loads((path.parent / "report.json").read_text()))
@@ -165,7 +167,8 @@ def _dashboard(args: argparse.Namespace) -> int:
     backend = storage.open_existing(url, writable=args.writable)
     from research import dashboard
 
-    store = dashboard.artifact_store(args.artifacts) if os.path.isdir(args.artifacts) else None  # none published
+    folder = args.artifacts or dashboard.recorded_folder(backend)  # where the sweep published, from any directory
+    store = dashboard.artifact_store(folder) if folder and os.path.isdir(folder) else None  # none published
     mode = "read and write" if args.writable else "read-only"
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"optuna-dashboard for {storage.redact(url)} at http://{shown}:{args.port}/dashboard ({mode})", flush=True)
@@ -185,7 +188,7 @@ def _is_loopback(host: str, ipaddress) -> bool:
 
 @command("sweep")
 def _sweep(args: argparse.Namespace) -> int:
-    from research import data, devices, experiment, report, storage, sweep
+    from research import dashboard, data, devices, experiment, report, storage, sweep
 
     devices.host_only()  # the workers train on the accelerator; this process analyses and draws
     overrides = _overrides(args) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
@@ -198,8 +201,8 @@ def _sweep(args: argparse.Namespace) -> int:
             studies = [s for _, cfg in configs for s in sweep.run_all(cfg, args.storage, args.workers, **kw)]
         if not args.no_report:
             runs_dir = configs[0][1].search.runs_dir
-            path = report.write(storage.resolve(args.storage, runs_dir), report.folder(runs_dir),
-                                artifacts=os.path.join(runs_dir, "artifacts"))  # fmt: skip
+            url = storage.resolve(args.storage, runs_dir)
+            path = report.write(url, report.folder(runs_dir), artifacts=dashboard.artifacts_folder(url, runs_dir))
             print("\n" + path.read_text())
             print(f"report: {path} (figures in {path.parent / 'figures'})")
     if args.json:

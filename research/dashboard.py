@@ -10,6 +10,7 @@ name to this machine, is refused) and keeps it read-only unless write access is 
 from __future__ import annotations
 
 import hashlib
+import os
 import pathlib
 import socket
 import urllib.parse
@@ -22,33 +23,65 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from research import render
 
-DEFAULT_ARTIFACTS = "runs/artifacts"
 _SHOWN = (".png", ".svg")  # what a browser displays; PDFs stay in the report folder
+# Study attributes publishing writes are all named dashboard_* (the report's cache ignores them).
+RECORDED = "dashboard_artifacts"  # where the study's figures were published
 
 
-def artifact_store(path: str | pathlib.Path = DEFAULT_ARTIFACTS) -> FileSystemArtifactStore:
+def artifacts_folder(url: str, runs_dir: str | os.PathLike) -> pathlib.Path:
+    """Where figures for the storage `url` are published (absolute): beside a journal or SQLite
+    file, else (a database server) under the runs folder. Each study records it too."""
+    if "://" not in url:
+        return pathlib.Path(url.removeprefix("journal:")).resolve().parent / "artifacts"
+    if url.startswith("sqlite:///"):
+        return pathlib.Path(url.removeprefix("sqlite:///")).resolve().parent / "artifacts"
+    return pathlib.Path(runs_dir).resolve() / "artifacts"
+
+
+def recorded_folder(backend) -> str | None:
+    """The artifact folder the studies in `backend` were published to (None: never published)."""
+    for summary in optuna.get_all_study_summaries(storage=backend, include_best_trial=False):
+        if isinstance(summary.user_attrs.get(RECORDED), str):
+            return summary.user_attrs[RECORDED]
+    return None
+
+
+def artifact_store(path: str | pathlib.Path) -> FileSystemArtifactStore:
     """The file-system artifact store the dashboard serves figures from."""
     pathlib.Path(path).mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(base_path=str(path))
 
 
-def publish(judged: list, figures: dict[str, list[pathlib.Path]], backend, store: FileSystemArtifactStore) -> None:
+def publish(judged: list, figures: dict[str, list[pathlib.Path]], backend, folder: str | os.PathLike) -> None:
     """For every judged study (`report.Judged`): objective name, note, and its figures (`figures`:
-    each study's PNG paths by name, PDF and SVG beside each)."""
+    each study's PNG paths by name, PDF and SVG beside each), into the artifact store at `folder`.
+    Only what changed is written: a rerun of the same report adds nothing to the storage."""
+    folder = str(pathlib.Path(folder).resolve())
+    store = artifact_store(folder)
     for j in judged:
         study = optuna.load_study(study_name=j.name, storage=backend)
+        attrs = study.user_attrs
         if study.metric_names is None:
             with warnings.catch_warnings():  # public, marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names([j.cfg.search.objective])
-        optuna_dashboard.save_note(study, render.note(j.name, j.record.code_version, list(j.analyses)))
-        uploaded = dict(study.user_attrs.get("dashboard_figures", {}))
+        note = render.note(j.name, j.record.code_version, list(j.analyses))
+        if attrs.get("dashboard_note") != (digest := _digest(note.encode())):
+            optuna_dashboard.save_note(study, note)
+            study.set_user_attr("dashboard_note", digest)
+        uploaded = dict(attrs.get("dashboard_figures", {}))
         for path in (p.with_suffix(ext) for p in figures.get(j.name, []) for ext in _SHOWN):
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-            if uploaded.get(path.name) != digest:
+            if uploaded.get(path.name) != (digest := _digest(path.read_bytes())):
                 upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=study)
                 uploaded[path.name] = digest
-        study.set_user_attr("dashboard_figures", uploaded)
+        if uploaded != attrs.get("dashboard_figures"):
+            study.set_user_attr("dashboard_figures", uploaded)
+        if attrs.get(RECORDED) != folder:
+            study.set_user_attr(RECORDED, folder)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")

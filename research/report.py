@@ -112,7 +112,7 @@ def write(
     with plt.rc_context(_figures.paper_style(size)):
         path, judged, drawn = _write(url, pathlib.Path(out), figures, size)
     if artifacts is not None:
-        dashboard.publish(judged, drawn, storage.open_existing(url, writable=True), dashboard.artifact_store(artifacts))
+        dashboard.publish(judged, drawn, storage.open_existing(url, writable=True), artifacts)
     return path
 
 

@@ -671,14 +671,14 @@ def _request(url, method="GET", **headers):
         return None
 
 
-def _serving(url, argv):
+def _serving(url, argv, cwd=None):
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     argv = [sys.executable, "-m", "research", "dashboard", "--storage", url, "--port", str(port), *argv]
-    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     base = f"http://127.0.0.1:{port}"
     assert helpers.poll(lambda: _request(f"{base}/api/studies") == 200 if server.poll() is None else True, 120)
     return server, base
@@ -755,3 +755,39 @@ def test_sigint_while_the_report_is_written_is_one_sentence(tmp_path, monkeypatc
     monkeypatch.setattr(report, "write", interrupted)
     assert cli.main(["report", "--storage", str(tmp_path / "s.journal"), "--out", str(tmp_path / "r")]) == 130
     assert capsys.readouterr().err == "research report: stopped by SIGINT; what was already recorded is intact.\n"
+
+
+@pytest.mark.slow
+def test_reading_commands_leave_the_journal_byte_identical_and_the_dashboard_finds_figures_anywhere(
+    tmp_path, data_root
+):
+    url = str(tmp_path / "runs" / "studies.journal")
+    extra = ["search.objective='forward_log_ratio'", "search.trials=6", "search.probe_seeds=2", "search.probe_batch=16"]
+    sets = [a for o in helpers.overrides(tmp_path / "runs", data_root, *extra) for a in ("--set", o)]
+    assert cli.main(["sweep", "--config", helpers.TINY, *sets]) == 0  # publishes notes and figures
+    before = open(url, "rb").read()
+    for argv in (["status"], ["status", "--json"], ["report", "--out", str(tmp_path / "out" / "r")],
+                 ["export", "--out", str(tmp_path / "out" / "e")]):  # fmt: skip
+        assert cli.main([*argv, "--storage", url]) == 0, argv
+    assert open(url, "rb").read() == before  # nothing written, not even a dashboard note
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["e", "r"]  # no artifacts/ beside --out
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    server, base = _serving(url, [], cwd=elsewhere)
+    try:
+        listing = json.loads(_body(f"{base}/api/studies"))
+        study_id = listing["study_summaries"][0]["study_id"]
+        detail = json.loads(_body(f"{base}/api/studies/{study_id}?after=0"))
+        png = next(a for a in detail["artifacts"] if a["filename"].endswith(".png"))
+        assert _body(f"{base}/artifacts/{study_id}/{png['artifact_id']}")[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert open(url, "rb").read() == before
+
+
+def _body(url: str) -> bytes:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as f:
+        return f.read()
