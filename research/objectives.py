@@ -42,6 +42,11 @@ class Objective:
         """The estimator looks for the zero of a signed log-ratio (probes), not a minimum."""
         return self.statistic is not None
 
+    def readable(self, curves: dict) -> bool:
+        """Whether `seed_values` can read this objective off the stored `curves`."""
+        needed = {self.metric} | ({"val_loss"} if self.reduce == "early_stopped" else set())
+        return self.trained and needed <= set(curves)
+
     def seed_values(self, curves: dict, chunk_steps: int, threshold: float) -> np.ndarray:
         """One value per seed from the stored curves (metric -> [seeds, chunks], one value per
         chunk of `chunk_steps`): the last, the one at the budget, the one where val_loss was least,

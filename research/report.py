@@ -160,9 +160,11 @@ def _drawn(j: Judged, size: str, folder: pathlib.Path) -> list[pathlib.Path] | N
 def provenance_line(url: str, judged: list[Judged]) -> str:
     """Which code ran the studies and which wrote this report, from where, and when."""
     versions = sorted({j.record.code_version for j in judged})
+    used = sorted({d for j in judged for d in j.record.attrs.get("devices") or []})
     return (
         f"Report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by {provenance.code_version()}"
-        f" from {storage.redact(url)}; the studies were created by {', '.join(versions) or 'no study'}.\n\n"
+        f" from {storage.redact(url)}; the studies were created by {', '.join(versions) or 'no study'}"
+        f" and trained on {', '.join(used) or 'devices not recorded'}.\n\n"
     )
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import optuna
 
 from research import data as datalib
-from research import models, objectives, populations, recipe, studies
+from research import models, objectives, populations, provenance, recipe, studies
 from research.coordination import Heartbeat, Reaper, ask_batch, checkpoints_in_use, counts, record, release, retry
 from research.errors import require
 from research.search import make_pruner, make_sampler
@@ -62,10 +62,15 @@ class Worker:
         chunks = self.runner.trainer.num_chunks if self.objective.trained else 1
         self.study.pruner = make_pruner(self.scfg, chunks)
         self.ckpt_root = os.path.join(self.scfg.runs_dir, "checkpoints", self.name)
+        self.device = provenance.device()
 
     def _record_inputs(self, loss: str, dataset) -> None:
         """Once per study, what its readers need of the data: a probe's inputs' mean square per
-        position (the as-run theory's input), a trained study's chance-level loss."""
+        position (the as-run theory's input), a trained study's chance-level loss; and the devices
+        its workers train on."""
+        used = self.study.user_attrs.get("devices") or []
+        if provenance.device() not in used:  # the creator's record names its own device (a sweep's is host-only)
+            self.study.set_user_attr("devices", sorted({*used, provenance.device()}))
         if self.objective.trained and "chance_loss" not in self.study.user_attrs:
             self.study.set_user_attr("chance_loss", recipe.chance_loss(loss, dataset))
         if not self.objective.trained and "probe_input_moment" not in self.study.user_attrs:
@@ -146,7 +151,8 @@ class Worker:
                 if outcome.attrs.get("preempted"):
                     retry(lambda: release(self.study, trial))  # noqa: B023  (called at once)
                     continue
-                retry(lambda: record(self.study, trial, *outcome))  # noqa: B023  (called at once)
+                attrs = {**outcome.attrs, "device": self.device}  # what trained it (the sweep's parent is host-only)
+                retry(lambda: record(self.study, trial, attrs, outcome.value, outcome.state))  # noqa: B023
                 told += 1
             except optuna.exceptions.UpdateFinishedTrialError:
                 self.echo(f"[{self.id}] trial {trial.number} was taken over by another worker; its result is dropped")

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
-from research import cli, estimate, experiment, objectives, provenance, storage, studies, sweep
+from research import cli, devices, estimate, experiment, objectives, provenance, storage, studies, sweep
 from research.errors import ConfigError
 from tests import helpers
 
@@ -765,6 +765,10 @@ def test_reading_commands_leave_the_journal_byte_identical_and_the_dashboard_fin
     extra = ["search.objective='forward_log_ratio'", "search.trials=6", "search.probe_seeds=2", "search.probe_batch=16"]
     sets = [a for o in helpers.overrides(tmp_path / "runs", data_root, *extra) for a in ("--set", o)]
     assert cli.main(["sweep", "--config", helpers.TINY, *sets]) == 0  # publishes notes and figures
+    swept = optuna.load_study(study_name="tiny-quick-forward_log_ratio", storage=storage.open_existing(url))
+    trained_on = {t.user_attrs["device"] for t in swept.trials}
+    assert swept.user_attrs["devices"] == sorted(trained_on)  # what the workers trained on, not the sweep's own
+    assert trained_on == {f"cpu x{devices.cpu_cores()}"}  # workers use every core; the sweep's parent, one
     before = open(url, "rb").read()
     for argv in (["status"], ["status", "--json"], ["report", "--out", str(tmp_path / "out" / "r")],
                  ["export", "--out", str(tmp_path / "out" / "e")]):  # fmt: skip
