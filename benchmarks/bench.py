@@ -117,6 +117,9 @@ def main() -> None:
             verdict=verdict,
             time_to_verdict_s=verdict["seconds"],
             tutorial_time_to_verdict_s=verdict["tutorial_seconds"],
+            theory_s=verdict["theory_s"],
+            status_s=verdict["status_s"],
+            advise_s=verdict["advise_s"],
         )
     write(report, pathlib.Path(args.out))
 
@@ -262,8 +265,26 @@ def time_to_verdict(tutorial_trial_s: float) -> dict:
         env = {k: v for k, v in os.environ.items() if k not in storage.ENV_VARS}  # the temporary storage
         subprocess.run([*command, "--set", f"search.runs_dir={tmp}"], check=True, capture_output=True, env=env)
         seconds = time.perf_counter() - start
+        latencies = interactive_latencies(str(pathlib.Path(tmp) / "studies.journal"), env)
     return {"experiment": QUICK_HE, "seconds": seconds, "trained_members": members,
-            "tutorial_seconds": members * tutorial_trial_s}  # fmt: skip
+            "tutorial_seconds": members * tutorial_trial_s, **latencies}  # fmt: skip
+
+
+def interactive_latencies(journal: str, env: dict) -> dict:
+    """Wall seconds of the quick questions on a sweep's storage, each a fresh process as a user
+    types it: `research theory` (its table cached after a first call), `status`, `advise`."""
+    asked = {
+        "theory_s": ["theory"],
+        "status_s": ["status", "--storage", journal],
+        "advise_s": ["advise", "--config", QUICK_HE, "--storage", journal],
+    }
+    subprocess.run([sys.executable, "-m", "research", "theory"], check=True, capture_output=True, env=env)  # warm
+    out = {}
+    for key, argv in asked.items():
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "research", *argv], check=True, capture_output=True, env=env)
+        out[key] = time.perf_counter() - start
+    return out
 
 
 def in_child(function, *args) -> dict:
@@ -378,6 +399,10 @@ def write(report: dict, out: pathlib.Path) -> None:
             f"- from an empty storage to the quick He/ReLU verdicts: **{v['seconds']:.0f} s**; the same"
             f" {v['trained_members']} trained trial-seeds at the tutorial loop's time per trial:"
             f" {v['tutorial_seconds']:.0f} s"
+        )
+        lines.append(
+            f"- on that storage, each a fresh process: `research theory` **{v['theory_s']:.1f} s** (table cached"
+            f" after a first call), `status` **{v['status_s']:.1f} s**, `advise` **{v['advise_s']:.1f} s**"
         )
     (out / "bench.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

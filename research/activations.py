@@ -83,6 +83,13 @@ def register(name: str, entry: Entry) -> None:
     _REGISTRY[name] = entry
 
 
+def entry(name: str) -> Entry:
+    """The registered entry of the activation `name` (without its parameter)."""
+    if name not in _REGISTRY:
+        raise choice("activation", name, names())
+    return _REGISTRY[name]
+
+
 def names() -> tuple[str, ...]:
     """The registered activations' names."""
     return tuple(_REGISTRY)

@@ -13,7 +13,7 @@ import math
 import jax
 from flax import nnx
 
-from research import init, models, predictions, theory, verdicts
+from research import init, models, predictions, theory_cache
 
 
 def layers(model_cfg) -> list[tuple[str, tuple[int, ...]]]:
@@ -29,17 +29,19 @@ def layers(model_cfg) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
-def advise(cfg, record=None) -> dict:
-    """Per-layer recommendations; `record` (a `studies.Record` of this experiment) adds evidence.
+def advise(cfg, judged: list | None = None) -> dict:
+    """Per-layer recommendations; `judged` (the `verdicts.Analysis` of a study of this experiment,
+    one per objective, its own first: `verdicts.analyse_all`) adds evidence.
 
     Searched layers are given in the experiment's own units (its init spec at alpha, from
     predictions.for_model), so a fixed-variance experiment gets a fixed std, not a fan rule.
     """
     model = cfg.model
     mode = model.init.get("mode", "preset")
-    raw = {p.theory: p for p in theory.predict(model.activation, float(model.sigma_b))}
+    preds, xi = theory_cache.predictions(model.activation, float(model.sigma_b))
+    raw = {p.theory: p for p in preds}
     searched = predictions.for_model(model)
-    judged = verdicts.analyse_all(record) if record is not None else []
+    judged = judged or []
     by_objective = [_evidence(a) for a in judged]
     # The layers take the study's own objective (the one it searched); the others are shown beside it.
     primary = judged[0].estimate if judged and judged[0].estimate.status == "ok" else None
@@ -52,7 +54,7 @@ def advise(cfg, record=None) -> dict:
         "theory": {k: p.alpha for k, p in raw.items()},
         "closest_preset": _closest(forward, raw, model.activation, mode),
         "edge_of_chaos_note": raw["edge_of_chaos"].note,
-        "depth_scale_at_forward": theory.depth_scale(model.activation, forward, float(model.sigma_b)),
+        "depth_scale_at_forward": xi,
         "layers": rows,
         "evidence": None if primary is None else {"objective": objective, **by_objective[0]},
         "evidence_by_objective": by_objective,

@@ -227,6 +227,7 @@ def _reading_parsers(sub) -> None:
     adv = _add(sub, "advise", "recommended init per layer, from theory and a study's evidence")
     adv.add_argument("--config", required=True, help="experiment file (path.py or path.py:key=value)")
     adv.add_argument("--profile", default="quick", choices=names.PROFILES, help="quick or paper")
+    adv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, as for sweep")
     _storage_option(adv)
     adv.add_argument("--json", action="store_true", help="print strict JSON instead of a table")
 

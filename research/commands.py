@@ -42,10 +42,11 @@ def _print_json(value) -> None:
 def _status(args: argparse.Namespace) -> int:
     import optuna
 
-    from research import coordination, extrapolate, names, render, storage, studies, verdicts
+    from research import coordination, extrapolate, names, render, report, storage, studies
 
     url = storage.resolve(args.storage)
     backend = storage.open_existing(url)
+    cache = report.cache_of(url)  # the sweep's analyses, where still current
     held = optuna.get_all_study_names(storage=backend)
     if not held and not args.json:
         print(f"no studies in {storage.redact(url)}")
@@ -53,7 +54,7 @@ def _status(args: argparse.Namespace) -> int:
     for name in held:
         study = optuna.load_study(study_name=name, storage=backend)
         record = studies.load(study)
-        judged = verdicts.analyse_all(record) if record is not None else None
+        judged = list(report.judge(record, cache).analyses) if record is not None else None
         counts = coordination.counts(study)
         if args.json:
             rows.append({"study": name, "counts": counts,
@@ -73,15 +74,16 @@ def _status(args: argparse.Namespace) -> int:
 
 @command("advise")
 def _advise(args: argparse.Namespace) -> int:
-    from research import advise, experiment, storage, studies
+    from research import advise, experiment, report, storage, studies
 
-    cfg = experiment.load(args.config, args.profile)
-    record = None
+    cfg = experiment.load(args.config, args.profile, args.set)
+    judged = []
     url = storage.resolve(args.storage, cfg.search.runs_dir)
     if "://" in url or os.path.exists(url):
         found = studies.find(cfg, storage.open_existing(url))
         record = studies.load(found) if found is not None else None
-    advice = advise.advise(cfg, record)
+        judged = list(report.judge(record, report.cache_of(url)).analyses) if record is not None else []
+    advice = advise.advise(cfg, judged)
     if args.json:
         _print_json(advice)
         return 0
@@ -249,14 +251,15 @@ def _worker(args: argparse.Namespace) -> int:
 
 @command("theory")
 def _theory(args: argparse.Namespace) -> int:
-    from research import activations, theory
+    from research import activations, theory, theory_cache
 
     chosen = args.activation or [n for n in activations.names() if n != "leaky_relu"] + [
         "leaky_relu:0.01",
         "leaky_relu:0.2",
     ]
     sigma_b = theory.validate_sigma_b(args.sigma_b)
-    rows = {name: theory.predict(name, sigma_b) for name in chosen}
+    computed = {name: theory_cache.predictions(name, sigma_b) for name in chosen}
+    rows = {name: preds for name, (preds, _) in computed.items()}
     if args.json:
         _print_json({n: {p.theory: {"alpha": p.alpha, "note": p.note} for p in preds} for n, preds in rows.items()})
         return 0
@@ -265,8 +268,7 @@ def _theory(args: argparse.Namespace) -> int:
     header = ["activation", *theory.THEORIES, "xi at forward"]
     table = []
     for name, preds in rows.items():
-        by = {p.theory: p for p in preds}
-        xi = theory.depth_scale(name, by["forward"].alpha, sigma_b)
+        by, xi = {p.theory: p for p in preds}, computed[name][1]
         table.append([name, *(_fmt(by[t].alpha) if by[t].alpha else "n/a" for t in theory.THEORIES), _fmt(xi)])
     print(_markdown(header, table))
     notes = {n: p.note for n, preds in rows.items() for p in preds if p.theory == "edge_of_chaos" and p.alpha is None}
@@ -288,8 +290,6 @@ def _probe(args: argparse.Namespace) -> int:
     lo, hi = initlib.ALPHA_LIMITS
     if not lo <= alpha <= hi:
         raise ConfigError(f"--alpha must be a number in [{lo:g}, {hi:g}] (float32 training); got {args.alpha!r}.")
-    if args.seeds < 1 or args.batch < 1:
-        raise ConfigError(f"--seeds and --batch must be integers >= 1; got {args.seeds} and {args.batch}.")
     per_layer, ratio = probes.summary(cfg, alpha, args.seeds, args.batch, length=args.depth)
     if args.json:
         per_layer = {f: v.tolist() for f, v in per_layer.items()}

@@ -21,7 +21,7 @@ import optuna
 import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
-from research import render
+from research import render, storage
 
 _SHOWN = (".png", ".svg")  # what a browser displays; PDFs stay in the report folder
 # Study attributes publishing writes are all named dashboard_* (the report's cache ignores them).
@@ -29,13 +29,9 @@ RECORDED = "dashboard_artifacts"  # where the study's figures were published
 
 
 def artifacts_folder(url: str, runs_dir: str | os.PathLike) -> pathlib.Path:
-    """Where figures for the storage `url` are published (absolute): beside a journal or SQLite
-    file, else (a database server) under the runs folder. Each study records it too."""
-    if "://" not in url:
-        return pathlib.Path(url.removeprefix("journal:")).resolve().parent / "artifacts"
-    if url.startswith("sqlite:///"):
-        return pathlib.Path(url.removeprefix("sqlite:///")).resolve().parent / "artifacts"
-    return pathlib.Path(runs_dir).resolve() / "artifacts"
+    """Where figures for the storage `url` are published: artifacts/ in its home (beside a journal
+    or SQLite file, else under the runs folder). Each study records it too."""
+    return storage.home(url, runs_dir) / "artifacts"
 
 
 def recorded_folder(backend) -> str | None:

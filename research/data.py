@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from research import names
 from research.errors import ConfigError, choice, integer, number, require
 
 Array = jax.Array
@@ -81,8 +82,7 @@ def default_data_dir() -> pathlib.Path:
     """$TFDS_DATA_DIR, else $XDG_CACHE_HOME/init-scale/tensorflow_datasets (~/.cache by default)."""
     if os.environ.get("TFDS_DATA_DIR"):
         return pathlib.Path(os.environ["TFDS_DATA_DIR"])
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(cache) / "init-scale" / "tensorflow_datasets"
+    return names.cache_home() / "tensorflow_datasets"
 
 
 def load(cfg) -> Dataset:

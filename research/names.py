@@ -3,6 +3,8 @@
 (init.py, experiment.py) import these tuples; model families and activations are open registries
 (a package may add one), so the command line checks those names where they are registered."""
 
+import os
+import pathlib
 import re
 
 PROFILES = ("quick", "paper")
@@ -17,3 +19,9 @@ SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 def is_safe(name: object) -> bool:
     """Whether `name` can name a study, and so a file under the runs folder (no '/', no '..')."""
     return isinstance(name, str) and bool(SAFE_NAME.fullmatch(name)) and ".." not in name
+
+
+def cache_home() -> pathlib.Path:
+    """This tool's folder in the user's cache: $XDG_CACHE_HOME/init-scale (~/.cache by default)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(root) / "init-scale"

@@ -75,6 +75,12 @@ def folder(runs_dir: str | os.PathLike) -> pathlib.Path:
     return pathlib.Path(runs_dir) / "report"
 
 
+def cache_of(url: str) -> analysis_cache.StudyCache:
+    """The analyses the sweep cached for the studies in storage `url` (its closing report's), for
+    commands that answer quickly: `status`, `advise`."""
+    return analysis_cache.StudyCache(folder(storage.home(url)) / ".cache")
+
+
 def prepare(study: optuna.Study, out: str | os.PathLike, *, figures: bool = True, size: str = "double") -> list:
     """A finished study's analyses (returned) and, with `figures`, its own figures, made now and
     cached in report folder `out`, so that the next `write` there only reads them; a sweep calls

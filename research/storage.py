@@ -88,6 +88,16 @@ def _secrets(url: str) -> set[str]:
     return {v for v in variants if v}
 
 
+def home(url: str, runs_dir: str | os.PathLike = "runs") -> pathlib.Path:
+    """Where a storage's reports and published figures live (absolute): the folder of a journal or
+    SQLite file, else (a database server) the runs folder."""
+    if "://" not in url:
+        return pathlib.Path(url.removeprefix("journal:")).resolve().parent
+    if url.startswith("sqlite:///"):
+        return pathlib.Path(url.removeprefix("sqlite:///")).resolve().parent
+    return pathlib.Path(runs_dir).resolve()
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """The storage `url` names: a journal file path (or journal:PATH), sqlite:///..., postgresql://..."""
     if not isinstance(url, str) or not url.strip():

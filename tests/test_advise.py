@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from research import advise, experiment, lsuv, models, studies
+from research import advise, experiment, lsuv, models, studies, verdicts
 from research.cli import main
 from research.worker import Worker
 from tests import helpers
@@ -93,7 +93,7 @@ def test_advise_takes_a_real_studys_alpha_star_in_the_studys_units(tmp_path, dat
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *extra))
     worker = Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
     assert worker.run() == 16
-    advice = advise.advise(cfg, studies.load(worker.study))
+    advice = advise.advise(cfg, verdicts.analyse_all(studies.load(worker.study)))
     assert advice["evidence"]["alpha"] == pytest.approx(312.5, rel=0.1)
     assert advice["evidence"]["objective"] == "forward_log_ratio"  # it says which objective it took
     assert [e["objective"] for e in advice["evidence_by_objective"]] == ["forward_log_ratio"]

@@ -14,7 +14,7 @@ LAYERS = [
     ("journal",),
     ("devices", "storage", "coordination", "activations", "init", "data"),
     ("theory",),
-    ("models",),
+    ("models", "theory_cache"),
     ("probes", "recipe", "members"),
     ("train", "objectives"),
     ("checkpoint", "asrun", "estimate", "lsuv"),

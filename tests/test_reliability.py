@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
-from research import cli, devices, estimate, experiment, objectives, provenance, storage, studies, sweep
+from research import cli, devices, estimate, experiment, objectives, provenance, storage, studies, sweep, verdicts
 from research.errors import ConfigError
 from tests import helpers
 
@@ -759,13 +759,20 @@ def test_sigint_while_the_report_is_written_is_one_sentence(tmp_path, monkeypatc
 
 @pytest.mark.slow
 def test_reading_commands_leave_the_journal_byte_identical_and_the_dashboard_finds_figures_anywhere(
-    tmp_path, data_root
+    tmp_path, data_root, monkeypatch, capsys
 ):
     url = str(tmp_path / "runs" / "studies.journal")
     extra = ["search.objective='forward_log_ratio'", "search.trials=6", "search.probe_seeds=2", "search.probe_batch=16"]
     sets = [a for o in helpers.overrides(tmp_path / "runs", data_root, *extra) for a in ("--set", o)]
     assert cli.main(["sweep", "--config", helpers.TINY, *sets]) == 0  # publishes notes and figures
     swept = optuna.load_study(study_name="tiny-quick-forward_log_ratio", storage=storage.open_existing(url))
+    with monkeypatch.context() as m:  # status and advise answer from the sweep's cached analyses
+        m.setattr(verdicts, "analyse_all", lambda record: pytest.fail("analysed again"))
+        capsys.readouterr()
+        assert cli.main(["status", "--storage", url]) == 0
+        assert "alpha*" in capsys.readouterr().out
+        assert cli.main(["advise", "--config", helpers.TINY, *sets, "--storage", url]) == 0
+        assert "take the study's alpha* for forward_log_ratio" in capsys.readouterr().out
     trained_on = {t.user_attrs["device"] for t in swept.trials}
     assert swept.user_attrs["devices"] == sorted(trained_on)  # what the workers trained on, not the sweep's own
     assert trained_on == {f"cpu x{devices.cpu_cores()}"}  # workers use every core; the sweep's parent, one

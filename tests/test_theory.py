@@ -171,3 +171,23 @@ def test_identical_predictions_are_one_entry_naming_every_theory():
 def test_bad_theory_input_is_one_clear_sentence(call, field):
     with pytest.raises(ConfigError, match=field):
         call()
+
+
+def test_the_theory_table_is_kept_on_disk_keyed_by_the_activations_code(tmp_path, monkeypatch):
+    from research import theory_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first, xi = theory_cache.predictions("leaky_relu:0.2", 0.0)
+    assert first == theory.predict("leaky_relu:0.2", 0.0)
+    assert xi == theory.depth_scale("leaky_relu:0.2", first[3].alpha, 0.0)
+    assert len(list((tmp_path / "init-scale" / "theory").glob("*.json"))) == 1
+
+    def recomputed(*args):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(theory, "predict", recomputed)
+    assert theory_cache.predictions("leaky_relu:0.2", 0.0) == (first, xi)  # read back, equal to the last digit
+    with pytest.raises(AssertionError, match="computed again"):  # another parameter is another entry
+        theory_cache.predictions("leaky_relu:0.3", 0.0)
+    with pytest.raises(AssertionError, match="computed again"):
+        theory_cache.predictions("leaky_relu:0.2", 0.05)
