@@ -244,6 +244,13 @@ def _reading_parsers(sub) -> None:
     rep.add_argument("--size", default="double", choices=("single", "double"), help="figure width: paper column")
     rep.add_argument("--json", action="store_true", help="print report.json (strict JSON) instead of Markdown")
     rep.add_argument(
+        "--tex-study", action="append", default=None, metavar="NAME", help="report.tex: only these studies"
+    )
+    rep.add_argument("--tex-columns", default=None, metavar="A,B", help="report.tex: columns, of prediction, alpha,"
+                     " relative_error, verdict, regret")  # fmt: skip
+    rep.add_argument("--tex-width", default="text", choices=("text", "column"),
+                     help="report.tex: tables as wide as the page (table*) or one column (table)")  # fmt: skip
+    rep.add_argument(
         "--publish", action="store_true",
         help="also publish each study's note and figures to the dashboard (writes the storage; sweeps do it)",
     )  # fmt: skip

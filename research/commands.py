@@ -128,14 +128,19 @@ def _lsuv(args: argparse.Namespace) -> int:
 
 @command("report")
 def _report(args: argparse.Namespace) -> int:
-    from research import dashboard, devices, report, storage
+    from research import dashboard, devices, render, report, storage
 
     devices.use_cpu_cores()
     url = storage.resolve(args.storage)
     artifacts = None  # read-only unless asked: publishing writes notes into the storage
     if args.publish:
         artifacts = args.artifacts or dashboard.artifacts_folder(url, "runs")
-    path = report.write(url, args.out, figures=not args.no_figures, size=args.size, artifacts=artifacts)
+    columns = [c.strip() for c in args.tex_columns.split(",")] if args.tex_columns else None
+    unknown = sorted(set(columns or ()) - set(render.LATEX_COLUMNS))
+    if unknown:
+        raise ConfigError(f"--tex-columns {unknown} are not columns; accepted: {', '.join(render.LATEX_COLUMNS)}.")
+    tex = {"studies": args.tex_study, "columns": columns, "width": rf"\{args.tex_width}width"}
+    path = report.write(url, args.out, figures=not args.no_figures, size=args.size, artifacts=artifacts, tex=tex)
     if args.json:
         _print_json(json.loads((path.parent / "report.json").read_text()))
         return 0

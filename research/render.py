@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from research import compare, models, verdicts
+from research import compare, models, objectives, verdicts
 
 HEADER = ["study", "objective", "alpha* [95% CI]", "prediction", "alpha", "alpha*/prediction - 1 [95% CI]",
           "verdict", "regret [95% CI]"]  # fmt: skip
@@ -267,21 +267,60 @@ def _level(axis: str, x: float) -> str:
 
 
 # --- LaTeX ----------------------------------------------------------------------------------------
-def latex(rows: list[dict], decimals: int = 3) -> str:
-    """The verdict table as a LaTeX `table` (booktabs): caption, label, every special character
-    escaped, numbers at `decimals` places, and each study's trials x seeds."""
-    head = [*HEADER[:3], "trials x seeds", *HEADER[3:]]
+# The LaTeX tables: one per kind of claim, each column's head and cell; a caller may choose any.
+LATEX_COLUMNS = {
+    "prediction": ("prediction", lambda v, num: v["theories"]),
+    "alpha": (r"$\alpha$", lambda v, num: fmt(v["alpha"], num)),
+    "relative_error": (r"$\alpha^*/\alpha - 1$ [95\% CI]", lambda v, num: relative_error(v)),
+    "verdict": ("verdict", lambda v, num: v["verdict"]),
+    "regret": (r"regret [95\% CI]", lambda v, num: regret(v)),
+}
+LATEX_KINDS = {  # kind: (which rows, its columns, its caption)
+    "probe": (False, ("prediction", "alpha", "relative_error", "verdict"),
+              r"Signal propagation at initialisation: the zero $\alpha^*$ of each probe's log-ratio"),
+    "trained": (True, ("prediction", "alpha", "relative_error", "verdict", "regret"),
+                r"Trained objectives, the learning rate profiled out: the minimiser $\alpha^*$"),
+}  # fmt: skip
+
+
+def latex(rows: list[dict], decimals: int = 3, studies: list[str] | None = None,
+          columns: list[str] | None = None, width: str = r"\textwidth") -> str:  # fmt: skip
+    """The verdict tables as LaTeX (booktabs, tabularx): one per kind of claim present, for the
+    studies named in `studies` (all by default) with the `columns` chosen of `LATEX_COLUMNS`; a
+    study heads its rows; each table is `width` wide (\\textwidth: table*; \\columnwidth: table)."""
+    chosen = [r for r in rows if not r["arms"] and (studies is None or r["experiment"] in studies)]
+    return "\n".join(
+        _latex_table(kind, [r for r in chosen if objectives.get(r["objective"]).trained == trained],
+                     [c for c in columns or cols if c in cols], caption, decimals, width)
+        for kind, (trained, cols, caption) in LATEX_KINDS.items()
+        if any(objectives.get(r["objective"]).trained == trained for r in chosen)
+    )  # fmt: skip
+
+
+_LATEX_NOTE = (r" with its 95\% interval, against each prediction: equivalent when the 90\% interval lies inside"
+               r" the pre-registered region of practical equivalence (ROPE), different when wholly outside, else"
+               r" inconclusive.")  # fmt: skip
+_WRAP = r">{\raggedright\arraybackslash}"  # a cell that wraps, ragged right
+
+
+def _latex_table(kind: str, rows: list[dict], columns: list[str], caption: str, decimals: int, width: str) -> str:
+    num = lambda x: f"{x:.{decimals}f}"  # noqa: E731
     body = []
-    for cells, r in table(rows, decimals=decimals, with_rows=True):
-        size = f"{r['trials']} x {r['seeds']}" if cells[0] else ""
-        body.append(" & ".join(latex_escape(c) for c in [*cells[:3], size, *cells[3:]]) + r" \\")
-    caption = ("Empirical optimum alpha* of Var(W) = alpha * scale / fan with its 95\\% interval, against each"
-               " prediction: equivalent when the 90\\% interval lies inside the pre-registered region of practical"
-               " equivalence (ROPE), different when wholly outside, else inconclusive.")  # fmt: skip
-    return "\n".join([r"\begin{table*}[t]", r"\centering", r"\small", f"\\caption{{{caption}}}",
-                      r"\label{tab:init-scale}", r"\begin{tabular}{lllrlrlll}", r"\toprule",
-                      " & ".join(latex_escape(h) for h in head) + r" \\", r"\midrule", *body, r"\bottomrule",
-                      r"\end{tabular}", r"\end{table*}", ""])  # fmt: skip
+    for r in rows:
+        rope, est = latex_escape(f"{r['rope']:.0%}"), latex_escape(star(r["estimate"], num))
+        head = rf"\textbf{{{latex_escape(r['experiment'])}}}: {latex_escape(r['objective'])} (ROPE $\pm${rope}),"
+        head += rf" $\alpha^*$ = {est}, {r['trials']} trials $\times$ {r['seeds']} seeds"
+        body.append(rf"\multicolumn{{{len(columns)}}}{{@{{}}{_WRAP}p{{{width}}}@{{}}}}{{{head}}} \\")
+        body += [" & ".join(latex_escape(LATEX_COLUMNS[c][1](v, num)) for c in columns) + r" \\" for v in r["verdicts"]]
+        body.append(r"\addlinespace")
+    env = "table*" if width == r"\textwidth" else "table"
+    spec = rf"@{{}}{_WRAP}X{'l' * (len(columns) - 1)}@{{}}"
+    return "\n".join([
+        rf"\begin{{{env}}}[t]", r"\centering", r"\small", rf"\caption{{{caption}{_LATEX_NOTE}}}",
+        rf"\label{{tab:init-scale-{kind}}}", rf"\begin{{tabularx}}{{{width}}}{{{spec}}}", r"\toprule",
+        " & ".join(LATEX_COLUMNS[c][0] for c in columns) + r" \\", r"\midrule", *body[:-1], r"\bottomrule",
+        r"\end{tabularx}", rf"\end{{{env}}}", "",
+    ])  # fmt: skip
 
 
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",

@@ -111,18 +111,20 @@ def write(
     figures: bool = True,
     size: str = "double",
     artifacts: str | os.PathLike | None = None,
+    tex: dict | None = None,
 ) -> pathlib.Path:
     """Write the tables (and figures, at column `size`) for every study in `url` under `out`; returns
     report.md. Trains nothing. With `artifacts` (an artifact store folder), each study's note and
-    figures are published to optuna-dashboard (dashboard.py)."""
+    figures are published to optuna-dashboard (dashboard.py). `tex` chooses report.tex's studies,
+    columns and width (`render.latex`'s keywords)."""
     with plt.rc_context(_figures.paper_style(size)):
-        path, judged, drawn = _write(url, pathlib.Path(out), figures, size)
+        path, judged, drawn = _write(url, pathlib.Path(out), figures, size, tex or {})
     if artifacts is not None:
         dashboard.publish(judged, drawn, storage.open_existing(url, writable=True), artifacts)
     return path
 
 
-def _write(url: str, out: pathlib.Path, figures: bool, size: str) -> tuple[pathlib.Path, list[Judged], dict]:
+def _write(url: str, out: pathlib.Path, figures: bool, size: str, tex: dict) -> tuple[pathlib.Path, list[Judged], dict]:
     cache = analysis_cache.StudyCache(out / ".cache")  # a rerun redraws only studies that changed
     judged = collect(url, cache)  # first: a bad storage stops before anything is written
     try:
@@ -136,7 +138,7 @@ def _write(url: str, out: pathlib.Path, figures: bool, size: str) -> tuple[pathl
     whole = {"storage": storage.redact(url), "provenance": provenance.record(), "studies": rows,
              "series": [dataclasses.asdict(e) for e in series], "comparisons": compared}  # fmt: skip
     (out / "report.json").write_text(json.dumps(coordination.jsonable(whole), indent=2, allow_nan=False))
-    (out / "report.tex").write_text(render.latex(rows))
+    (out / "report.tex").write_text(render.latex(rows, **tex))
     text = provenance_line(url, judged) + render.markdown(rows) + render.series_markdown(series)
     text += render.comparisons_markdown(compared)
     drawn: dict[str, list[pathlib.Path]] = {}  # each study's own figures (PNG; PDF and SVG beside each)

@@ -181,8 +181,9 @@ def test_report_files_from_a_tiny_study(tmp_path, data_root):
     assert rows[0]["verdicts"][0]["verdict"] in verdicts.VERDICTS
     assert "tiny-quick-forward_log_ratio" in path.read_text()
     tex = (tmp_path / "report" / "report.tex").read_text()
-    assert r"\begin{table*}" in tex and r"\caption{" in tex and r"\label{tab:init-scale}" in tex
-    assert r"tiny-quick-forward\_log\_ratio & forward\_log\_ratio (ROPE $\pm$2\%)" in tex and "12 x 8" in tex
+    assert r"\begin{table*}" in tex and r"\caption{" in tex and r"\label{tab:init-scale-probe}" in tex
+    assert r"\textbf{tiny-quick-forward\_log\_ratio}: forward\_log\_ratio (ROPE $\pm$2\%)" in tex
+    assert r"12 trials $\times$ 8 seeds" in tex
     whole = json.loads((tmp_path / "report" / "report.json").read_text(), parse_constant=_no_constant)
     assert whole["provenance"]["packages"]["jax"] and whole["provenance"]["device"]
     assert len(rows[0]["observations"]["alpha"]) == 12 and len(rows[0]["observations"]["values"][0]) == 8
@@ -207,8 +208,14 @@ def test_latex_escapes_every_special_character_and_fixes_decimals():
                "verdict": "different", "regret": None, "regret_verdict": None}  # fmt: skip
     row = {"experiment": "x_y", "objective": "train_loss", "rope": 0.1, "estimate": est, "verdicts": [verdict],
            "arms": [], "trials": 24, "seeds": 3}  # fmt: skip
-    (line,) = [ln for ln in render.latex([row]).splitlines() if ln.startswith("x")]
-    assert line.startswith(r"x\_y & train\_loss (ROPE $\pm$10\%) & 1.500 [1.235, 2.000] & 24 x 3 & he & 2.000 &")
+    tex = render.latex([row])
+    assert r"\textbf{x\_y}: train\_loss (ROPE $\pm$10\%), $\alpha^*$ = 1.500 [1.235, 2.000], 24 trials" in tex
+    (line,) = [ln for ln in tex.splitlines() if ln.startswith("he &")]
+    assert line.startswith("he & 2.000 & -25.0\\% [-40.0\\%, +0.0\\%] & different &")
+    assert r"\label{tab:init-scale-trained}" in tex and "probe" not in tex  # one table per kind present
+    picked = render.latex([row], columns=["prediction", "verdict"])
+    assert "he & different \\\\" in picked and "2.000 &" not in picked
+    assert render.latex([row], studies=["another"]) == ""
 
 
 @pytest.mark.slow

@@ -57,3 +57,43 @@ def test_the_probe_command_uses_it(capsys):
     argv = ["probe", "--activation", "leaky_relu:0.2", "--depth", "3", "--width", "16", "--seeds", "1", "--json"]
     assert cli.main(argv) == 0
     assert json.loads(capsys.readouterr().out)["alpha"] == pytest.approx(2 / 1.04)
+
+
+ARTICLE = r"""\documentclass[twocolumn]{article}
+\usepackage{booktabs,tabularx,array,graphicx}
+\begin{document}
+\input{report.tex}
+\begin{figure}[t]\centering\includegraphics[width=\columnwidth]{%s}\caption{A study's figure.}\end{figure}
+A paragraph of text beside the figure, as in a paper.
+\end{document}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.service
+def test_the_reports_tables_and_a_figure_compile_in_a_two_column_article_without_overfull_boxes(tmp_path, data_root):
+    import shutil
+    import subprocess
+
+    from research import experiment, report
+    from research.worker import Worker
+    from tests import helpers
+
+    if shutil.which("pdflatex") is None:
+        helpers.service_absent("pdflatex (Debian's texlive-latex-base, texlive-latex-recommended)")
+    url = str(tmp_path / "s.journal")
+    for extra in (["search.objective='forward_log_ratio'", "search.trials=8", "search.probe_batch=16"],
+                  ["search.trials=6", "search.trials_per_batch=6"]):  # fmt: skip
+        cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *extra))
+        Worker(cfg, url, echo=lambda _: None).run()
+    out = tmp_path / "report"
+    report.write(url, out, size="single")
+    tex = (out / "report.tex").read_text()
+    assert r"\label{tab:init-scale-probe}" in tex and r"\label{tab:init-scale-trained}" in tex
+    figure = next((out / "figures").glob("*objective.pdf"))
+    (out / "article.tex").write_text(ARTICLE % f"figures/{figure.name}")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "article.tex"], cwd=out,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    log = (out / "article.log").read_text(errors="replace")
+    assert done.returncode == 0, log[-3000:]
+    assert "Overfull" not in log and "Underfull \\hbox (badness 10000)" not in log, log[-3000:]
