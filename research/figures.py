@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import pathlib
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +33,8 @@ def paper_style(size: str = "double") -> dict:
     return {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none", "svg.hashsalt": "init-scale",
             "figure.dpi": 110,
             "figure.figsize": (SIZES[size], SIZES[size] * 0.62), "font.size": 7 if small else 9,
-            "axes.titlesize": 7 if small else 9, "legend.fontsize": 5 if small else 7}  # fmt: skip
+            "axes.titlesize": 7 if small else 9, "legend.fontsize": 6 if small else 8,
+            "mathtext.fontset": "dejavusans"}  # fmt: skip
 
 
 def study_figures(r, folder: pathlib.Path) -> list[pathlib.Path]:
@@ -76,16 +78,16 @@ def trainability_figure(stem: str, group: list, folder: pathlib.Path) -> pathlib
     left.set_ylim(min(depths) / 1.5, max(depths) * 1.5)
     left.yaxis.set_major_locator(ticker.FixedLocator(depths))
     left.yaxis.set_major_formatter(ticker.FormatStrFormatter("%d"))
-    left.set_xlabel("alpha")
+    left.set_xlabel(ALPHA_LABEL)
     left.set_ylabel("depth")
-    left.legend(fontsize=7)
+    _legend(left)
     right.plot(depths, [w for _, w in widths], "o-")
     right.set_xscale("log")
     right.xaxis.set_major_locator(ticker.FixedLocator(depths))
     right.xaxis.set_major_formatter(ticker.FormatStrFormatter("%d"))
     right.set_xlabel("depth")
     right.set_ylabel("near-optimal band width, log(alpha_hi / alpha_lo)")
-    fig.suptitle(f"{stem}: trainability against depth", fontsize=10)
+    fig.suptitle(_wrapped(f"{stem}: the trainable region of $\\alpha$ against depth"))
     return _save(fig, folder / f"{stem}-trainability")
 
 
@@ -95,15 +97,15 @@ def series_figure(e, folder: pathlib.Path) -> pathlib.Path:
     t = stats.t.ppf(0.975, e.df)
     alphas, ses = np.asarray(e.alphas), np.asarray(e.ses)
     err = np.stack([alphas * (1 - np.exp(-t * ses)), alphas * np.expm1(t * ses)])
-    ax.errorbar(e.x, e.alphas, yerr=err, fmt="o", color="0.2", label="alpha*(x), 95% CI")
+    ax.errorbar(e.x, e.alphas, yerr=err, fmt="o", color="0.2", label=r"$\alpha^*$ with its 95% CI")
     line = np.linspace(0, max(e.x) * 1.05, 50)
     ax.plot(line, e.intercept * np.exp(e.slope * line), color="C0", label=f"fit: intercept {e.intercept:.4g}")
-    for i, v in enumerate(e.verdicts):
-        ax.axhline(v.alpha, color=f"C{i + 1}", ls="--", lw=1, label=f"{v.theories} {v.alpha:.4g}: {v.verdict}")
+    for i, (alpha, label) in enumerate(prediction_lines(e.verdicts)):
+        ax.axhline(alpha, color=f"C{i + 1}", ls=DASHES[i % len(DASHES)], lw=1.2, label=label)
     ax.set_xlabel(e.axis)
-    ax.set_ylabel("alpha*")
-    ax.set_title(e.series, fontsize=10)
-    ax.legend(fontsize=7)
+    ax.set_ylabel(r"$\alpha^*$")
+    ax.set_title(_wrapped(f"{e.series}: where the optimum goes as {e.axis} grows"))
+    _legend(ax)
     return _save(fig, folder / f"{e.series}-series")
 
 
@@ -123,17 +125,17 @@ def objective_figure(study: str, a: verdicts.Analysis, folder: pathlib.Path) -> 
     if est.fit_alpha.size:
         ax.plot(est.fit_alpha, est.fit_value, color="C0", lw=2, label="local quadratic fit")
     if est.alpha is not None:
-        ax.axvspan(*est.interval(), color="C0", alpha=0.15, label=f"alpha* = {est.alpha:.3g}, 95% CI")
+        ax.axvspan(*est.interval(), color="C0", alpha=0.15, label=rf"$\alpha^*$ = {est.alpha:.3g}, 95% CI")
     if est.divergence_edge:
         ax.axvline(est.divergence_edge[0], color="red", lw=1, label=f"divergence edge {est.divergence_edge[0]:.3g}")
     for i, (alpha, label) in enumerate(prediction_lines(a.verdicts)):
-        ax.axvline(alpha, color=f"C{i + 1}", ls="--", lw=1, label=label)
+        ax.axvline(alpha, color=f"C{i + 1}", ls=DASHES[i % len(DASHES)], lw=1.2, label=label)
     _alpha_axis(ax)
-    ax.set_xlabel("alpha (Var(W) = alpha * scale / fan)")
+    ax.set_xlabel(ALPHA_LABEL)
     trained = objectives.get(a.objective).trained
-    ax.set_ylabel(f"log {a.objective}" if trained else f"{a.objective} (signed)")
-    ax.set_title(f"{study}, {a.objective}: {est.status}", fontsize=10)
-    ax.legend(fontsize=6, loc="best")
+    ax.set_ylabel(f"log {_said(a.objective)}" if trained else f"{_said(a.objective)} (signed log-ratio)")
+    ax.set_title(_claim(a))
+    _legend(ax)
     suffix = "" if a.objective == a.cfg.search.objective else f"-{a.objective}"
     return _save(fig, folder / f"{study}-objective{suffix}")
 
@@ -168,7 +170,7 @@ def learning_rate_figure(study: str, a: verdicts.Analysis, folder: pathlib.Path)
     diverged = obs.diverged.mean(axis=1) > 0.5 if obs.diverged is not None else np.zeros(len(mean), bool)
     ax.scatter(np.exp(obs.log_alpha[diverged]), np.exp(obs.log_lr[diverged]), marker="x", color="red",
                label="most seeds diverged")  # fmt: skip
-    ax.plot(est.fit_alpha, est.fit_lr, color="k", lw=2, label=f"lr*(alpha): slope {slope['slope']:+.2f}")
+    ax.plot(est.fit_alpha, est.fit_lr, color="k", lw=2, label=rf"$\eta^*(\alpha)$: slope {slope['slope']:+.2f}")
     if slope["predicted"] is not None and est.alpha is not None:
         at = float(np.interp(math.log(est.alpha), np.log(est.fit_alpha), np.log(est.fit_lr)))
         line = math.exp(at) * (est.fit_alpha / est.alpha) ** slope["predicted"]
@@ -176,10 +178,10 @@ def learning_rate_figure(study: str, a: verdicts.Analysis, folder: pathlib.Path)
     _alpha_axis(ax)
     ax.set_yscale("log")
     ax.set_ylim(est.lr_range[0] / 1.5, est.lr_range[1] * 1.5)
-    ax.set_xlabel("alpha (Var(W) = alpha * scale / fan)")
-    ax.set_ylabel("learning rate")
-    ax.set_title(f"{study}: the learning rate profiled out", fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    ax.set_xlabel(ALPHA_LABEL)
+    ax.set_ylabel(r"learning rate $\eta$")
+    ax.set_title(_wrapped(f"{_model(a.cfg)}: the best learning rate $\\eta^*(\\alpha)$, profiled out"))
+    _legend(ax)
     return _save(fig, folder / f"{study}-learning-rate")
 
 
@@ -195,13 +197,13 @@ def depth_figure(r, folder: pathlib.Path, alphas=(0.5, 1.0, 2.0, 4.0)) -> pathli
     for name, ax in zip(("forward", "backward"), axes, strict=True):
         values = np.median(np.asarray(getattr(stats, name)), axis=1)
         for alpha, curve in zip(picks, values, strict=True):
-            ax.plot(np.arange(1, len(curve) + 1), curve, label=f"alpha {alpha:g}")
+            ax.plot(np.arange(1, len(curve) + 1), curve, label=rf"$\alpha$ = {alpha:g}")
         ax.set_yscale("log")
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.set_xlabel("layer")
-        ax.set_title({"forward": "activation variance E[h^2]", "backward": "gradient variance E[g^2]"}[name])
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"{r.name}: signal at initialisation")
+        ax.set_title({"forward": r"activations $E[h^2]$", "backward": r"gradients $E[g^2]$"}[name])
+    _legend(axes[0])
+    fig.suptitle(_wrapped(f"{_model(r.cfg)}: the signal at initialisation, layer by layer"))
     return _save(fig, folder / f"{r.name}-depth")
 
 
@@ -233,10 +235,51 @@ def curves_figure(r, folder: pathlib.Path, trials: list) -> pathlib.Path:
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (evaluation set)")
     ax.set_yscale("log")
-    ax.set_title(f"{r.name}: seed mean and range", fontsize=10)
+    ax.set_title(_wrapped(f"{_model(r.cfg)}: training curves near each prediction (seed mean, range)"))
     if drawn:
-        ax.legend(fontsize=7)
+        _legend(ax)
     return _save(fig, folder / f"{r.name}-curves")
+
+
+ALPHA_LABEL = r"$\alpha$, in Var($W$) = $\alpha\,c\,/\,\mathrm{fan}$"
+DASHES = ("--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))  # predictions stay apart even where colours fail
+
+
+def _model(cfg) -> str:
+    """The network in words, e.g. '20 x 128 relu mlp'."""
+    return f"{models.family(cfg.model).describe(cfg.model)} {cfg.model.activation} {cfg.model.name}"
+
+
+def _said(objective: str) -> str:
+    return objective.replace("_", " ")
+
+
+def _claim(a: verdicts.Analysis) -> str:
+    """The objective figure's title as a claim: the network, the objective, alpha* and the first
+    prediction's verdict."""
+    est, first = a.estimate, (a.verdicts[0] if a.verdicts else None)
+    found = rf"$\alpha^*$ = {est.alpha:.3g}" if est.alpha is not None else rf"no $\alpha^*$ ({est.status})"
+    judged = f"; {first.theories} ({first.alpha:.3g}): {first.verdict}" if first is not None else ""
+    return _wrapped(f"{_model(a.cfg)}, {_said(a.objective)}: {found}{judged}")
+
+
+def _wrapped(title: str) -> str:
+    """A title broken into lines that fit the column the style is for."""
+    width = 48 if plt.rcParams["figure.figsize"][0] < 5 else 90
+    return "\n".join(textwrap.wrap(title, width, break_long_words=False, break_on_hyphens=False))
+
+
+def _legend(ax) -> None:
+    """A legend legible at the column width: long labels wrapped; in one column, below the axes
+    (where it hides no data), in two, inside where it fits best."""
+    single = plt.rcParams["figure.figsize"][0] < 5
+    handles, labels = ax.get_legend_handles_labels()
+    labels = ["\n".join(textwrap.wrap(t, 46 if single else 80, break_long_words=False)) for t in labels]
+    if single:
+        below = ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
+        below.set_in_layout(False)  # the axes keep their size; saving with a tight box takes the legend in
+    else:
+        ax.legend(handles, labels, loc="best")
 
 
 def _alpha_axis(ax) -> None:
@@ -259,8 +302,9 @@ def _save(fig, stem: pathlib.Path) -> pathlib.Path:
     column = plt.rcParams["figure.figsize"][0]
     fig.set_size_inches(column, height * column / width)
     fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=200)
-    fig.savefig(stem.with_suffix(".pdf"))
-    fig.savefig(stem.with_suffix(".svg"), metadata={"Date": None})  # same data, same bytes
+    box = {"bbox_inches": "tight", "bbox_extra_artists": [a.get_legend() for a in fig.axes if a.get_legend()]}
+    fig.savefig(stem.with_suffix(".png"), dpi=200, **box)  # a legend below the axes included
+    fig.savefig(stem.with_suffix(".pdf"), **box)
+    fig.savefig(stem.with_suffix(".svg"), metadata={"Date": None}, **box)  # same data, same bytes
     plt.close(fig)
     return stem.with_suffix(".png")

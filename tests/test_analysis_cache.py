@@ -56,7 +56,7 @@ def test_a_rerun_reuses_unchanged_studies_and_redoes_changed_ones(probe_study, t
     report.write(probe_study, out, size="single")
     assert calls == {"analyse": 0, "draw": 2}
 
-    study = optuna.load_study(study_name="tiny-quick-forward_log_ratio", storage=storage.open_existing(probe_study))
+    study = optuna.load_study(study_name="tiny-quick-forward_log_ratio", storage=storage.open_storage(probe_study))
     study.set_user_attr("note", "changed")  # anything stored in the study changes its key
     report.write(probe_study, out, size="single")
     assert calls == {"analyse": 1, "draw": 3}
