@@ -1,0 +1,64 @@
+"""Every theory's optimal alpha for an experiment, in the units its search uses: the one conversion.
+
+Theory speaks of s in Var(W) = s / fan. The search's alpha multiplies the experiment's
+init.scale c, so alpha = s / c; the fixed-variance family (mode "fixed") has no fan, so
+s / fan_in becomes alpha = s / (c * fan_in) with the searched layers' fan_in. Search, report
+and advise all call this module; a second derivation elsewhere once recommended a fixed
+variance eight times too large.
+"""
+
+from __future__ import annotations
+
+from research import activations, asrun, init, models, objectives, theory
+
+
+def per_unit_s(model_cfg) -> float:
+    """How much s one unit of the search's alpha is (s = alpha * per_unit_s)."""
+    spec = init.from_config(model_cfg.init)
+    return spec.scale * (models.family(model_cfg).hidden_fan_in(model_cfg) if spec.mode == "fixed" else 1)
+
+
+def for_model(model_cfg) -> dict[str, float | None]:
+    """Every named theory's alpha for this model, in the search's units (None: no prediction)."""
+    unit = per_unit_s(model_cfg)
+    preds = theory.predict(model_cfg.activation, float(model_cfg.sigma_b))
+    return {p.theory: None if p.alpha is None else p.alpha / unit for p in preds}
+
+
+def default_alpha(model_cfg) -> float:
+    """The classic rule's alpha for this model, in its own units: He's for rectifiers, else
+    Glorot's 1/phi'(0)^2, else forward variance 1/E[phi^2] (every activation has that one)."""
+    preds = for_model(model_cfg)
+    return next(preds[name] for name in ("he", "xavier", "forward") if preds[name] is not None)
+
+
+def compared(cfg, input_moment=None) -> tuple[list[tuple[str, float]], list[str]]:
+    """What a study of experiment `cfg` is judged against: each distinct prediction once, named
+    by every theory that gives it (a probe's as-run prediction first), and the theories that
+    do not apply to this activation."""
+    ideal = for_model(cfg.model)
+    distinct = theory.distinct(ideal)
+    distinct += [(label, float(alpha)) for label, alpha in cfg.verdict.alternatives]
+    skipped = [name for name, alpha in ideal.items() if alpha is None]
+    if objectives.get(cfg.search.objective).trained:
+        return distinct, skipped
+    run = asrun.predict(cfg, input_moment)
+    return ([("as run", run.alpha)] if run.alpha is not None else []) + distinct, skipped
+
+
+SCALE_FREE_STEPS = ("adam", "adamw")  # an update's size does not follow the gradient's
+
+
+def lr_slope(cfg) -> float | None:
+    """d log lr* / d log alpha that homogeneity predicts for a bias-free MLP of positively
+    homogeneous units (None for other networks). Scaling the L searched layers' weights by
+    c = sqrt(alpha / alpha_0) scales the logits by c^L and each layer's gradient by c^(L-1), so
+    one SGD step changes the logits, relative to their size, by lr * c^(L-2): equal steps need
+    lr ~ alpha^(-(L-2)/2). Adam's steps have a fixed size, lr relative to weights of size c,
+    so lr ~ alpha^(1/2). docs/theory.md has the derivation and its limits."""
+    model = cfg.model
+    if model.name != "mlp" or not activations.get(model.activation).homogeneous or model.sigma_b:
+        return None
+    if cfg.train.optimizer in SCALE_FREE_STEPS:
+        return 0.5
+    return -(len(models.hidden_widths(model)) - 2) / 2

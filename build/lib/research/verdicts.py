@@ -1,0 +1,207 @@
+"""Pre-registered three-way verdicts: is the measured optimum equivalent to a prediction?
+
+Each experiment declares before it runs (config section `verdict`, stored with the study) a
+region of practical equivalence per objective: a relative tolerance on alpha. A prediction is
+`equivalent` when the 90% interval of alpha* lies inside that region around it, `different`
+when it lies wholly outside, else `inconclusive`: a wide interval proves nothing either way
+(Kruschke 2018; Lakens 2017). For trained objectives the regret of using the prediction,
+(loss there - the fitted minimum) / the minimum, is `near-optimal` when its 95% interval ends
+below `verdict.regret_tolerance`, `costly` when it starts above, else `inconclusive`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import ml_collections
+import numpy as np
+from scipy import stats
+
+from research import estimate, objectives, predictions
+from research.errors import number, require
+
+VERDICTS = ("equivalent", "different", "inconclusive")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The decision rule, fixed before the run: ROPE per objective, regret tolerance, levels."""
+    cfg = ml_collections.ConfigDict()
+    cfg.rope = ml_collections.ConfigDict({name: o.rope for name, o in objectives.REGISTRY.items()})
+    cfg.regret_tolerance = 0.10  # relative excess loss at a prediction that still counts as near-optimal
+    cfg.level = 0.90  # the interval the equivalence test reads (two one-sided 5% tests)
+    cfg.series_rope = 0.01  # a series' intercept: infinite width, or vanishing input (extrapolate.py)
+    # Trained studies are also judged on these objectives, read off the same stored curves
+    # (objectives.py); steps_to_threshold counts steps until the training loss reaches loss_threshold.
+    cfg.objectives = ("train_loss", "val_loss_early_stopped", "val_error_early_stopped")
+    cfg.loss_threshold = 1.0
+    cfg.lr_slope_rope = 0.25  # d log lr*/d log alpha against homogeneity's slope: relative tolerance
+    cfg.alternatives = ()  # ((label, alpha), ...): competing conventions judged beside the theories
+    return cfg
+
+
+def validate(cfg) -> None:
+    for name, value in cfg.rope.items():
+        objectives.get(name)
+        number(value, f"verdict.rope.{name}", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
+    number(cfg.regret_tolerance, "verdict.regret_tolerance", "a relative tolerance > 0", lambda v: v > 0)
+    number(cfg.level, "verdict.level", "a probability in (0.5, 1)", lambda v: 0.5 < v < 1)
+    number(cfg.series_rope, "verdict.series_rope", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
+    require(
+        isinstance(cfg.objectives, tuple | list),
+        f"verdict.objectives must be a tuple of names; got {cfg.objectives!r}.",
+    )
+    for name in cfg.objectives:
+        require(objectives.get(name, "verdict.objectives").trained, f"verdict.objectives: {name!r} is not trained.")
+    number(cfg.loss_threshold, "verdict.loss_threshold", "a loss > 0", lambda v: v > 0)
+    ok = all(
+        isinstance(a, tuple | list) and len(a) == 2 and isinstance(a[0], str) and isinstance(a[1], int | float)
+        and a[1] > 0
+        for a in cfg.alternatives
+    )  # fmt: skip
+    require(ok, f"verdict.alternatives must be ((label, alpha > 0), ...); got {cfg.alternatives!r}.")
+    number(cfg.lr_slope_rope, "verdict.lr_slope_rope", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One prediction (every theory that gives it) against one study's alpha*."""
+
+    theories: str  # "he = forward", or "as run"
+    alpha: float
+    relative_error: float | None  # alpha* / prediction - 1
+    error_interval: tuple[float, float] | None  # its 95% interval
+    verdict: str  # equivalent | different | inconclusive
+    regret: float | None = None  # trained objectives: relative excess loss at the prediction
+    regret_interval: tuple[float, float] | None = None
+    regret_verdict: str | None = None  # near-optimal | costly | inconclusive
+
+
+def rule(cfg, objective: str | None = None) -> tuple[float, float, float]:
+    """(ROPE, regret tolerance, level) a study pre-registered for `objective` (default: its own);
+    an objective its rule does not name gets the registry's region."""
+    objective = objective or cfg.search.objective
+    rope = cfg.verdict.rope.get(objective, objectives.get(objective).rope)
+    return float(rope), float(cfg.verdict.regret_tolerance), float(cfg.verdict.level)
+
+
+def equivalence(log_ratio: float, se: float, df: float, rope: float, level: float) -> str:
+    """Three-way verdict from log(alpha*/prediction), its standard error and t degrees of freedom."""
+    half = stats.t.ppf(0.5 + level / 2, df) * se
+    bound = math.log1p(rope)
+    return three_way(log_ratio - half, log_ratio + half, -bound, bound)
+
+
+def three_way(lo: float, hi: float, low: float, high: float) -> str:
+    """An interval [lo, hi] against a region [low, high]: inside, wholly outside, or neither."""
+    if low <= lo and hi <= high:
+        return "equivalent"
+    if hi < low or lo > high:
+        return "different"
+    return "inconclusive"
+
+
+def judge(est, predictions: list[tuple[str, float]], rope: float, level: float, regret_tolerance: float,
+          trained: bool) -> list[Verdict]:  # fmt: skip
+    """A verdict for each (theories, alpha) prediction against the estimate `est`."""
+    out = []
+    for names, alpha in predictions:
+        if est.alpha is None or est.status == "flat":
+            out.append(Verdict(names, alpha, None, None, "inconclusive"))
+            continue
+        log_ratio = math.log(est.alpha / alpha)
+        lo, hi = est.interval(0.95)
+        regret = _regret(est, alpha, regret_tolerance) if trained else (None, None, None)
+        out.append(
+            Verdict(
+                names,
+                alpha,
+                math.expm1(log_ratio),
+                (lo / alpha - 1, hi / alpha - 1),
+                equivalence(log_ratio, est.se, est.df, rope, level),
+                *regret,
+            )  # fmt: skip
+        )
+    return out
+
+
+def _regret(est, alpha: float, tolerance: float) -> tuple[float | None, tuple | None, str | None]:
+    """Relative excess loss of the fitted log-loss curve at `alpha`, with a 95% interval from the
+    estimate's replicates (each replicate resamples whole seeds: the comparison is paired)."""
+    x = np.log(est.fit_alpha)
+    if not x[0] <= math.log(alpha) <= x[-1]:
+        return None, None, "outside the searched range"
+
+    def excess(curve: np.ndarray) -> float:
+        at = np.interp(math.log(alpha), x, curve)
+        return float(math.expm1(at - np.nanmin(curve)))
+
+    value = excess(est.fit_value)
+    draws = np.array([excess(c) for c in est.replicate_curves if not np.all(np.isnan(c))])
+    draws = draws[np.isfinite(draws)]
+    if len(draws) < 2:
+        return value, None, "inconclusive"
+    half = stats.t.ppf(0.975, est.df) * float(np.std(draws, ddof=1)) * est.variance_scale
+    lo, hi = max(value - half, 0.0), value + half
+    verdict = "near-optimal" if hi < tolerance else ("costly" if lo > tolerance else "inconclusive")
+    return value, (lo, hi), verdict
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """One study judged by its own pre-registered rule."""
+
+    cfg: ml_collections.ConfigDict
+    objective: str
+    observations: estimate.Observations
+    estimate: estimate.Estimate
+    verdicts: list[Verdict]
+    not_applicable: list[str]  # theories whose derivation does not cover this activation
+    rope: float
+    input_moment: list | None  # the probe inputs' mean square per position, as the study recorded it
+    lr_slope: dict | None = None  # with a searched lr: lr*(alpha)'s slope, homogeneity's, the verdict
+
+
+def analyse(record, objective: str | None = None, judged=None) -> Analysis:
+    """Estimate alpha* for a study (a `studies.Record`) on `objective` (default: its own; a trained
+    study's stored curves serve any trained objective) and judge every prediction by the study's
+    stored rule (`judged`: `predictions.compared`, when already known)."""
+    cfg = record.cfg
+    objective = objective or cfg.search.objective
+    obs, est = estimate.for_trials(record.trials, cfg, objective)
+    moment = record.input_moment
+    compared, skipped = judged or predictions.compared(cfg, moment)
+    rope, tolerance, level = rule(cfg, objective)
+    trained = objectives.get(objective).trained
+    verdicts = judge(est, compared, rope, level, tolerance, trained)
+    return Analysis(cfg, objective, obs, est, verdicts, skipped, rope, moment, judge_lr_slope(est, cfg, level))
+
+
+def judge_lr_slope(est, cfg, level: float) -> dict | None:
+    """The measured slope of lr*(alpha) (95% interval) against homogeneity's prediction, judged
+    three ways at `level` with the study's `verdict.lr_slope_rope` (relative to the prediction)."""
+    measured = est.lr_slope(0.95)
+    if measured is None:
+        return None
+    predicted = predictions.lr_slope(cfg)
+    out = {"slope": measured[0], "interval": measured[1:], "predicted": predicted, "verdict": None}
+    if predicted is not None:
+        rope = float(cfg.verdict.lr_slope_rope)
+        _, lo, hi = est.lr_slope(level)
+        bound = rope * abs(predicted)
+        out["verdict"] = three_way(lo, hi, predicted - bound, predicted + bound)
+    return out
+
+
+def analyse_all(record) -> list[Analysis]:
+    """The study (a `studies.Record`) judged on each of its objectives (`judged_objectives`), its own first."""
+    judged = predictions.compared(record.cfg, record.input_moment)
+    return [analyse(record, name, judged) for name in judged_objectives(record.cfg)]
+
+
+def judged_objectives(cfg) -> tuple[str, ...]:
+    """The objectives a study is judged on: its own, then (trained studies) `verdict.objectives`."""
+    own = cfg.search.objective
+    if not objectives.get(own).trained:
+        return (own,)
+    return (own, *(o for o in cfg.verdict.objectives if o != own))
