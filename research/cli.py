@@ -218,24 +218,7 @@ def _sweep_and_worker_parsers(sub) -> None:
             )  # fmt: skip
 
 
-def _reading_parsers(sub) -> None:
-    status = _add(sub, "status", "every study in a storage: trial counts, alpha* and verdicts",
-                  "Reads only: a storage that does not exist stops with exit 2.")  # fmt: skip
-    _storage_option(status)
-    status.add_argument("--json", action="store_true", help="print strict JSON instead of text")
-
-    adv = _add(sub, "advise", "recommended init per layer, from theory and a study's evidence")
-    adv.add_argument("--config", required=True, help="experiment file (path.py or path.py:key=value)")
-    adv.add_argument("--profile", default="quick", choices=names.PROFILES, help="quick or paper")
-    adv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, as for sweep")
-    _storage_option(adv)
-    adv.add_argument("--json", action="store_true", help="print strict JSON instead of a table")
-
-    lsuv = _add(sub, "lsuv", "LSUV's data-dependent per-layer scales against theory")
-    lsuv.add_argument("--config", required=True, help="experiment file (path.py or path.py:key=value)")
-    lsuv.add_argument("--profile", default="quick", choices=names.PROFILES, help="quick or paper")
-    lsuv.add_argument("--batch", type=_count, default=512, help="training examples LSUV calibrates on")
-
+def _report_parser(sub) -> None:
     rep = _add(sub, "report", "alpha* tables (Markdown, LaTeX, JSON) and figures for every study",
                "Reads only and trains nothing; PDF (TrueType fonts), SVG and PNG figures.")  # fmt: skip
     _storage_option(rep)
@@ -258,6 +241,27 @@ def _reading_parsers(sub) -> None:
         "--artifacts", default=None,
         help="with --publish: the artifact folder (default: artifacts/ beside a journal or SQLite file, else runs/)",
     )  # fmt: skip
+
+
+def _reading_parsers(sub) -> None:
+    status = _add(sub, "status", "every study in a storage: trial counts, alpha* and verdicts",
+                  "Reads only: a storage that does not exist stops with exit 2.")  # fmt: skip
+    _storage_option(status)
+    status.add_argument("--json", action="store_true", help="print strict JSON instead of text")
+
+    adv = _add(sub, "advise", "recommended init per layer, from theory and a study's evidence")
+    adv.add_argument("--config", required=True, help="experiment file (path.py or path.py:key=value)")
+    adv.add_argument("--profile", default="quick", choices=names.PROFILES, help="quick or paper")
+    adv.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override, as for sweep")
+    _storage_option(adv)
+    adv.add_argument("--json", action="store_true", help="print strict JSON instead of a table")
+
+    lsuv = _add(sub, "lsuv", "LSUV's data-dependent per-layer scales against theory")
+    lsuv.add_argument("--config", required=True, help="experiment file (path.py or path.py:key=value)")
+    lsuv.add_argument("--profile", default="quick", choices=names.PROFILES, help="quick or paper")
+    lsuv.add_argument("--batch", type=_count, default=512, help="training examples LSUV calibrates on")
+
+    _report_parser(sub)
 
     export = _add(sub, "export", "every trial x seed (and the curves) as CSV, Parquet or JSONL",
                   "One row per trial and seed; curves in long format in a second file.")  # fmt: skip

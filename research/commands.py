@@ -42,11 +42,11 @@ def _print_json(value) -> None:
 def _status(args: argparse.Namespace) -> int:
     import optuna
 
-    from research import coordination, extrapolate, names, render, report, storage, studies
+    from research import coordination, extrapolate, judging, names, render, storage, studies
 
     url = storage.resolve(args.storage)
     backend = storage.open_existing(url)
-    cache = report.cache_of(url)  # the sweep's analyses, where still current
+    cache = judging.cache_of(url)  # the sweep's analyses, where still current
     held = optuna.get_all_study_names(storage=backend)
     if not held and not args.json:
         print(f"no studies in {storage.redact(url)}")
@@ -54,7 +54,7 @@ def _status(args: argparse.Namespace) -> int:
     for name in held:
         study = optuna.load_study(study_name=name, storage=backend)
         record = studies.load(study)
-        judged = list(report.judge(record, cache).analyses) if record is not None else None
+        judged = list(judging.judge(record, cache).analyses) if record is not None else None
         counts = coordination.counts(study)
         if args.json:
             rows.append({"study": name, "counts": counts,
@@ -74,7 +74,7 @@ def _status(args: argparse.Namespace) -> int:
 
 @command("advise")
 def _advise(args: argparse.Namespace) -> int:
-    from research import advise, experiment, report, storage, studies
+    from research import advise, experiment, judging, storage, studies
 
     cfg = experiment.load(args.config, args.profile, args.set)
     judged = []
@@ -82,7 +82,7 @@ def _advise(args: argparse.Namespace) -> int:
     if "://" in url or os.path.exists(url):
         found = studies.find(cfg, storage.open_existing(url))
         record = studies.load(found) if found is not None else None
-        judged = list(report.judge(record, report.cache_of(url)).analyses) if record is not None else []
+        judged = list(judging.judge(record, judging.cache_of(url)).analyses) if record is not None else []
     advice = advise.advise(cfg, judged)
     if args.json:
         _print_json(advice)
@@ -195,7 +195,7 @@ def _is_loopback(host: str, ipaddress) -> bool:
 
 @command("sweep")
 def _sweep(args: argparse.Namespace) -> int:
-    from research import dashboard, data, devices, experiment, report, storage, sweep
+    from research import dashboard, data, devices, experiment, judging, report, storage, sweep
 
     devices.host_only()  # the workers train on the accelerator; this process analyses and draws
     overrides = _overrides(args) + ([f"search.trials={args.trials}"] if args.trials is not None else [])
@@ -209,7 +209,7 @@ def _sweep(args: argparse.Namespace) -> int:
         if not args.no_report:
             runs_dir = configs[0][1].search.runs_dir
             url = storage.resolve(args.storage, runs_dir)
-            path = report.write(url, report.folder(runs_dir), artifacts=dashboard.artifacts_folder(url, runs_dir))
+            path = report.write(url, judging.folder(runs_dir), artifacts=dashboard.artifacts_folder(url, runs_dir))
             print("\n" + path.read_text())
             print(f"report: {path} (figures in {path.parent / 'figures'})")
     if args.json:

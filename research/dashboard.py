@@ -49,7 +49,7 @@ def artifact_store(path: str | pathlib.Path) -> FileSystemArtifactStore:
 
 
 def publish(judged: list, figures: dict[str, list[pathlib.Path]], backend, folder: str | os.PathLike) -> None:
-    """For every judged study (`report.Judged`): objective name, note, and its figures (`figures`:
+    """For every judged study (`judging.Judged`): objective name, note, and its figures (`figures`:
     each study's PNG paths by name, PDF and SVG beside each), into the artifact store at `folder`.
     Only what changed is written: a rerun of the same report adds nothing to the storage."""
     folder = str(pathlib.Path(folder).resolve())

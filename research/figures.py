@@ -1,7 +1,7 @@
 """The report's figures: every study's objective against alpha, lr*(alpha), the signal at
 initialisation, its stored training curves, the trainability map across depth and the width series.
 
-Each takes a judged study (`report.Judged`: its record and analyses) or an extrapolated series and
+Each takes a judged study (`judging.Judged`: its record and analyses) or an extrapolated series and
 writes PNG, PDF (TrueType fonts) and SVG at the column width `paper_style` sets; nothing is trained.
 """
 

@@ -22,63 +22,15 @@ from research import (
     coordination,
     dashboard,
     extrapolate,
+    judging,
     objectives,
     provenance,
     render,
     storage,
     studies,
-    verdicts,
 )
 from research import figures as _figures
 from research.errors import ConfigError
-
-
-@dataclasses.dataclass(frozen=True)
-class Judged:
-    """A study and its analyses, one per objective it is judged on (its own first), with its cache
-    key and the figures drawn for it under that key (None: none cached)."""
-
-    record: studies.Record
-    analyses: tuple[verdicts.Analysis, ...]
-    key: str | None = None
-    drawn: dict | None = None
-    cached: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-    @property
-    def cfg(self):
-        return self.record.cfg
-
-    @property
-    def analysis(self) -> verdicts.Analysis:
-        return self.analyses[0]
-
-
-def collect(url: str, cache: analysis_cache.StudyCache | None = None) -> list[Judged]:
-    """Every study of this project in storage `url`, judged (from `cache` where it is current)."""
-    return [judge(record, cache) for record in studies.load_all(url)]
-
-
-def judge(record: studies.Record, cache: analysis_cache.StudyCache | None = None) -> Judged:
-    """The study's analyses, from `cache` under its current key when there, else made now."""
-    key = analysis_cache.study_key(record.name, record.attrs, record.trials) if cache else None
-    hit = cache.load(record.name, key) if cache else None
-    analyses = tuple(hit["analyses"] if hit else verdicts.analyse_all(record))
-    return Judged(record, analyses, key, hit["figures"] if hit else None, hit is not None)
-
-
-def folder(runs_dir: str | os.PathLike) -> pathlib.Path:
-    """The report folder of a runs directory: where `research sweep` writes its closing report."""
-    return pathlib.Path(runs_dir) / "report"
-
-
-def cache_of(url: str) -> analysis_cache.StudyCache:
-    """The analyses the sweep cached for the studies in storage `url` (its closing report's), for
-    commands that answer quickly: `status`, `advise`."""
-    return analysis_cache.StudyCache(folder(storage.home(url)) / ".cache")
 
 
 def prepare(study: optuna.Study, out: str | os.PathLike, *, figures: bool = True, size: str = "double") -> list:
@@ -87,7 +39,7 @@ def prepare(study: optuna.Study, out: str | os.PathLike, *, figures: bool = True
     this as each study ends."""
     out = pathlib.Path(out)
     cache = analysis_cache.StudyCache(out / ".cache")
-    j = judge(studies.load(study), cache)
+    j = judging.judge(studies.load(study), cache)
     drawn = j.drawn
     if figures:
         (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -98,7 +50,7 @@ def prepare(study: optuna.Study, out: str | os.PathLike, *, figures: bool = True
     return list(j.analyses)
 
 
-def _keep(cache: analysis_cache.StudyCache, j: Judged, drawn: dict | None) -> None:
+def _keep(cache: analysis_cache.StudyCache, j: judging.Judged, drawn: dict | None) -> None:
     """Store `j`'s analyses and `drawn` figures unless its cache entry already holds exactly these."""
     if not j.cached or drawn != j.drawn:
         cache.save(j.name, j.key, list(j.analyses), drawn)
@@ -124,9 +76,11 @@ def write(
     return path
 
 
-def _write(url: str, out: pathlib.Path, figures: bool, size: str, tex: dict) -> tuple[pathlib.Path, list[Judged], dict]:
+def _write(
+    url: str, out: pathlib.Path, figures: bool, size: str, tex: dict
+) -> tuple[pathlib.Path, list[judging.Judged], dict]:
     cache = analysis_cache.StudyCache(out / ".cache")  # a rerun redraws only studies that changed
-    judged = collect(url, cache)  # first: a bad storage stops before anything is written
+    judged = judging.collect(url, cache)  # first: a bad storage stops before anything is written
     try:
         (out / "figures").mkdir(parents=True, exist_ok=True)
         (out / "report.json").touch()
@@ -156,7 +110,7 @@ def _write(url: str, out: pathlib.Path, figures: bool, size: str, tex: dict) -> 
     return out / "report.md", judged, drawn
 
 
-def _drawn(j: Judged, size: str, folder: pathlib.Path) -> list[pathlib.Path] | None:
+def _drawn(j: judging.Judged, size: str, folder: pathlib.Path) -> list[pathlib.Path] | None:
     """The figures drawn for this study under its current key at `size`, if all still exist."""
     if not j.drawn or j.drawn["size"] != size:
         return None
@@ -165,7 +119,7 @@ def _drawn(j: Judged, size: str, folder: pathlib.Path) -> list[pathlib.Path] | N
     return paths if ok else None
 
 
-def provenance_line(url: str, judged: list[Judged]) -> str:
+def provenance_line(url: str, judged: list[judging.Judged]) -> str:
     """Which code ran the studies and which wrote this report, from where, and when."""
     versions = sorted({j.record.code_version for j in judged})
     used = sorted({d for j in judged for d in j.record.attrs.get("devices") or []})
@@ -176,21 +130,21 @@ def provenance_line(url: str, judged: list[Judged]) -> str:
     )
 
 
-def table_rows(judged: list[Judged]) -> list[dict]:
+def table_rows(judged: list[judging.Judged]) -> list[dict]:
     """One row per study and objective it is judged on, its own first."""
     return [render.row(j.name, a) for j in judged for a in j.analyses]
 
 
-def comparisons(j: Judged) -> list[dict]:
+def comparisons(j: judging.Judged) -> list[dict]:
     """Named arms head to head (compare.py), on each objective the study is judged on."""
     return [{"experiment": j.name, **c} for c in map(compare.head_to_head, j.analyses) if c is not None]
 
 
-def depth_groups(judged: list[Judged]) -> dict[str, list[Judged]]:
+def depth_groups(judged: list[judging.Judged]) -> dict[str, list[judging.Judged]]:
     """Trained MLP studies of one experiment at three or more depths, everything else equal (the
     same config but for its name and model.depth), keyed by the first's name less its depth,
     shallowest first."""
-    groups: dict[str, list[Judged]] = {}
+    groups: dict[str, list[judging.Judged]] = {}
     for j in judged:
         if j.cfg.model.name == "mlp" and objectives.get(j.cfg.search.objective).trained:
             groups.setdefault(studies.config_hash(j.cfg, varying=("name", "model.depth")), []).append(j)

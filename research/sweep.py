@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import optuna
 from tqdm import tqdm
 
-from research import coordination, render, report, storage, studies
+from research import coordination, judging, render, report, storage, studies
 from research.errors import Interrupted, RunError
 
 _STOPS = (signal.SIGINT, signal.SIGTERM)
@@ -79,7 +79,7 @@ def run(cfg, url: str | None, workers: int, *, echo=tqdm.write, closing=None, fi
 def close(study: optuna.Study, seconds: float, runs_dir: str, figures: bool, echo) -> None:
     """A finished study's closing work: its analyses and (with `figures`) its own figures, cached in
     the runs directory's report folder for the closing report, and its summary."""
-    analyses = report.prepare(study, report.folder(runs_dir), figures=figures)
+    analyses = report.prepare(study, judging.folder(runs_dir), figures=figures)
     echo(render.summary(study.study_name, coordination.counts(study), analyses, seconds))
 
 

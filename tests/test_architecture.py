@@ -22,6 +22,7 @@ LAYERS = [
     ("verdicts",),
     ("experiment", "compare", "advise", "analysis_cache"),
     ("studies", "render"),
+    ("judging",),
     ("extrapolate", "worker", "figures", "dashboard", "export"),
     ("report",),
     ("sweep",),

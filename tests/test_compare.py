@@ -7,7 +7,7 @@ import numpy as np
 import optuna
 import pytest
 
-from research import compare, estimate, experiment, report, storage, studies
+from research import compare, estimate, experiment, judging, report, storage, studies
 from research.worker import Worker
 from tests import helpers
 
@@ -90,7 +90,7 @@ def test_report_maps_trainability_across_depth(tmp_path, data_root):
         experiment.lr_profiled(cfg.unlock(), (0.5, 8.0), (1e-2, 0.1), alphas=6, lrs=2, seeds=3)
         cfg.lock()
         assert Worker(cfg, url, echo=lambda _: None).run() == 12
-    records = report.collect(url)
+    records = judging.collect(url)
     (group,) = report.depth_groups(records).values()
     assert [j.cfg.model.depth for j in group] == [2, 3, 4]
     report.write(url, tmp_path / "report")
