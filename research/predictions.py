@@ -9,7 +9,7 @@ variance eight times too large.
 
 from __future__ import annotations
 
-from research import activations, asrun, init, models, objectives, theory
+from research import activations, asrun, init, models, objectives, theory, theory_cache
 
 
 def per_unit_s(model_cfg) -> float:
@@ -21,7 +21,7 @@ def per_unit_s(model_cfg) -> float:
 def for_model(model_cfg) -> dict[str, float | None]:
     """Every named theory's alpha for this model, in the search's units (None: no prediction)."""
     unit = per_unit_s(model_cfg)
-    preds = theory.predict(model_cfg.activation, float(model_cfg.sigma_b))
+    preds, _ = theory_cache.predictions(model_cfg.activation, float(model_cfg.sigma_b))
     return {p.theory: None if p.alpha is None else p.alpha / unit for p in preds}
 
 
