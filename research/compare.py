@@ -15,7 +15,6 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy import stats
 
 from research import estimate, verdicts
 
@@ -70,7 +69,7 @@ def differences(found: list[Arm], tolerance: float, level: float = 0.95) -> list
         if len(d) < 2:
             continue
         mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
-        half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * se
+        half = estimate.t_quantile(0.5 + level / 2, len(d) - 1) * se
         lo, hi = math.expm1(mean - half), math.expm1(mean + half)
         verdict = verdicts.three_way(lo, hi, -tolerance, tolerance)
         out.append(Difference(base.label, arm.label, math.expm1(mean), (lo, hi), len(d), verdict))

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from research import objectives
 
@@ -25,6 +25,12 @@ _GRID = 241  # evaluation points of the fit across the searched log-alpha range
 BANDWIDTHS = np.geomspace(0.05, 2.0, 12)  # candidate kernel widths, in units of log alpha
 _COARSE = 4  # with a searched lr, the surface is evaluated at every 4th grid alpha
 _NEAR_EDGE = 1.5  # alpha* this close (as a factor) to the divergence edge is flagged
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile: scipy.special's, which scipy.stats' t.ppf calls (importing scipy.stats
+    costs the quick commands a second)."""
+    return special.stdtrit(df, p)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +78,7 @@ class Estimate:
         """The two-sided `level` interval of alpha*."""
         if self.alpha is None:
             return None
-        half = stats.t.ppf(0.5 + level / 2, self.df) * self.se
+        half = t_quantile(0.5 + level / 2, self.df) * self.se
         return math.exp(math.log(self.alpha) - half), math.exp(math.log(self.alpha) + half)
 
     def near_optimal(self, tolerance: float = 0.1) -> tuple[float, float] | None:
@@ -107,7 +113,7 @@ class Estimate:
         draws = draws[np.isfinite(draws)]
         if not math.isfinite(slope) or len(draws) < 2 or np.ptp(draws) == 0:
             return None  # no replicate moved it: lr* is pinned by the design, not measured
-        half = stats.t.ppf(0.5 + level / 2, self.df) * float(np.std(draws, ddof=1)) * self.variance_scale
+        half = t_quantile(0.5 + level / 2, self.df) * float(np.std(draws, ddof=1)) * self.variance_scale
         return slope, slope - half, slope + half
 
 
@@ -182,7 +188,7 @@ def estimate(
     shown = np.abs(curve) if signed else curve
     spread = float(np.nanmax(shown) - np.nanmin(shown))
     noise = _noise(obs)
-    if 2 * stats.t.ppf(0.975, df) * se > 0.5 * (grid[-1] - grid[0]) or spread < 2 * noise / math.sqrt(
+    if 2 * t_quantile(0.975, df) * se > 0.5 * (grid[-1] - grid[0]) or spread < 2 * noise / math.sqrt(
         max(n_values / obs.n_trials, 1)
     ):
         status = "flat"
@@ -191,7 +197,7 @@ def estimate(
     else:
         status = "ok"
     alpha = math.exp(log_star)
-    if edge and alpha * math.exp(stats.t.ppf(0.975, df) * se) * _NEAR_EDGE >= edge[1]:
+    if edge and alpha * math.exp(t_quantile(0.975, df) * se) * _NEAR_EDGE >= edge[1]:
         warnings.append(
             f"alpha* lies within a factor {_NEAR_EDGE:g} of the divergence edge (half the seeds diverge at"
             f" {edge[0]:.3g}): the optimum may be where training turns unstable, not a property of the init"

@@ -15,9 +15,8 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy import stats
 
-from research import predictions, studies, verdicts
+from research import estimate, predictions, studies, verdicts
 
 AXES = {"width": "1/width", "probe_input_scale": "input scale^2"}
 
@@ -41,7 +40,7 @@ class Extrapolation:
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """The intercept's interval at `level` (t on the fit's degrees of freedom, in log alpha)."""
-        half = stats.t.ppf(0.5 + level / 2, self.df) * self.se
+        half = estimate.t_quantile(0.5 + level / 2, self.df) * self.se
         return self.intercept * math.exp(-half), self.intercept * math.exp(half)
 
 
@@ -78,7 +77,7 @@ def _extrapolate(name: str, members: list[verdicts.Analysis]) -> Extrapolation:
     if field == "probe_input_scale" and moment is not None:  # the limit: a vanishing input
         moment = (np.asarray(moment) * 1e-8).tolist()
     compared, _ = predictions.compared(first.cfg, moment)
-    rope, level, t = float(first.cfg.verdict.series_rope), verdicts.rule(first.cfg)[2], stats.t.ppf(0.975, df)
+    rope, level, t = float(first.cfg.verdict.series_rope), verdicts.rule(first.cfg)[2], estimate.t_quantile(0.975, df)
     judged = []
     for theories, alpha in compared:
         lo, hi = (math.exp(a + k * se_a) / alpha - 1 for k in (-t, t))

@@ -16,9 +16,8 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt  # no backend forced: headless it is Agg, in a notebook inline
 import numpy as np
 from matplotlib import ticker
-from scipy import stats
 
-from research import models, objectives, predictions, probes, studies, theory, verdicts
+from research import estimate, models, objectives, predictions, probes, studies, theory, verdicts
 from research.errors import ConfigError
 
 SIZES = {"single": 3.5, "double": 7.16}  # figure widths in inches: one and two columns of a paper
@@ -94,7 +93,7 @@ def trainability_figure(stem: str, group: list, folder: pathlib.Path) -> pathlib
 def series_figure(e, folder: pathlib.Path) -> pathlib.Path:
     """alpha*(x) with 95% intervals, the weighted fit to x = 0 and every prediction at the limit."""
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
-    t = stats.t.ppf(0.975, e.df)
+    t = estimate.t_quantile(0.975, e.df)
     alphas, ses = np.asarray(e.alphas), np.asarray(e.ses)
     err = np.stack([alphas * (1 - np.exp(-t * ses)), alphas * np.expm1(t * ses)])
     ax.errorbar(e.x, e.alphas, yerr=err, fmt="o", color="0.2", label=r"$\alpha^*$ with its 95% CI")

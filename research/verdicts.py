@@ -16,7 +16,6 @@ import math
 
 import ml_collections
 import numpy as np
-from scipy import stats
 
 from research import estimate, objectives, predictions
 from research.errors import number, require
@@ -87,7 +86,7 @@ def rule(cfg, objective: str | None = None) -> tuple[float, float, float]:
 
 def equivalence(log_ratio: float, se: float, df: float, rope: float, level: float) -> str:
     """Three-way verdict from log(alpha*/prediction), its standard error and t degrees of freedom."""
-    half = stats.t.ppf(0.5 + level / 2, df) * se
+    half = estimate.t_quantile(0.5 + level / 2, df) * se
     bound = math.log1p(rope)
     return three_way(log_ratio - half, log_ratio + half, -bound, bound)
 
@@ -141,7 +140,7 @@ def _regret(est, alpha: float, tolerance: float) -> tuple[float | None, tuple | 
     draws = draws[np.isfinite(draws)]
     if len(draws) < 2:
         return value, None, "inconclusive"
-    half = stats.t.ppf(0.975, est.df) * float(np.std(draws, ddof=1)) * est.variance_scale
+    half = estimate.t_quantile(0.975, est.df) * float(np.std(draws, ddof=1)) * est.variance_scale
     lo, hi = max(value - half, 0.0), value + half
     verdict = "near-optimal" if hi < tolerance else ("costly" if lo > tolerance else "inconclusive")
     return value, (lo, hi), verdict
