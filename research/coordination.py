@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from research import names
 from research.errors import StorageUnreachable
 
 log = logging.getLogger(__name__)
@@ -260,16 +260,7 @@ def _dead_here(worker: str | None) -> bool:
     """Whether `worker` ("host:pid:tag", as Worker names itself) ran on this host in a process
     that no longer exists."""
     host, _, rest = (worker or "").partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive under another user
-        return False
-    return False
+    return names.gone(host, rest.partition(":")[0])
 
 
 def _final(trial) -> bool:

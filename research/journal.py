@@ -21,6 +21,7 @@ import uuid
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
+from research import names
 from research.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -135,12 +136,9 @@ class OwnedLock(JournalFileOpenLock):
     def _dead_owner(self) -> bool:
         try:
             host, pid = pathlib.Path(self._lock_file).read_text().split()
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return host == HOST
-        except (OSError, ValueError):  # gone, being written, unreadable, or alive under another user
+        except (OSError, ValueError):  # gone, being written or unreadable
             return False
-        return False
+        return names.gone(host, pid)
 
     def _break(self, seen) -> None:
         """Remove the lock last seen as `seen` if it is still that one. Breakers take turns through

@@ -156,7 +156,9 @@ def open_existing(url: str, writable: bool = False) -> optuna.storages.BaseStora
         path = url.removeprefix("journal:")
         if not os.path.isfile(path):
             raise ConfigError(f"no storage at {_mask(path)}: no such journal file; give --storage or run a sweep.")
-        return journal.open_journal(path, writable=writable) if not _looks_like_a_url(path) else open_storage(url)
+        if _looks_like_a_url(path):
+            return open_storage(url)  # refused there, its password masked
+        return journal.open_journal(path, writable=writable)
     scheme = url.split("://", 1)[0].split("+", 1)[0]
     if scheme == "sqlite":
         path = url.split(":///", 1)[-1]

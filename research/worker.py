@@ -55,6 +55,7 @@ class Worker:
         runner = populations.Trained if self.objective.trained else populations.Probed
         dataset = datalib.load(cfg.data)
         self.runner = runner(cfg, dataset, self.objective, size)  # sized before any write
+        self.device = provenance.device()  # what trains here (a sweep's own process is host-only)
         self.study = retry(lambda: studies.create(cfg, url))  # a worker may start while the DB is down
         self.name = self.study.study_name
         retry(lambda: self._record_inputs(cfg.train.loss, dataset))
@@ -62,15 +63,14 @@ class Worker:
         chunks = self.runner.trainer.num_chunks if self.objective.trained else 1
         self.study.pruner = make_pruner(self.scfg, chunks)
         self.ckpt_root = os.path.join(self.scfg.runs_dir, "checkpoints", self.name)
-        self.device = provenance.device()
 
     def _record_inputs(self, loss: str, dataset) -> None:
         """Once per study, what its readers need of the data: a probe's inputs' mean square per
         position (the as-run theory's input), a trained study's chance-level loss; and the devices
         its workers train on."""
         used = self.study.user_attrs.get("devices") or []
-        if provenance.device() not in used:  # the creator's record names its own device (a sweep's is host-only)
-            self.study.set_user_attr("devices", sorted({*used, provenance.device()}))
+        if self.device not in used:  # the creator's record names its own device
+            self.study.set_user_attr("devices", sorted({*used, self.device}))
         if self.objective.trained and "chance_loss" not in self.study.user_attrs:
             self.study.set_user_attr("chance_loss", recipe.chance_loss(loss, dataset))
         if not self.objective.trained and "probe_input_moment" not in self.study.user_attrs:
@@ -151,7 +151,7 @@ class Worker:
                 if outcome.attrs.get("preempted"):
                     retry(lambda: release(self.study, trial))  # noqa: B023  (called at once)
                     continue
-                attrs = {**outcome.attrs, "device": self.device}  # what trained it (the sweep's parent is host-only)
+                attrs = {**outcome.attrs, "device": self.device}
                 retry(lambda: record(self.study, trial, attrs, outcome.value, outcome.state))  # noqa: B023
                 told += 1
             except optuna.exceptions.UpdateFinishedTrialError:
