@@ -1,17 +1,21 @@
 """He et al. 2015 on a deep ReLU MLP: is alpha* = 2 on fan_in, once the learning rate is profiled out?
 
-    research sweep --config experiments/he_relu_mlp.py        # quick: about 5 min on 2 cores
+    research sweep --config experiments/he_relu_mlp.py        # quick: about 7 min on 2 cores
 
-quick: MNIST-1D, 20 bias-free layers x 128, SGD momentum 0.9, 1000 steps of 128, on a fixed grid of
-6 alphas in [0.8, 4] x 4 learning rates in [3e-4, 3e-2] x 3 seeds, run as one population. At one
-learning rate the trained optimum sits at the stability edge of that rate (the effective step of a
-bias-free ReLU net grows about as (alpha/2)^9 with 20 layers); alpha* here is the minimum of the
-profile over lr, for the final training loss and for the objectives in `verdict.objectives` (loss
-after 300 steps, steps to a loss of 1, early-stopped validation loss and error), all read off the
-same stored curves. The report draws lr*(alpha) against the slope homogeneity predicts
-(docs/theory.md). The forward signal at initialisation runs as a width series (64 to 512 units,
-6 alphas x 48 seeds each, a fixed grid): its zero drifts above 2 by O(1/n) at finite width (Hanin &
-Rolnick 2018), and the intercept of alpha*(n) = a + b/n is judged against He's 2 with a 1% region.
+quick: MNIST-1D, 20 bias-free layers x 128, SGD momentum 0.9, 500 steps of 128, on the ridge
+design (docs/theory.md, section 7): a pilot (6 alphas half an octave apart from 0.71 to 4 x
+learning rates 4x apart from 1e-5 to 10, 2 seeds, 150 steps) finds where the best learning rate
+goes, lr*(alpha), and roughly where alpha* is; then 7 alphas a quarter octave apart around it
+(He's 2 among them) x 7 learning rates 2x apart along that ridge x 8 seeds, each seed with its own
+batch order and phase of the lr grid, run as one population that keeps each alpha's 3 best
+rates after 100 steps. alpha* is the minimum of the profile over lr, for the final training loss
+and for the objectives in `verdict.objectives` (loss after 300 steps, steps to a loss of 1,
+early-stopped validation loss and error), all read off the same stored curves, with diverged
+runs censored, the regret cross-fitted and every verdict checked against the pre-registered
+analysis variants. The report draws lr*(alpha) against both slopes homogeneity predicts. The
+forward signal at initialisation runs as a width series (64 to 512 units, 6 alphas x 48 seeds
+each, a fixed grid): its zero drifts above 2 by O(1/n) at finite width (Hanin & Rolnick 2018),
+and the intercept of alpha*(n) = a + b/n is judged against He's 2 with a 1% region.
 """
 
 from research import experiment
@@ -19,7 +23,8 @@ from research import experiment
 
 def get_config(profile: str = "quick"):
     cfg = experiment.mnist1d_mlp("he_relu_mlp", "relu", "fan_in")
-    experiment.lr_profiled(cfg, (0.8, 4.0), (3e-4, 3e-2), alphas=6, lrs=4, seeds=3)
+    cfg.train.steps = 500
+    experiment.ridge_profiled(cfg, tuple(2 * 2 ** (k / 2) for k in range(-3, 3)), seeds=8, rung=1)
     cfg.search.objectives = ("train_loss", "forward_log_ratio")
     cfg.search.probe.update({"trials": 16, "alpha_range": (0.5, 8.0)})  # log-slope ~ log alpha: few trials do
     cfg.verdict.objectives = (
@@ -31,6 +36,8 @@ def get_config(profile: str = "quick"):
     if profile == "paper":
         cfg.model.update({"depth": 30, "width": 256})
         experiment.paper_scale(cfg)
-        experiment.lr_profiled(cfg, (0.7, 5.6), (1e-4, 0.1), alphas=12, lrs=7, seeds=8)
+        experiment.ridge_profiled(
+            cfg, tuple(2 * 2 ** (k / 2) for k in range(-4, 4)), seeds=8, window=9, rung=1, pilot_steps=300
+        )
         cfg.verdict.objectives = ("train_loss_at_300", "train_loss_at_1200", *cfg.verdict.objectives[1:])
     return cfg

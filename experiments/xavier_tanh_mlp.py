@@ -1,10 +1,13 @@
 """Glorot & Bengio 2010 on a deep tanh MLP: is alpha* = 1 on fan_avg, once the learning rate is profiled out?
 
-    research sweep --config experiments/xavier_tanh_mlp.py    # quick: about 6 min on 2 cores
+    research sweep --config experiments/xavier_tanh_mlp.py    # quick: about 7 min on 2 cores
 
-quick: MNIST-1D, 20 layers x 128, SGD momentum 0.9, 1000 steps of 128, on a fixed grid of 6 alphas
-in [0.5, 4] x 4 learning rates in [5e-4, 3e-2] x 3 seeds. The final training loss measures how
-fast 3600 examples are memorised (about 35 epochs); the early-stopped validation loss and error,
+quick: MNIST-1D, 20 layers x 128, SGD momentum 0.9, 500 steps of 128, on the ridge design
+(docs/theory.md, section 7): a pilot over 7 alphas half an octave apart from 0.5 to 4, then 7
+alphas a quarter octave apart around its best (placed to hold Xavier's 1 and the other rules'
+predictions where it can) x 7 learning rates 2x apart along the ridge x 8 seeds, each with its own
+batch order. The final training loss measures how fast 3600 examples are memorised (about 18
+epochs); the early-stopped validation loss and error,
 the loss after 300 steps and the steps to a loss of 1 are read off the same stored curves, and the
 report says whether their alpha* agree. The probe objective is the Jacobian gain per layer with
 faint inputs (q1 about 0.005, near the fixed point q* = 0), where mean-field theory puts the edge of
@@ -22,7 +25,8 @@ from research import experiment
 
 def get_config(profile: str = "quick"):
     cfg = experiment.mnist1d_mlp("xavier_tanh_mlp", "tanh", "fan_avg")
-    experiment.lr_profiled(cfg, (0.5, 4.0), (5e-4, 3e-2), alphas=6, lrs=4, seeds=3)
+    cfg.train.steps = 500
+    experiment.ridge_profiled(cfg, tuple(2 ** (k / 2) for k in range(-2, 5)), seeds=8, rung=1)
     cfg.search.update({"objectives": ("train_loss", "jacobian_log_gain"), "probe_input_scale": 0.1, "probe_seeds": 32})
     cfg.search.probe.update({"trials": 32, "alpha_range": (0.25, 8.0)})
     cfg.verdict.objectives = (
@@ -31,6 +35,8 @@ def get_config(profile: str = "quick"):
     if profile == "paper":
         cfg.model.update({"depth": 50, "width": 256})
         experiment.paper_scale(cfg)
-        experiment.lr_profiled(cfg, (0.35, 5.6), (3e-4, 0.3), alphas=12, lrs=7, seeds=8)
+        experiment.ridge_profiled(
+            cfg, tuple(2 ** (k / 2) for k in range(-3, 6)), seeds=8, window=9, rung=1, pilot_steps=300
+        )
         cfg.verdict.objectives = ("train_loss_at_300", "train_loss_at_1200", *cfg.verdict.objectives[1:])
     return cfg

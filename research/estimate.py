@@ -22,9 +22,9 @@ from scipy import special
 from research import objectives
 
 _GRID = 241  # evaluation points of the fit across the searched log-alpha range
-BANDWIDTHS = np.geomspace(0.05, 2.0, 12)  # candidate kernel widths, in units of log alpha
+BANDWIDTHS = (0.05, 2.0, 12)  # candidate kernel widths, geometric (first, last, count) in log alpha
 _COARSE = 4  # with a searched lr, the surface is evaluated at every 4th grid alpha
-_NEAR_EDGE = 1.5  # alpha* this close (as a factor) to the divergence edge is flagged
+NEAR_EDGE = 1.5  # alpha* this close (as a factor) to the divergence edge is flagged
 
 
 def t_quantile(p: float, df: float) -> float:
@@ -42,6 +42,7 @@ class Observations:
     log_lr: np.ndarray | None = None  # [T] when the learning rate was searched jointly
     diverged: np.ndarray | None = None  # [T, S] bool
     shared_seeds: bool = True  # column s is the same seed in every trial
+    seed_log_lr: np.ndarray | None = None  # [S] what seed s adds to every trial's log lr (a ridge design's phases)
 
     @property
     def n_trials(self) -> int:
@@ -50,7 +51,9 @@ class Observations:
     def take(self, trials: np.ndarray, seeds: np.ndarray) -> Observations:
         lr = None if self.log_lr is None else self.log_lr[trials]
         div = None if self.diverged is None else self.diverged[np.ix_(trials, seeds)]
-        return Observations(self.log_alpha[trials], self.values[np.ix_(trials, seeds)], lr, div, self.shared_seeds)
+        offsets = None if self.seed_log_lr is None else self.seed_log_lr[seeds]
+        return Observations(self.log_alpha[trials], self.values[np.ix_(trials, seeds)], lr, div, self.shared_seeds,
+                            offsets)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +76,9 @@ class Estimate:
     lr_range: tuple[float, float] | None = None  # the learning rates the study ran
     divergence_edge: tuple[float, float, float] | None = None  # alpha where half the seeds diverge, 95% CI
     warnings: tuple[str, ...] = ()
+    variants: dict = dataclasses.field(default_factory=dict)  # pre-registered variant -> its Estimate
+    regrets: tuple = ()  # ((alpha, cross-fitted regret, its standard error), ...) where the design has them
+    design: str = "smooth"  # "smooth": the local fit here; "ridge": profile.py's reading of a ridge design
 
     def interval(self, level: float = 0.95) -> tuple[float, float] | None:
         """The two-sided `level` interval of alpha*."""
@@ -96,7 +102,8 @@ class Estimate:
         return float(self.fit_alpha[left]), float(self.fit_alpha[right])
 
     def to_json(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("replicate")}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if not f.name.startswith("replicate") and f.name != "variants"}  # fmt: skip
         for name in ("fit_alpha", "fit_value", "fit_lr"):
             out[name] = getattr(self, name).tolist()
         out["interval"] = self.interval()
@@ -157,8 +164,12 @@ def estimate(
     alpha_range: tuple[float, float] | None = None,
     n_boot: int = 300,
     seed: int = 0,
+    bandwidths: tuple[float, float, int] = BANDWIDTHS,
+    near_edge: float = NEAR_EDGE,
 ) -> Estimate:
-    """alpha* (the fit's minimum, or with `signed` its zero), its standard error and replicates."""
+    """alpha* (the fit's minimum, or with `signed` its zero), its standard error and replicates;
+    `bandwidths` and `near_edge` are the study's pre-registered settings (verdict.estimator)."""
+    candidates = np.geomspace(*bandwidths)
     n_values = int(np.isfinite(obs.values).sum())
     edge = _divergence_edge(obs, n_boot, seed)
     if obs.n_trials < 6 or len(np.unique(obs.log_alpha)) < 5:
@@ -167,10 +178,10 @@ def estimate(
                         np.zeros((0, 0)), divergence_edge=edge)  # fmt: skip
     lo, hi = np.log(alpha_range) if alpha_range else (obs.log_alpha.min(), obs.log_alpha.max())
     grid = np.linspace(max(lo, obs.log_alpha.min()), min(hi, obs.log_alpha.max()), _GRID)
-    bandwidth = choose_bandwidth(obs)
+    bandwidth = choose_bandwidth(obs, candidates)
     curve, lr_curve = _profile(obs, grid, bandwidth)
     best, log_star = optimum(grid, curve, signed)
-    pairs, df = _replicates(obs, lambda o: _profile(o, grid, choose_bandwidth(o)), n_boot, seed)
+    pairs, df = _replicates(obs, lambda o: _profile(o, grid, choose_bandwidth(o, candidates)), n_boot, seed)
     curves, lr_curves = [c for c, _ in pairs], [lr for _, lr in pairs]
     draws = np.array([optimum(grid, c, signed)[1] for c in curves if not np.all(np.isnan(c))])
     scale = _variance_scale(obs)
@@ -183,7 +194,7 @@ def estimate(
         # design point; the interval is then no finer than the design: a uniform error over one spacing.
         se = max(se, float(np.median(spacing)) / math.sqrt(12))
         warnings.append("every resample found the same optimum: the interval is the design's resolution")
-    if bandwidth in (BANDWIDTHS[0], BANDWIDTHS[-1]):
+    if bandwidth in (candidates[0], candidates[-1]):
         warnings.append(f"the cross-validated bandwidth {bandwidth:.3g} sits at the end of the candidates")
     shown = np.abs(curve) if signed else curve
     spread = float(np.nanmax(shown) - np.nanmin(shown))
@@ -197,9 +208,9 @@ def estimate(
     else:
         status = "ok"
     alpha = math.exp(log_star)
-    if edge and alpha * math.exp(t_quantile(0.975, df) * se) * _NEAR_EDGE >= edge[1]:
+    if edge and alpha * math.exp(t_quantile(0.975, df) * se) * near_edge >= edge[1]:
         warnings.append(
-            f"alpha* lies within a factor {_NEAR_EDGE:g} of the divergence edge (half the seeds diverge at"
+            f"alpha* lies within a factor {near_edge:g} of the divergence edge (half the seeds diverge at"
             f" {edge[0]:.3g}): the optimum may be where training turns unstable, not a property of the init"
         )
     lr_range = None if obs.log_lr is None else (float(np.exp(obs.log_lr.min())), float(np.exp(obs.log_lr.max())))
@@ -212,7 +223,9 @@ def for_trials(trials: Sequence, cfg, objective: str | None = None) -> tuple[Obs
     """The estimate from the trials of a study of experiment `cfg` on `objective` (default: its own)."""
     objective = objectives.get(objective or cfg.search.objective)
     obs = from_trials(trials, objective, cfg.train.chunk_steps, cfg.verdict.loss_threshold)
-    return obs, estimate(obs, signed=objective.signed, alpha_range=tuple(cfg.search.alpha_range))
+    e = cfg.verdict.estimator
+    return obs, estimate(obs, signed=objective.signed, alpha_range=tuple(cfg.search.alpha_range),
+                         n_boot=e.n_boot, bandwidths=tuple(e.bandwidths), near_edge=e.near_edge)  # fmt: skip
 
 
 def _replicates(obs: Observations, statistic: Callable, n_boot: int, seed: int) -> tuple[list, float]:
@@ -333,17 +346,17 @@ def _local_quadratic(x, y, n, at, scale, leverage: bool = False) -> tuple[np.nda
     return np.where(enough, np.linalg.solve(gram, rhs[..., None])[:, 0, 0], np.nan), None
 
 
-def choose_bandwidth(obs: Observations) -> float:
-    """Leave-one-trial-out cross-validation over `BANDWIDTHS` (closed form through the hat diagonal)."""
+def choose_bandwidth(obs: Observations, candidates: np.ndarray) -> float:
+    """Leave-one-trial-out cross-validation over the `candidates` (closed form through the hat diagonal)."""
     x, y, n = _trial_means(obs)
     scores = []
-    for h in BANDWIDTHS:
+    for h in candidates:
         fit, h00 = _local_quadratic(x, y, n, x, _scales(obs, h), leverage=True)
         leverage = n * h00  # the kernel is 1 at the trial's own point
         loo = (y - fit) / np.maximum(1.0 - leverage, 1e-3)
         ok = np.isfinite(loo) & (leverage < 0.999)
         scores.append(np.sum(n[ok] * loo[ok] ** 2) / n[ok].sum() if ok.mean() > 0.8 else np.inf)
-    return float(BANDWIDTHS[int(np.argmin(scores))])
+    return float(candidates[int(np.argmin(scores))])
 
 
 def _noise(obs: Observations) -> float:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from research import data, models, names, objectives, recipe, search, verdicts
+from research import data, models, names, objectives, recipe, ridge, search, verdicts
 from research.errors import ConfigError
 from research.names import PROFILES
 
@@ -212,6 +212,21 @@ def lr_profiled(
          "grid_points": alphas, "lr_points": lrs, "trials": alphas * lrs, "trials_per_batch": alphas * lrs,
          "seeds": seeds}
     )  # fmt: skip
+
+
+def ridge_profiled(cfg: ml_collections.ConfigDict, alphas: tuple[float, ...], seeds: int = 8, **ridge_settings) -> None:
+    """The two-stage ridge design (ridge.py): a pilot over the coarse `alphas` finds the ridge
+    lr*(alpha) and roughly where alpha* is, then a window of fine alphas x `search.ridge.lrs` rates
+    around the ridge x `seeds` seeds, each seed with its own batch order, run as one population that
+    keeps each alpha's best cells past the rung."""
+    cfg.search.ridge.update({"alphas": tuple(alphas), **ridge_settings})
+    cells = cfg.search.ridge.window * cfg.search.ridge.lrs
+    alpha_range, lr_range = ridge.envelope(cfg.search.ridge)
+    cfg.search.update(
+        {"sampler": "ridge", "alpha_range": alpha_range, "learning_rate_range": lr_range, "trials": cells,
+         "trials_per_batch": cells, "seeds": seeds}
+    )  # fmt: skip
+    cfg.train.shared_data_order = False
 
 
 def compared_arms(

@@ -170,10 +170,13 @@ def learning_rate_figure(study: str, a: verdicts.Analysis, folder: pathlib.Path)
     ax.scatter(np.exp(obs.log_alpha[diverged]), np.exp(obs.log_lr[diverged]), marker="x", color="red",
                label="most seeds diverged")  # fmt: skip
     ax.plot(est.fit_alpha, est.fit_lr, color="k", lw=2, label=rf"$\eta^*(\alpha)$: slope {slope['slope']:+.2f}")
-    if slope["predicted"] is not None and est.alpha is not None:
-        at = float(np.interp(math.log(est.alpha), np.log(est.fit_alpha), np.log(est.fit_lr)))
-        line = math.exp(at) * (est.fit_alpha / est.alpha) ** slope["predicted"]
-        ax.plot(est.fit_alpha, line, "k--", lw=1, label=f"homogeneity: slope {slope['predicted']:+.2f}")
+    known = np.isfinite(est.fit_lr)
+    for (name, predicted), dash in zip(slope["predicted"].items(), DASHES[1:], strict=False):
+        if est.alpha is None or known.sum() < 2:
+            break
+        at = float(np.interp(math.log(est.alpha), np.log(est.fit_alpha[known]), np.log(est.fit_lr[known])))
+        line = math.exp(at) * (est.fit_alpha / est.alpha) ** predicted
+        ax.plot(est.fit_alpha, line, color="k", ls=dash, lw=1, label=f"homogeneity, {name}: slope {predicted:+.2f}")
     _alpha_axis(ax)
     ax.set_yscale("log")
     ax.set_ylim(est.lr_range[0] / 1.5, est.lr_range[1] * 1.5)

@@ -71,12 +71,14 @@ def population(
     alphas: Sequence[float],
     lrs: Sequence[float],
     seed_offset: int = 0,
+    seed_lr_factors: Sequence[float] | None = None,
 ) -> Population:
     """The population of a batch: each trial's alpha on the `searched` layer groups (others at 1),
-    seeds counted from `seed_offset`."""
+    seeds counted from `seed_offset`, each seed's learning rate times its `seed_lr_factors`."""
     alpha = layout.repeat(alphas)
     per_group = {g: alpha if g in searched else np.ones_like(alpha) for g in groups}
-    return Population.create(groups, per_group, layout.repeat(lrs), layout.seed_ids() + seed_offset)
+    lr = layout.repeat(lrs) * (1.0 if seed_lr_factors is None else np.tile(seed_lr_factors, layout.trials))
+    return Population.create(groups, per_group, lr, layout.seed_ids() + seed_offset)
 
 
 class Trained:
@@ -92,11 +94,12 @@ class Trained:
         layout: Layout,
         pop: Population,
         checkpoint_dir: str,
-        prune: Callable[[int, np.ndarray], set[int]],
+        prune: Callable[[int, np.ndarray, np.ndarray], set[int]],
         initial: Progress | None = None,
         pause: Callable[[], bool] = lambda: False,
     ) -> list[Outcome]:
-        """Train to the end, or until `prune` (told each chunk's per-trial means) has pruned all,
+        """Train to the end, or until `prune` (told each chunk's [trials, seeds] metric and which
+        members diverged) has pruned all,
         or until `pause()` turns true: then the population is checkpointed and its unpruned
         trials come back as FAIL outcomes marked "preempted", for a retry to resume. Members of
         pruned trials leave the compiled population, as diverged ones do."""
@@ -105,7 +108,8 @@ class Trained:
         pruned: set[int] = set()
 
         def on_chunk(chunk: int, metrics: dict[str, np.ndarray]) -> str | None:
-            pruned.update(prune(chunk, layout.per_trial(metrics[self.objective.metric]).mean(axis=1)))
+            members = layout.per_trial(metrics[self.objective.metric])
+            pruned.update(prune(chunk, members, layout.per_trial(metrics["diverged"]).astype(bool)))
             if len(pruned) == layout.trials:
                 return trainlib.STOP
             return trainlib.PAUSE if pause() else None

@@ -49,16 +49,20 @@ def compared(cfg, input_moment=None) -> tuple[list[tuple[str, float]], list[str]
 SCALE_FREE_STEPS = ("adam", "adamw")  # an update's size does not follow the gradient's
 
 
-def lr_slope(cfg) -> float | None:
+def lr_slopes(cfg) -> dict[str, float] | None:
     """d log lr* / d log alpha that homogeneity predicts for a bias-free MLP of positively
-    homogeneous units (None for other networks). Scaling the L searched layers' weights by
-    c = sqrt(alpha / alpha_0) scales the logits by c^L and each layer's gradient by c^(L-1), so
-    one SGD step changes the logits, relative to their size, by lr * c^(L-2): equal steps need
-    lr ~ alpha^(-(L-2)/2). Adam's steps have a fixed size, lr relative to weights of size c,
-    so lr ~ alpha^(1/2). docs/theory.md has the derivation and its limits."""
+    homogeneous units, under the two readings of "the same step" (None for other networks).
+    Scaling the L searched layers' weights by c = sqrt(alpha / alpha_0) scales the logits by c^L,
+    each layer's gradient by c^(L-1) and the tangent kernel by c^(2(L-1)). With SGD or momentum:
+    a step that changes the logits by the same fraction of their size needs lr ~ alpha^(-(L-2)/2)
+    ("relative step"); one at the same fraction of the stability edge, set by the tangent kernel
+    at a fixed loss curvature, needs lr ~ alpha^(-(L-1)) ("stability edge"). Adam's steps have a
+    fixed size: lr ~ alpha^(1/2) for the relative step, alpha^(-(L-1)/2) for the logits' absolute
+    change. docs/theory.md derives both and says when each should hold."""
     model = cfg.model
     if model.name != "mlp" or not activations.get(model.activation).homogeneous or model.sigma_b:
         return None
+    depth = len(models.hidden_widths(model))
     if cfg.train.optimizer in SCALE_FREE_STEPS:
-        return 0.5
-    return -(len(models.hidden_widths(model)) - 2) / 2
+        return {"relative step": 0.5, "stability edge": -(depth - 1) / 2}
+    return {"relative step": -(depth - 2) / 2, "stability edge": -(depth - 1)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 
@@ -34,6 +35,7 @@ def row(study: str, a: verdicts.Analysis) -> dict:
         "verdicts": [dataclasses.asdict(v) for v in a.verdicts],
         "not_applicable": a.not_applicable,
         "lr_slope": a.lr_slope,
+        "rule_note": a.rule_note,
         "arms": [list(arm) for arm in cfg.search.arms],  # named arms: judged head to head instead
         "trials": a.observations.n_trials,
         "seeds": int(a.observations.values.shape[1]),
@@ -108,13 +110,14 @@ def _judged(analysis: verdicts.Analysis) -> list[str]:
         return _head_to_head(compared)
     est = analysis.estimate
     if est.alpha is None:
-        return [f"  {analysis.objective}: alpha* {est.status}"]
+        return [f"  {analysis.objective}: alpha* {_status(est.status)}"]
     lo, hi = est.interval()
-    lines = [f"  {analysis.objective}: alpha* = {est.alpha:.4g} [{lo:.4g}, {hi:.4g}] ({est.status});"
+    lines = [f"  {analysis.objective}: alpha* = {est.alpha:.4g} [{lo:.4g}, {hi:.4g}] ({_status(est.status)});"
              f" ROPE ±{analysis.rope:.0%}"]  # fmt: skip
     for v in analysis.verdicts:
         regret_ = f", regret {v.regret:.1%}: {v.regret_verdict}" if v.regret is not None else ""
-        lines.append(f"    {v.theories} {v.alpha:.4g}: {v.verdict}{regret_}")
+        fragile = f" (fragile: {v.fragile})" if v.fragile else ""
+        lines.append(f"    {v.theories} {v.alpha:.4g}: {v.verdict}{regret_}{fragile}")
     if analysis.lr_slope:
         lines.append(f"    {lr_slope(analysis.lr_slope)}")
     return lines + [f"    note: {w}" for w in est.warnings]
@@ -141,12 +144,16 @@ def series_summary(e) -> str:
 
 
 def lr_slope(s: dict) -> str:
-    """One line: the measured slope of lr*(alpha), homogeneity's and the verdict."""
+    """One line: the measured slope of lr*(alpha), homogeneity's two and the verdicts."""
     lo, hi = s["interval"]
     measured = f"lr*(alpha) slope {s['slope']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
-    if s["predicted"] is None:
+    if not s["predicted"]:
         return measured + " (homogeneity predicts none for this network)"
-    return measured + f" vs homogeneity's {s['predicted']:+.2f}: {s['verdict']}"
+    return (
+        measured
+        + " vs homogeneity's "
+        + ", ".join(f"{name} {p:+.2f}: {s['verdicts'][name]}" for name, p in s["predicted"].items())
+    )
 
 
 # --- Markdown -------------------------------------------------------------------------------------
@@ -165,30 +172,77 @@ def table(rows: list[dict], decimals: int | None = None, with_rows: bool = False
     return out
 
 
-def markdown(rows: list[dict]) -> str:
-    """The verdict table, its legend and a note per study (status, warnings, lr*(alpha), agreement)."""
+def markdown(rows: list[dict], multiplicity: str = "") -> str:
+    """The verdict table, its legend (with the `multiplicity` control's sentence) and a note per
+    study (status, warnings, fragile or FDR-adjusted verdicts, lr*(alpha), agreement)."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(cells) + " |" for cells in table(rows)]
     notes = []
     for r in (r for r in rows if not r["arms"]):
         est = r["estimate"]
-        said = [est["status"]] if est["status"] != "ok" else []
+        said = [_status(est["status"])] if est["status"] != "ok" else []
+        said += [r["rule_note"]] if r.get("rule_note") else []
         said += list(est["warnings"])
         if r["not_applicable"]:
             said.append("n/a here: " + ", ".join(r["not_applicable"]))
         if r["lr_slope"]:
             said.append(lr_slope(r["lr_slope"]))
+        said += [
+            f"{v['theories']} {v['alpha']:.4g}: fragile ({v['fragile']})" for v in r["verdicts"] if v.get("fragile")
+        ]
+        said += [f"{v['theories']} {v['alpha']:.4g}: fdr ({v['fdr']})" for v in r["verdicts"] if v.get("fdr")]
         if said:
             notes.append(f"- {r['experiment']} ({r['objective']}): " + "; ".join(said))
     notes += agreement(rows)
+    notes += ["", *(line for r in rows if not r["arms"] for line in raw_grid(r))]
     legend = (
         "\nalpha: Var(W) = alpha * scale / fan. A prediction is *equivalent* when the 90% interval of alpha*"
         " lies inside the study's pre-registered region (ROPE) around it, *different* when it lies wholly"
         " outside, else *inconclusive*; probes are judged first against the theory of the network as run."
         " Regret: relative excess training loss at the prediction (near-optimal below the study's tolerance)."
-        " docs/theory.md derives every prediction.\n\n"
+        " A decisive verdict that one of the study's pre-registered analysis variants does not give is"
+        f" inconclusive (fragile). {multiplicity} docs/theory.md derives every prediction.\n\n"
     )
     return "# Where is the optimal init scale?\n\n" + "\n".join(lines) + "\n" + legend + "\n".join(notes) + "\n"
+
+
+def _status(status: str) -> str:
+    """A status in words: what a reader may and may not conclude from it."""
+    return {"flat": "flat: no optimum in range at this budget (no alpha is resolved from the best)",
+            "untrainable": "untrainable: every alpha at chance level (or none reached the threshold); no verdict",
+            "edge": "edge: the least value sits at the end of the alphas run"}.get(status, status)  # fmt: skip
+
+
+def raw_grid(r: dict) -> list[str]:
+    """The data a trained study's profile summarises, per alpha: the cells that trained to the end,
+    the best of them by seed-mean loss over the seeds that did not diverge, the seeds' spread and
+    how many diverged (a diverged seed is censored, not counted at chance level)."""
+    obs = r["observations"]
+    if obs["learning_rate"] is None or not objectives.get(r["objective"]).trained:
+        return []
+    alpha, lr = np.asarray(obs["alpha"]), np.asarray(obs["learning_rate"])
+    values, diverged = np.asarray(obs["values"], float), np.asarray(obs["diverged"], bool)
+    lines = [f"Raw data, {r['experiment']} ({r['objective']}): per alpha, its best cell among those that trained"
+             " to the end (loss: geometric mean over the seeds that did not diverge)", "",
+             "| alpha | cells | best lr | loss | sd of log loss | diverged at best lr | diverged, all cells |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for a in np.unique(alpha):
+        mine = np.flatnonzero(alpha == a)
+        kept = np.where(diverged[mine], np.nan, values[mine])
+        with warnings.catch_warnings():  # an all-diverged cell's mean is NaN, as it should be
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means = np.nanmean(kept, axis=1)
+        ok = np.isfinite(means) & (np.sum(~diverged[mine], axis=1) * 2 > diverged.shape[1])
+        if not ok.any():
+            lines.append(f"| {a:.4g} | {len(mine)} | - | beyond the edge | - | - | {int(diverged[mine].sum())} |")
+            continue
+        b = mine[np.flatnonzero(ok)[np.argmin(means[ok])]]
+        seeds = kept[mine == b][0]
+        lines.append(
+            f"| {a:.4g} | {len(mine)} | {lr[b]:.3g} | {math.exp(np.nanmean(seeds)):.4g} |"
+            f" {np.nanstd(seeds, ddof=1):.3f} | {int(diverged[b].sum())} | {int(diverged[mine].sum())} |"
+        )
+    return [*lines, ""]
 
 
 def agreement(rows: list[dict]) -> list[str]:

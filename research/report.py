@@ -23,6 +23,7 @@ from research import (
     dashboard,
     extrapolate,
     judging,
+    multiplicity,
     objectives,
     provenance,
     render,
@@ -41,7 +42,7 @@ def prepare(study: optuna.Study, out: str | os.PathLike, *, figures: bool = True
     cache = analysis_cache.StudyCache(out / ".cache")
     j = judging.judge(studies.load(study), cache)
     drawn = j.drawn
-    if figures:
+    if figures and j.analyses:
         (out / "figures").mkdir(parents=True, exist_ok=True)
         with plt.rc_context(_figures.paper_style(size)):
             paths = _drawn(j, size, out / "figures") or _figures.study_figures(j, out / "figures")
@@ -81,19 +82,22 @@ def _write(
 ) -> tuple[pathlib.Path, list[judging.Judged], dict]:
     cache = analysis_cache.StudyCache(out / ".cache")  # a rerun redraws only studies that changed
     judged = judging.collect(url, cache)  # first: a bad storage stops before anything is written
+    judged = [j for j in judged if j.analyses]  # a design's pilot tests nothing
     try:
         (out / "figures").mkdir(parents=True, exist_ok=True)
         (out / "report.json").touch()
     except OSError as err:
         raise ConfigError(f"report --out {out} cannot be written: {err.strerror}.") from None
     rows = table_rows(judged)
+    fdr = multiplicity.control(rows)
     compared = [c for j in judged for c in comparisons(j)]
     series = extrapolate.series([j.analysis for j in judged])
-    whole = {"storage": storage.redact(url), "provenance": provenance.record(), "studies": rows,
+    whole = {"storage": storage.redact(url), "provenance": provenance.record(), "multiplicity": dataclasses.asdict(fdr),
+             "studies": rows,
              "series": [dataclasses.asdict(e) for e in series], "comparisons": compared}  # fmt: skip
     (out / "report.json").write_text(json.dumps(coordination.jsonable(whole), indent=2, allow_nan=False))
     (out / "report.tex").write_text(render.latex(rows, **tex))
-    text = provenance_line(url, judged) + render.markdown(rows) + render.series_markdown(series)
+    text = provenance_line(url, judged) + render.markdown(rows, fdr.sentence()) + render.series_markdown(series)
     text += render.comparisons_markdown(compared)
     drawn: dict[str, list[pathlib.Path]] = {}  # each study's own figures (PNG; PDF and SVG beside each)
     if figures:

@@ -12,14 +12,14 @@ import ml_collections
 import numpy as np
 import optuna
 
-from research import init, objectives
+from research import init, objectives, ridge
 from research.errors import INT32_MAX, ConfigError, choice, integer, number, require
 from research.names import CONFIG_CHANGES
 
-SAMPLERS = ("tpe", "qmc", "grid", "gp", "random")
+SAMPLERS = ("tpe", "qmc", "grid", "gp", "random", "ridge")  # ridge: a pilot, then cells along lr*(alpha)
 PRUNERS = ("none", "hyperband", "successive_halving", "median")
 SERIES_FIELDS = ("width", "probe_input_scale")  # what a probe series varies
-LEARNING_RATE_LIMITS = (1e-8, 1e2)  # what float32 updates hold (init.ALPHA_LIMITS: the same for alpha)
+LEARNING_RATE_LIMITS = ridge.LEARNING_RATE_LIMITS  # what float32 updates hold (init.ALPHA_LIMITS: alpha's)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -39,6 +39,8 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.sampler_seed = 0
     cfg.grid_points = 16  # alphas on the grid sampler's geometric grid
     cfg.lr_points = 4  # learning rates on it (geometric, across learning_rate_range) when lr is searched
+    cfg.stage = ""  # "pilot": the first stage of a ridge design (ridge.py), its own study
+    cfg.ridge = ridge.default_config()  # the ridge design, when sampler is "ridge"
     cfg.arms = ()  # ((label, alpha), ...): the grid runs these named alphas, compared head to head (compare.py)
     cfg.pruner = "none"
     cfg.probe_batch = 256  # inputs for the signal-propagation objectives
@@ -79,6 +81,11 @@ def validate(cfg) -> None:
     require(isinstance(cfg.runs_dir, str) and cfg.runs_dir, f"search.runs_dir must be a path; got {cfg.runs_dir!r}.")
     if cfg.sampler not in SAMPLERS:
         raise choice("search.sampler", cfg.sampler, SAMPLERS)
+    if cfg.stage not in ridge.STAGES:
+        raise choice("search.stage", cfg.stage, ridge.STAGES)
+    if cfg.sampler == "ridge":
+        require(cfg.learning_rate_range != (), "search.sampler 'ridge' needs search.learning_rate_range.")
+        ridge.validate(cfg)
     if cfg.pruner not in PRUNERS:
         raise choice("search.pruner", cfg.pruner, PRUNERS)
     if cfg.on_config_change not in CONFIG_CHANGES:
@@ -109,10 +116,12 @@ def validate(cfg) -> None:
         integer(cfg[field], f"search.{field}")
     for field in ("heartbeat_s", "stale_after_s", "poll_s"):
         number(cfg[field], f"search.{field}", "a number of seconds > 0", lambda v: v > 0)
-    if cfg.sampler == "grid":
+    if cfg.sampler in ("grid", "ridge"):
         cells = grid_cells(cfg)
         shape = f"{len(cfg.arms)} arms" if cfg.arms else f"search.grid_points {cfg.grid_points}"
         shape += f" x search.lr_points {cfg.lr_points}" if cfg.learning_rate_range else ""
+        if cfg.sampler == "ridge":
+            shape = f"search.ridge.window {cfg.ridge.window} x search.ridge.lrs {cfg.ridge.lrs}"
         require(
             cfg.trials <= cells,
             f"search.trials ({cfg.trials}) exceeds the grid's {cells} cells ({shape}): a grid never repeats a cell;"
@@ -139,8 +148,9 @@ def _validate_series(s) -> None:
     integer(s.seeds, "search.series.seeds", minimum=3)
 
 
-def make_sampler(cfg, worker_seed: int) -> optuna.samplers.BaseSampler:
-    """The configured sampler; TPE and random are seeded per worker, QMC shares its sequence. TPE
+def make_sampler(cfg, worker_seed: int, cells: list | None = None) -> optuna.samplers.BaseSampler:
+    """The configured sampler (a ridge design's, over its `cells`); TPE and random are seeded per
+    worker, QMC shares its sequence. TPE
     asks a batch at once: `constant_liar` counts the batch's running trials as poor, so one batch
     spreads out instead of repeating one alpha; `multivariate` models alpha and lr jointly."""
     if cfg.sampler == "tpe":
@@ -153,6 +163,8 @@ def make_sampler(cfg, worker_seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.RandomSampler(seed=worker_seed)
     if cfg.sampler == "qmc":
         return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=cfg.sampler_seed)
+    if cfg.sampler == "ridge":
+        return ridge.CellSampler(cells, seed=cfg.sampler_seed)
     if cfg.sampler == "grid":
         alphas = [float(a) for _, a in cfg.arms] or np.geomspace(*cfg.alpha_range, cfg.grid_points).tolist()
         space = {"alpha": alphas}
@@ -170,6 +182,8 @@ def make_sampler(cfg, worker_seed: int) -> optuna.samplers.BaseSampler:
 
 def grid_cells(cfg) -> int:
     """How many distinct (alpha, learning rate) cells the grid sampler of search config `cfg` has."""
+    if cfg.sampler == "ridge":
+        return cfg.ridge.window * cfg.ridge.lrs
     alphas = len(cfg.arms) or cfg.grid_points
     return alphas * (cfg.lr_points if cfg.learning_rate_range else 1)
 

@@ -20,7 +20,7 @@ import ml_collections
 import optuna
 
 from research import data as datalib
-from research import experiment, models, names, objectives, predictions, provenance, storage, train
+from research import experiment, models, names, objectives, predictions, provenance, ridge, storage, train
 from research.errors import ConfigError, require
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ def study_name(cfg) -> str:
     """Studies are named after the experiment, the profile and the objective (and, in a series,
     the value: "-w256" for a width, "-s0.1" for a probe input scale)."""
     base = series_name(cfg)
+    if cfg.search.stage:
+        return f"{base}-{cfg.search.stage}"
     if not in_series(cfg):
         return base
     if cfg.search.series.field == "width":
@@ -115,13 +117,23 @@ def series_x(cfg) -> float:
 
 # --- the studies one experiment expands into ------------------------------------------------
 def expand(cfg) -> list[ml_collections.ConfigDict]:
-    """Every study a sweep of `cfg` runs, in order: one per objective it lists and, for a probe
-    objective with a series (search.series), one per level; each a validated, locked config."""
+    """Every study a sweep of `cfg` runs, in order: one per objective it lists, for a probe
+    objective with a series (search.series) one per level, and before a ridge design its pilot;
+    each a validated, locked config."""
     out = []
     for objective in tuple(cfg.search.objectives) or (cfg.search.objective,):
         chosen = probe_design(experiment.derive(cfg, {"search.objective": objective}))
-        out += series_members(chosen) if in_series(chosen) else [chosen]
+        if in_series(chosen):
+            out += series_members(chosen)
+        else:
+            out += [pilot(chosen)] if chosen.search.sampler == "ridge" else []
+            out.append(chosen)
     return out
+
+
+def pilot(cfg) -> ml_collections.ConfigDict:
+    """The pilot study of a ridge design (ridge.py): where each alpha's confirmatory cells go."""
+    return experiment.derive(cfg, ridge.pilot_changes(cfg))
 
 
 def probe_design(cfg) -> ml_collections.ConfigDict:

@@ -16,9 +16,10 @@ import math
 
 import ml_collections
 import numpy as np
+from scipy import special
 
-from research import estimate, objectives, predictions
-from research.errors import number, require
+from research import estimate, objectives, predictions, profile
+from research.errors import choice, integer, number, require
 
 VERDICTS = ("equivalent", "different", "inconclusive")
 
@@ -36,6 +37,16 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.loss_threshold = 1.0
     cfg.lr_slope_rope = 0.25  # d log lr*/d log alpha against homogeneity's slope: relative tolerance
     cfg.alternatives = ()  # ((label, alpha), ...): competing conventions judged beside the theories
+    # How a ridge design's trained studies are read (profile.py), and the variants a reviewer could
+    # have chosen instead: a verdict is decisive only when every variant gives it.
+    cfg.estimator = ml_collections.ConfigDict(
+        {"lr_fit": "parabola", "alpha_fit": "cubic4", "divergence": "censor", "drop_lr": "none",
+         "variants": ("lr_fit=best", "alpha_fit=parabola", "alpha_fit=quadratic5", "divergence=exclude_seeds",
+                      "drop_lr=lowest", "drop_lr=highest"),
+         "n_boot": 300, "splits": 10,
+         # the smooth fit of other designs (estimate.py): its bandwidth candidates and near-edge factor
+         "bandwidths": estimate.BANDWIDTHS, "near_edge": estimate.NEAR_EDGE}
+    )  # fmt: skip
     return cfg
 
 
@@ -60,6 +71,30 @@ def validate(cfg) -> None:
     )  # fmt: skip
     require(ok, f"verdict.alternatives must be ((label, alpha > 0), ...); got {cfg.alternatives!r}.")
     number(cfg.lr_slope_rope, "verdict.lr_slope_rope", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
+    _validate_estimator(cfg.estimator)
+
+
+def _validate_estimator(e) -> None:
+    for field, options in profile.METHODS.items():
+        if e[field] not in options:
+            raise choice(f"verdict.estimator.{field}", e[field], options)
+    require(isinstance(e.variants, tuple | list), f"verdict.estimator.variants must be a tuple; got {e.variants!r}.")
+    for change in e.variants:
+        field, _, value = str(change).partition("=")
+        require(
+            value in profile.METHODS.get(field, ()),
+            f"verdict.estimator.variants: {change!r} is not field=value with a field of {sorted(profile.METHODS)}"
+            " and one of its options.",
+        )
+    integer(e.n_boot, "verdict.estimator.n_boot", minimum=20)
+    integer(e.splits, "verdict.estimator.splits")
+    lo, hi, count = (tuple(e.bandwidths) + (None, None, None))[:3]
+    require(
+        len(e.bandwidths) == 3 and isinstance(count, int) and count >= 2 and 0 < lo < hi,
+        f"verdict.estimator.bandwidths must be (first, last, count) with 0 < first < last and count >= 2;"
+        f" got {e.bandwidths!r}.",
+    )
+    number(e.near_edge, "verdict.estimator.near_edge", "a factor >= 1", lambda v: v >= 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +109,9 @@ class Verdict:
     regret: float | None = None  # trained objectives: relative excess loss at the prediction
     regret_interval: tuple[float, float] | None = None
     regret_verdict: str | None = None  # near-optimal | costly | inconclusive
+    fragile: str | None = None  # the pre-registered variants that disagreed with a decisive verdict
+    p_equivalent: float | None = None  # one-sided p of the equivalence test (TOST's larger), for multiplicity.py
+    p_different: float | None = None  # one-sided p of "outside the region"
 
 
 def rule(cfg, objective: str | None = None) -> tuple[float, float, float]:
@@ -102,10 +140,36 @@ def three_way(lo: float, hi: float, low: float, high: float) -> str:
 
 def judge(est, predictions: list[tuple[str, float]], rope: float, level: float, regret_tolerance: float,
           trained: bool) -> list[Verdict]:  # fmt: skip
-    """A verdict for each (theories, alpha) prediction against the estimate `est`."""
+    """A verdict for each (theories, alpha) prediction against the estimate `est`; where the estimate
+    carries pre-registered variants, a decisive verdict they do not all give becomes inconclusive
+    and says which variant disagreed."""
+    out = _judged(est, predictions, rope, level, regret_tolerance, trained)
+    if not est.variants:
+        return out
+    others = {name: _judged(v, predictions, rope, level, regret_tolerance, trained) for name, v in est.variants.items()}
+    for i, v in enumerate(out):
+        disagree, changes = [], {}
+        if v.verdict != "inconclusive":
+            disagree += [f"{name} says {o[i].verdict}" for name, o in others.items() if o[i].verdict != v.verdict]
+            changes["verdict"] = "inconclusive" if disagree else v.verdict
+        if v.regret_verdict in ("near-optimal", "costly"):
+            against = [f"{name} says regret {o[i].regret_verdict}" for name, o in others.items()
+                       if o[i].regret_verdict != v.regret_verdict]  # fmt: skip
+            disagree += against
+            changes["regret_verdict"] = "inconclusive" if against else v.regret_verdict
+        if disagree:
+            out[i] = dataclasses.replace(v, fragile="; ".join(disagree), **changes)
+    return out
+
+
+_UNDECIDED = ("flat", "untrainable", "too few trials")  # statuses that decide nothing
+
+
+def _judged(est, predictions: list[tuple[str, float]], rope: float, level: float, regret_tolerance: float,
+            trained: bool) -> list[Verdict]:  # fmt: skip
     out = []
     for names, alpha in predictions:
-        if est.alpha is None or est.status == "flat":
+        if est.alpha is None or est.status in _UNDECIDED:
             out.append(Verdict(names, alpha, None, None, "inconclusive"))
             continue
         log_ratio = math.log(est.alpha / alpha)
@@ -119,14 +183,29 @@ def judge(est, predictions: list[tuple[str, float]], rope: float, level: float, 
                 (lo / alpha - 1, hi / alpha - 1),
                 equivalence(log_ratio, est.se, est.df, rope, level),
                 *regret,
+                None,
+                *p_values(log_ratio, est.se, est.df, rope),
             )  # fmt: skip
         )
     return out
 
 
+def p_values(log_ratio: float, se: float, df: float, rope: float) -> tuple[float, float]:
+    """(p of equivalence: the larger of the two one-sided tests that log alpha*/prediction lies inside
+    the region; p of difference: the one-sided test that it lies outside), Student's t on `df`."""
+    bound = math.log1p(rope)
+    if not se or not math.isfinite(se):
+        return 1.0, 1.0
+    upper = lambda t: float(special.stdtr(df, -t))  # noqa: E731  P(T > t)
+    return max(upper((log_ratio + bound) / se), upper((bound - log_ratio) / se)), upper((abs(log_ratio) - bound) / se)
+
+
 def _regret(est, alpha: float, tolerance: float) -> tuple[float | None, tuple | None, str | None]:
     """Relative excess loss of the fitted log-loss curve at `alpha`, with a 95% interval from the
-    estimate's replicates (each replicate resamples whole seeds: the comparison is paired)."""
+    estimate's replicates (each replicate resamples whole seeds: the comparison is paired); a ridge
+    design's is cross-fitted (profile.py)."""
+    if est.design == "ridge":
+        return _cross_fitted(est, alpha, tolerance)
     x = np.log(est.fit_alpha)
     if not x[0] <= math.log(alpha) <= x[-1]:
         return None, None, "outside the searched range"
@@ -142,8 +221,23 @@ def _regret(est, alpha: float, tolerance: float) -> tuple[float | None, tuple | 
         return value, None, "inconclusive"
     half = estimate.t_quantile(0.975, est.df) * float(np.std(draws, ddof=1)) * est.variance_scale
     lo, hi = max(value - half, 0.0), value + half
-    verdict = "near-optimal" if hi < tolerance else ("costly" if lo > tolerance else "inconclusive")
-    return value, (lo, hi), verdict
+    return value, (lo, hi), _regret_verdict(lo, hi, tolerance)
+
+
+def _cross_fitted(est, alpha: float, tolerance: float) -> tuple[float | None, tuple | None, str | None]:
+    found = [(value, se) for a, value, se in est.regrets if math.isclose(a, alpha)]
+    if not found or not math.isfinite(found[0][0]):
+        return None, None, "outside the searched range"
+    value, se = found[0]
+    if not math.isfinite(se):
+        return value, None, "inconclusive"
+    half = estimate.t_quantile(0.975, est.df) * se
+    lo, hi = value - half, value + half
+    return value, (lo, hi), _regret_verdict(lo, hi, tolerance)
+
+
+def _regret_verdict(lo: float, hi: float, tolerance: float) -> str:
+    return "near-optimal" if hi < tolerance else ("costly" if lo > tolerance else "inconclusive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +253,7 @@ class Analysis:
     rope: float
     input_moment: list | None  # the probe inputs' mean square per position, as the study recorded it
     lr_slope: dict | None = None  # with a searched lr: lr*(alpha)'s slope, homogeneity's, the verdict
+    rule_note: str | None = None  # where the study's stored rule lacks a setting today's defaults supply
 
 
 def analyse(record, objective: str | None = None, judged=None) -> Analysis:
@@ -167,33 +262,61 @@ def analyse(record, objective: str | None = None, judged=None) -> Analysis:
     stored rule (`judged`: `predictions.compared`, when already known)."""
     cfg = record.cfg
     objective = objective or cfg.search.objective
-    obs, est = estimate.for_trials(record.trials, cfg, objective)
     moment = record.input_moment
     compared, skipped = judged or predictions.compared(cfg, moment)
+    if cfg.search.sampler == "ridge" and objectives.get(objective).trained:
+        obs = estimate.from_trials(record.trials, objectives.get(objective), cfg.train.chunk_steps,
+                                   cfg.verdict.loss_threshold)  # fmt: skip
+        factors = record.attrs.get("design", {}).get("seed_lr_factors")
+        obs = dataclasses.replace(obs, seed_log_lr=None if factors is None else np.log(factors)[: obs.values.shape[1]])
+        chance, censored_above = _scale_of(record, objective)
+        est = profile.estimate_of(obs, cfg.verdict.estimator, chance, tuple(a for _, a in compared), censored_above)
+    else:
+        obs, est = estimate.for_trials(record.trials, cfg, objective)
     rope, tolerance, level = rule(cfg, objective)
     trained = objectives.get(objective).trained
     verdicts = judge(est, compared, rope, level, tolerance, trained)
-    return Analysis(cfg, objective, obs, est, verdicts, skipped, rope, moment, judge_lr_slope(est, cfg, level))
+    return Analysis(cfg, objective, obs, est, verdicts, skipped, rope, moment, judge_lr_slope(est, cfg, level),
+                    rule_note(record.attrs.get("config") or {}))  # fmt: skip
+
+
+def rule_note(stored: dict) -> str | None:
+    """One sentence when the study's stored rule predates a setting it is judged by (None: complete)."""
+    missing = sorted(set(default_config().to_dict()) - set(stored.get("verdict", {})))
+    if not missing:
+        return None
+    return (f"this study's stored rule has no verdict.{', verdict.'.join(missing)} (made by older code): judged by"
+            " today's defaults there")  # fmt: skip
+
+
+def _scale_of(record, objective: str) -> tuple[float | None, float | None]:
+    """(the chance-level loss, for objectives that are losses; the value above which a count of
+    steps never reached its threshold, for those that count steps)."""
+    o = objectives.get(objective)
+    if o.reduce == "steps_to":
+        return None, math.log(record.cfg.train.steps) + 1e-6
+    return (record.chance_loss if o.metric.endswith("loss") else None), None
 
 
 def judge_lr_slope(est, cfg, level: float) -> dict | None:
-    """The measured slope of lr*(alpha) (95% interval) against homogeneity's prediction, judged
-    three ways at `level` with the study's `verdict.lr_slope_rope` (relative to the prediction)."""
+    """The measured slope of lr*(alpha) (95% interval) against each of homogeneity's predictions,
+    judged three ways at `level` with the study's `verdict.lr_slope_rope` (relative to each); None
+    where the design censors lr* over too much of the range to measure a slope."""
     measured = est.lr_slope(0.95)
     if measured is None:
         return None
-    predicted = predictions.lr_slope(cfg)
-    out = {"slope": measured[0], "interval": measured[1:], "predicted": predicted, "verdict": None}
-    if predicted is not None:
-        rope = float(cfg.verdict.lr_slope_rope)
-        _, lo, hi = est.lr_slope(level)
-        bound = rope * abs(predicted)
-        out["verdict"] = three_way(lo, hi, predicted - bound, predicted + bound)
-    return out
+    predicted = predictions.lr_slopes(cfg) or {}
+    rope = float(cfg.verdict.lr_slope_rope)
+    _, lo, hi = est.lr_slope(level)
+    judged = {name: three_way(lo, hi, p - rope * abs(p), p + rope * abs(p)) for name, p in predicted.items()}
+    return {"slope": measured[0], "interval": measured[1:], "predicted": predicted, "verdicts": judged}
 
 
 def analyse_all(record) -> list[Analysis]:
-    """The study (a `studies.Record`) judged on each of its objectives (`judged_objectives`), its own first."""
+    """The study (a `studies.Record`) judged on each of its objectives (`judged_objectives`), its own
+    first; none for a design's pilot (ridge.py), which places cells and tests nothing."""
+    if record.cfg.search.stage:
+        return []
     judged = predictions.compared(record.cfg, record.input_moment)
     return [analyse(record, name, judged) for name in judged_objectives(record.cfg)]
 

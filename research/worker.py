@@ -10,6 +10,7 @@ is minimised).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import socket
@@ -23,7 +24,7 @@ import numpy as np
 import optuna
 
 from research import data as datalib
-from research import models, objectives, populations, provenance, recipe, studies
+from research import models, objectives, populations, predictions, provenance, recipe, ridge, storage, studies
 from research.coordination import Heartbeat, Reaper, ask_batch, checkpoints_in_use, counts, record, release, retry
 from research.errors import require
 from research.search import make_pruner, make_sampler
@@ -48,7 +49,6 @@ class Worker:
             f"search.alpha_groups {sorted(unknown)} are not layer groups of this model ({sorted(self.groups)}).",
         )
         self.worker_seed = self.scfg.sampler_seed + 1000 * worker_index
-        sampler = make_sampler(self.scfg, self.worker_seed)
         self._stream_set = False
         self.seeds = self.scfg.seeds if self.objective.trained else self.scfg.probe_seeds
         size = self.scfg.trials_per_batch * self.seeds
@@ -59,7 +59,7 @@ class Worker:
         self.study = retry(lambda: studies.create(cfg, url))  # a worker may start while the DB is down
         self.name = self.study.study_name
         retry(lambda: self._record_inputs(cfg.train.loss, dataset))
-        self.study.sampler = sampler
+        self.study.sampler = make_sampler(self.scfg, self.worker_seed, retry(lambda: self._ridge_cells(url)))
         chunks = self.runner.trainer.num_chunks if self.objective.trained else 1
         self.study.pruner = make_pruner(self.scfg, chunks)
         self.ckpt_root = os.path.join(self.scfg.runs_dir, "checkpoints", self.name)
@@ -75,6 +75,29 @@ class Worker:
             self.study.set_user_attr("chance_loss", recipe.chance_loss(loss, dataset))
         if not self.objective.trained and "probe_input_moment" not in self.study.user_attrs:
             self.study.set_user_attr("probe_input_moment", self.runner.input_moment)
+
+    def _ridge_cells(self, url: str) -> list | None:
+        """A ridge design's confirmatory cells, from its finished pilot (ridge.py), recorded on the
+        study as its design; None for other samplers."""
+        if self.scfg.sampler != "ridge":
+            return None
+        pilot_cfg = studies.pilot(self.cfg)
+        pilot = studies.find(pilot_cfg, storage.open_storage(url))
+        done = 0 if pilot is None else counts(pilot)["finished"]
+        require(
+            done >= pilot_cfg.search.trials,
+            f"the pilot study {studies.study_name(pilot_cfg)} holds {done} of {pilot_cfg.search.trials} finished"
+            " trials; run it first (research sweep runs it before this study).",
+        )
+        best = ridge.pilot_best(self.cfg, pilot.get_trials(deepcopy=False))
+        tested = tuple(alpha for _, alpha in predictions.compared(self.cfg, None)[0])
+        cells = ridge.cells(self.cfg, best, tested, pilot.user_attrs.get("chance_loss", math.inf))
+        if "design" not in self.study.user_attrs:
+            design = {"pilot": pilot.study_name, "pilot_best": [[a, *best[a]] for a in sorted(best)],
+                      "tested": tested, "seed_lr_factors": ridge.seed_lr_factors(self.cfg).tolist(),
+                      "cells": [[c["alpha"], c["learning_rate"]] for c in cells]}  # fmt: skip
+            self.study.set_user_attr("design", design)
+        return cells
 
     def run(self, max_batches: int | None = None) -> int:
         """Work until the study holds `search.trials` finished trials; returns trials told here."""
@@ -137,7 +160,8 @@ class Worker:
         layout = populations.Layout(len(trials), self.seeds)
         lrs = [t.params.get("learning_rate", self.cfg.train.learning_rate) for t in trials]
         alphas = [t.params["alpha"] for t in trials]
-        pop = populations.population(layout, self.groups, self.searched, alphas, lrs, self.scfg.seed_offset)
+        factors = ridge.seed_lr_factors(self.cfg) if self.scfg.sampler == "ridge" else None
+        pop = populations.population(layout, self.groups, self.searched, alphas, lrs, self.scfg.seed_offset, factors)
         self.echo(f"[{self.id}] trials {[t.number for t in trials]}: alpha {[round(a, 3) for a in alphas]}")
         try:
             outcomes = self._train(trials, layout, pop) if self.objective.trained else self.runner.run(layout, pop)
@@ -178,8 +202,15 @@ class Worker:
             retry(lambda: trial.set_user_attr("checkpoint", ckpt_dir))  # noqa: B023  (called at once)
             retry(lambda: trial.set_user_attr("slot", slot))  # noqa: B023
         pruned: set[int] = set()
+        alphas = [t.params["alpha"] for t in trials]
 
-        def prune(chunk: int, values: np.ndarray) -> set[int]:
+        def prune(chunk: int, members: np.ndarray, diverged: np.ndarray) -> set[int]:
+            values = members.mean(axis=1)  # what Optuna is told: diverged members at their recorded loss
+            if self.scfg.sampler == "ridge":  # successive halving along lr, before the reports
+                rung = ridge.censored_means(members, diverged)
+                for i in ridge.halved(self.scfg.ridge, chunk, rung, alphas, set(range(len(trials))) - pruned):
+                    retry(lambda: trials[i].set_user_attr("stopped", {"chunk": chunk, "loss": float(rung[i])}))  # noqa: B023
+                    pruned.add(i)
             for i, trial in enumerate(trials):
                 if i not in pruned:
                     try:

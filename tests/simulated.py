@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from research import estimate
+from research import estimate, ridge
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,3 +80,114 @@ SCENARIOS = {
         Scenario("probe_zero", True, 1.0, (0.25, 8.0), 24, 8, 1.0, 0.15, 0.03, 0.0, 0.005),
     )
 }
+
+
+# --- the 2-D (alpha, learning rate) studies every trained headline goes through ---------------------
+@dataclasses.dataclass(frozen=True)
+class Surface:
+    """log(loss) over (log alpha x, log lr y) for each seed: a bowl in alpha around the seed's
+    optimum (left/right curvatures, or a kink: linear above it), a bowl in lr around the ridge
+    r(x) = ridge + slope (x - log 2), and divergence beyond the stability edge r(x) + edge (the
+    seed's edge shifted by `edge_shift`); per-seed level and per-run noise on top."""
+
+    name: str
+    optimum: float
+    slope: float  # d log lr* / d log alpha
+    left: float
+    right: float
+    lr_curvature: float
+    edge: float  # the stability edge above the ridge, in log lr: small puts the optimum at a cliff
+    kink: bool = False
+    ridge: float = math.log(3e-3)
+    seed_shift: float = 0.05
+    edge_shift: float = 0.1
+    seed_level: float = 0.08
+    noise: float = 0.04
+    chance: float = math.log(math.log(10.0))
+
+    def value(self, x: np.ndarray, y: np.ndarray, shift: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """[seeds, cells] noise-free log loss at cells x with log lrs y ([cells] or [seeds, cells])."""
+        d = x[None, :] - (math.log(self.optimum) + shift[:, None])
+        alpha_part = np.where(d < 0, self.left * d * d, self.right * (np.abs(d) if self.kink else d * d))
+        lr_part = self.lr_curvature * (np.atleast_2d(y) - self.ridge_at(x)[None, :]) ** 2
+        return np.minimum(-1.0 + alpha_part + lr_part + level[:, None], self.chance)
+
+    def ridge_at(self, x: np.ndarray) -> np.ndarray:
+        return self.ridge + self.slope * (x - math.log(2.0))
+
+    def diverges(self, x: np.ndarray, y: np.ndarray, edge: np.ndarray) -> np.ndarray:
+        return np.atleast_2d(y) > (self.ridge_at(x) + self.edge)[None, :] + edge[:, None]
+
+    def draw(self, rng: np.random.Generator, x: np.ndarray, y: np.ndarray, seeds: int, noise: float | None = None):
+        """(log loss [cells, seeds] with diverged runs at chance, diverged [cells, seeds])."""
+        shift, level = self.seed_shift * rng.normal(size=seeds), self.seed_level * rng.normal(size=seeds)
+        edge = self.edge_shift * rng.normal(size=seeds)
+        values = self.value(x, y, shift, level) + (self.noise if noise is None else noise) * rng.normal(
+            size=(seeds, len(x))
+        )
+        diverged = self.diverges(x, y, edge)
+        return np.where(diverged, self.chance, values).T, diverged.T
+
+    @functools.cached_property
+    def truth(self) -> float:
+        """The alpha whose best learning rate gives the lowest mean loss over the seeds that do not
+        diverge (cells where most diverge are beyond the edge): what the profile estimates."""
+        rng = np.random.default_rng(12345)
+        n = 4000
+        shift, level, edge = (s * rng.normal(size=n) for s in (self.seed_shift, self.seed_level, self.edge_shift))
+        xs = np.linspace(math.log(self.optimum) - 0.4, math.log(self.optimum) + 0.4, 161)
+        best = []
+        for x in xs:
+            y = self.ridge_at(np.array([x]))[0] + np.linspace(-1.0, self.edge + 0.3, 131)
+            xx = np.full_like(y, x)
+            v, div = self.value(xx, y, shift, level), self.diverges(xx, y, edge)
+            mean = np.where(div, 0.0, v).sum(0) / np.maximum((~div).sum(0), 1)
+            best.append(np.min(np.where((~div).mean(0) > 0.5, mean, np.inf)))
+        return float(math.exp(xs[int(np.argmin(best))]))
+
+
+SURFACES = {
+    s.name: s
+    for s in (
+        # tanh-like: a gentle ridge, asymmetric bowl, the stability edge well above lr*
+        Surface("ridge_smooth", 2.3, -1.5, 3.0, 1.5, 0.15, edge=1.2),
+        # ReLU-like: a steep ridge (lr* ~ alpha^-8) with the best lr one step under the cliff
+        Surface("ridge_cliff", 1.85, -8.0, 2.0, 2.0, 0.12, edge=0.35),
+        # a kinked profile: steep below the optimum, linear above it
+        Surface("ridge_kinked", 1.3, -3.0, 4.0, 0.6, 0.15, edge=0.8, kink=True),
+    )
+}
+
+
+def rectangle(surface: Surface, rng: np.random.Generator, alphas: np.ndarray, lrs: np.ndarray, seeds: int):
+    """The old design: every alpha at the same learning rates, diverged runs at chance level."""
+    x, y = (a.ravel() for a in np.meshgrid(np.log(alphas), np.log(lrs), indexing="ij"))
+    values, diverged = surface.draw(rng, x, y, seeds)
+    return estimate.Observations(x, values, y, diverged, True)
+
+
+def ridge_design(surface: Surface, rng: np.random.Generator, coarse: np.ndarray, predictions: tuple = (),
+                 seeds: int = 8, lrs: int = 7, keep: int = 3, spacing: float = 2.0, per_octave: int = 4,
+                 size: int = 7):  # fmt: skip
+    """The ridge design as ridge.py runs it: a pilot over the `coarse` alphas (2 seeds, noisier,
+    lrs 4x apart over 1e-6..10) gives the ridge and the best alpha; `size` alphas of the fine grid
+    around it (ridge.window), each at `lrs` rates `spacing` apart around the ridge, each seed at
+    its own phase (evenly spread, as ridge.seed_phases); each alpha keeps its `keep` best cells by
+    a noisy early reading (the rung)."""
+    pilot_y = np.log(np.geomspace(1e-6, 10.0, 12))
+    px, py = (a.ravel() for a in np.meshgrid(np.log(coarse), pilot_y, indexing="ij"))
+    pv, _ = surface.draw(rng, px, py, 2, noise=3 * surface.noise)
+    pv = pv.mean(1).reshape(len(coarse), -1)
+    best = {float(a): (float(pv[i].min()), float(np.exp(pilot_y[np.argmin(pv[i])]))) for i, a in enumerate(coarse)}
+    alphas = np.array(ridge.window(best, per_octave, size, predictions))
+    offsets = (np.arange(lrs) - (lrs - 1) / 2) * math.log(spacing)
+    x = np.repeat(np.log(alphas), lrs)
+    y = (np.log([ridge.ridge_at(best, a) for a in alphas])[:, None] + offsets[None, :]).ravel()
+    phases = ((rng.permutation(seeds) + rng.uniform()) / seeds - 0.5) * math.log(spacing)
+    values, diverged = surface.draw(rng, x, y[None, :] + phases[:, None], seeds)
+    rung = ridge.censored_means(values + 2 * surface.noise * rng.normal(size=values.shape), diverged)
+    kept = np.zeros(len(x), bool)
+    for i in range(len(alphas)):  # the early reading halving ranks (diverged members censored)
+        mine = np.arange(i * lrs, (i + 1) * lrs)
+        kept[mine[np.argsort(np.where(np.isnan(rung[mine]), np.inf, rung[mine]), kind="stable")[:keep]]] = True
+    return estimate.Observations(x[kept], values[kept], y[kept], diverged[kept], True, phases)

@@ -152,10 +152,12 @@ def test_lr_star_follows_the_slope_of_a_grid_design():
 
 def test_homogeneity_predicts_the_slope_of_lr_star():
     relu = experiment.load(helpers.TINY, "quick", ["model.depth=12", "train.optimizer='momentum'"])
-    assert predictions.lr_slope(relu) == -5.0  # -(L - 2) / 2 for L = 12 searched layers
-    assert predictions.lr_slope(experiment.derive(relu, {"train.optimizer": "adam"})) == 0.5
-    assert predictions.lr_slope(experiment.derive(relu, {"model.activation": "tanh"})) is None
-    assert predictions.lr_slope(experiment.derive(relu, {"model.sigma_b": 0.1})) is None
+    # L = 12 searched layers: -(L - 2) / 2 for the relative step, -(L - 1) for the stability edge
+    assert predictions.lr_slopes(relu) == {"relative step": -5.0, "stability edge": -11.0}
+    adam = predictions.lr_slopes(experiment.derive(relu, {"train.optimizer": "adam"}))
+    assert adam == {"relative step": 0.5, "stability edge": -5.5}
+    assert predictions.lr_slopes(experiment.derive(relu, {"model.activation": "tanh"})) is None
+    assert predictions.lr_slopes(experiment.derive(relu, {"model.sigma_b": 0.1})) is None
 
 
 def test_the_rule_is_read_from_the_stored_config():

@@ -15,20 +15,24 @@ def _estimate(slope: float, half: float):
 
 
 @pytest.mark.parametrize(
-    ("slope", "half", "verdict"),
-    [(-9.0, 0.5, "equivalent"), (-3.0, 0.5, "different"), (-7.0, 4.0, "inconclusive")],
-)
-def test_the_lr_slope_is_judged_three_ways_against_homogeneity(slope, half, verdict):
-    cfg = experiment.mnist1d_mlp("x", "relu", "fan_in", depth=20)  # homogeneity: -(20 - 2) / 2 = -9
+    ("slope", "half", "relative", "edge"),
+    [(-9.0, 0.5, "equivalent", "different"), (-19.0, 1.0, "different", "equivalent"),
+     (-3.0, 0.5, "different", "different"), (-12.0, 6.0, "inconclusive", "inconclusive")],
+)  # fmt: skip
+def test_the_lr_slope_is_judged_three_ways_against_both_readings_of_homogeneity(slope, half, relative, edge):
+    cfg = experiment.mnist1d_mlp("x", "relu", "fan_in", depth=20)  # -(20 - 2) / 2 = -9 and -(20 - 1) = -19
     judged = verdicts.judge_lr_slope(_estimate(slope, half), cfg, 0.9)
-    assert judged["predicted"] == -9.0 and judged["verdict"] == verdict  # ROPE: 25% of 9 around -9
-    assert render.lr_slope(judged).endswith(f"vs homogeneity's -9.00: {verdict}")
+    assert judged["predicted"] == {"relative step": -9.0, "stability edge": -19.0}  # ROPE: 25% of each
+    assert judged["verdicts"] == {"relative step": relative, "stability edge": edge}
+    assert render.lr_slope(judged).endswith(
+        f"vs homogeneity's relative step -9.00: {relative}, stability edge -19.00: {edge}"
+    )
 
 
 def test_no_slope_is_predicted_for_a_network_that_is_not_homogeneous():
     cfg = experiment.mnist1d_mlp("x", "tanh", "fan_in", depth=20)
     judged = verdicts.judge_lr_slope(_estimate(-3.0, 0.5), cfg, 0.9)
-    assert judged["predicted"] is None and judged["verdict"] is None
+    assert judged["predicted"] == {} and judged["verdicts"] == {}
     assert render.lr_slope(judged).endswith("(homogeneity predicts none for this network)")
 
 
