@@ -348,8 +348,7 @@ def _status(main: Profile, reps: Profile, chance: float | None, df: float, scale
         se = np.nanstd(np.where(np.isfinite(diffs), diffs, np.nan), axis=0, ddof=1) * scale
         z = (value - value[best]) / se
     others = finite & (np.arange(len(value)) != best)
-    resolved = np.isinf(value).any() or np.any(z[others] > estimate.t_quantile(1 - 0.025 / others.sum(), df))
-    if not resolved:
+    if not np.any(z[others] > estimate.t_quantile(1 - 0.025 / max(others.sum(), 1), df)):
         return "flat"
     return "edge" if main.at_end[0] else "ok"
 
@@ -368,8 +367,9 @@ def estimate_of(obs: estimate.Observations, estimator_cfg, chance: float | None,
 def _as_estimate(obs, result: Result, variants: dict) -> estimate.Estimate:
     cells, main = result.cells, result.profile
     star = float(main.log_star[0])
+    decided = math.isfinite(star) and result.status in ("ok", "edge")  # a flat profile has no alpha* to print
     return estimate.Estimate(
-        result.status, math.exp(star) if math.isfinite(star) else None, result.se, result.df, result.scale,
+        result.status, math.exp(star) if decided else None, result.se, result.df, result.scale,
         obs.n_trials, int(np.isfinite(obs.values).sum()), None, np.exp(cells.log_alpha), main.value[0],
         result.replicates.value, np.exp(main.log_lr_star[0]), np.exp(result.replicates.log_lr_star),
         (float(np.exp(np.nanmin(cells.log_lr))), float(np.exp(np.nanmax(cells.log_lr)))), None,

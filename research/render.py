@@ -215,32 +215,38 @@ def _status(status: str) -> str:
 
 def raw_grid(r: dict) -> list[str]:
     """The data a trained study's profile summarises, per alpha: the cells that trained to the end,
-    the best of them by seed-mean loss over the seeds that did not diverge, the seeds' spread and
-    how many diverged (a diverged seed is censored, not counted at chance level)."""
+    the best of them by the seeds that did not diverge (geometric mean; for steps to a threshold
+    the median, a seed that never reached it counting as more than any), the seeds' spread and how
+    many diverged or never reached it (censored, never counted at chance level or twice the steps)."""
     obs = r["observations"]
-    if obs["learning_rate"] is None or not objectives.get(r["objective"]).trained:
+    objective = objectives.get(r["objective"])
+    if obs["learning_rate"] is None or not objective.trained:
         return []
+    steps = objective.reduce == "steps_to"
     alpha, lr = np.asarray(obs["alpha"]), np.asarray(obs["learning_rate"])
     values, diverged = np.asarray(obs["values"], float), np.asarray(obs["diverged"], bool)
+    never = values > math.log(r["config"]["train"]["steps"]) + 1e-6 if steps else np.zeros_like(diverged)
+    censored = diverged | never
+    what = "median steps" if steps else "geometric mean"
     lines = [f"Raw data, {r['experiment']} ({r['objective']}): per alpha, its best cell among those that trained"
-             " to the end (loss: geometric mean over the seeds that did not diverge)", "",
-             "| alpha | cells | best lr | loss | sd of log loss | diverged at best lr | diverged, all cells |",
+             f" to the end ({what} over its seeds that did not diverge{' or never reached it' if steps else ''})", "",
+             f"| alpha | cells | best lr | {r['objective']} | sd of log | censored at best lr | censored, all cells |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for a in np.unique(alpha):
         mine = np.flatnonzero(alpha == a)
-        kept = np.where(diverged[mine], np.nan, values[mine])
-        with warnings.catch_warnings():  # an all-diverged cell's mean is NaN, as it should be
+        kept = np.where(censored[mine], np.inf if steps else np.nan, values[mine])
+        with warnings.catch_warnings():  # an all-censored cell has no value, as it should
             warnings.simplefilter("ignore", RuntimeWarning)
-            means = np.nanmean(kept, axis=1)
-        ok = np.isfinite(means) & (np.sum(~diverged[mine], axis=1) * 2 > diverged.shape[1])
+            centre = np.median(kept, axis=1) if steps else np.nanmean(kept, axis=1)
+        ok = np.isfinite(centre) & (np.sum(~censored[mine], axis=1) * 2 > censored.shape[1])
         if not ok.any():
-            lines.append(f"| {a:.4g} | {len(mine)} | - | beyond the edge | - | - | {int(diverged[mine].sum())} |")
+            lines.append(f"| {a:.4g} | {len(mine)} | - | none trained | - | - | {int(censored[mine].sum())} |")
             continue
-        b = mine[np.flatnonzero(ok)[np.argmin(means[ok])]]
-        seeds = kept[mine == b][0]
+        i = np.flatnonzero(ok)[np.argmin(centre[ok])]
+        seeds = kept[i][np.isfinite(kept[i])]
         lines.append(
-            f"| {a:.4g} | {len(mine)} | {lr[b]:.3g} | {math.exp(np.nanmean(seeds)):.4g} |"
-            f" {np.nanstd(seeds, ddof=1):.3f} | {int(diverged[b].sum())} | {int(diverged[mine].sum())} |"
+            f"| {a:.4g} | {len(mine)} | {lr[mine[i]]:.3g} | {math.exp(centre[i]):.4g} |"
+            f" {np.std(seeds, ddof=1):.3f} | {int(censored[mine[i]].sum())} | {int(censored[mine].sum())} |"
         )
     return [*lines, ""]
 

@@ -117,19 +117,23 @@ def validate(cfg) -> None:
     for field in ("heartbeat_s", "stale_after_s", "poll_s"):
         number(cfg[field], f"search.{field}", "a number of seconds > 0", lambda v: v > 0)
     if cfg.sampler in ("grid", "ridge"):
-        cells = grid_cells(cfg)
-        shape = f"{len(cfg.arms)} arms" if cfg.arms else f"search.grid_points {cfg.grid_points}"
-        shape += f" x search.lr_points {cfg.lr_points}" if cfg.learning_rate_range else ""
-        if cfg.sampler == "ridge":
-            shape = f"search.ridge.window {cfg.ridge.window} x search.ridge.lrs {cfg.ridge.lrs}"
-        require(
-            cfg.trials <= cells,
-            f"search.trials ({cfg.trials}) exceeds the grid's {cells} cells ({shape}): a grid never repeats a cell;"
-            f" ask for at most {cells} trials or enlarge the grid (search.seeds repeats every cell).",
-        )
+        _validate_grid(cfg)
     require(
         cfg.stale_after_s > 2 * cfg.heartbeat_s,
         f"search.stale_after_s ({cfg.stale_after_s}) must exceed twice search.heartbeat_s ({cfg.heartbeat_s}).",
+    )
+
+
+def _validate_grid(cfg) -> None:
+    cells = grid_cells(cfg)
+    shape = f"{len(cfg.arms)} arms" if cfg.arms else f"search.grid_points {cfg.grid_points}"
+    shape += f" x search.lr_points {cfg.lr_points}" if cfg.learning_rate_range else ""
+    if cfg.sampler == "ridge":
+        shape = f"search.ridge.window {cfg.ridge.window} x search.ridge.lrs {cfg.ridge.lrs}"
+    require(
+        cfg.trials <= cells,
+        f"search.trials ({cfg.trials}) exceeds the grid's {cells} cells ({shape}): a grid never repeats a cell;"
+        f" ask for at most {cells} trials or enlarge the grid (search.seeds repeats every cell).",
     )
 
 

@@ -10,15 +10,15 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "research"
 
 # Lowest first; a module imports only modules of lower layers.
 LAYERS = [
-    ("errors", "names", "provenance"),
+    ("errors", "names", "provenance", "multiplicity"),
     ("journal",),
     ("devices", "storage", "coordination", "activations", "init", "data"),
-    ("theory",),
+    ("theory", "ridge"),
     ("models", "theory_cache"),
     ("probes", "recipe", "members"),
     ("train", "objectives"),
     ("checkpoint", "asrun", "estimate", "lsuv"),
-    ("predictions", "populations", "search"),
+    ("predictions", "populations", "search", "profile"),
     ("verdicts",),
     ("experiment", "compare", "advise", "analysis_cache"),
     ("studies", "render"),

@@ -209,3 +209,55 @@ def test_the_old_rectangle_fails_where_it_fails():
         coverage.append(hits / 30)
     assert max(coverage) <= 0.75, coverage
     assert different / 90 > 0.10
+
+
+def test_each_seed_trains_at_its_own_phase_of_the_lr_grid():
+    from research import populations
+
+    layout = populations.Layout(trials=2, seeds=3)
+    pop = populations.population(layout, ("hidden",), ("hidden",), [1.0, 2.0], [0.01, 0.1], 0, [1.0, 1.25, 0.8])
+    assert np.allclose(pop.learning_rate, [0.01, 0.0125, 0.008, 0.1, 0.125, 0.08])
+
+
+@pytest.mark.slow
+def test_a_ridge_sweep_runs_its_pilot_then_the_window_with_halving(tmp_path, data_root):
+    from research import cli, coordination
+    from tests import helpers
+
+    ridge_settings = ["search.sampler='ridge'", "search.ridge.alphas=(0.5, 1.0, 2.0, 4.0, 8.0)",
+                      "search.ridge.pilot_lr_range=(0.001, 1.0)", "search.ridge.pilot_steps=20", "search.ridge.lrs=4",
+                      "search.ridge.keep=3", "search.ridge.rung=1", "search.ridge.window=5",
+                      "search.alpha_range=(0.25, 16.0)", "search.learning_rate_range=(1e-5, 10.0)",
+                      "search.trials=20", "search.trials_per_batch=20", "search.seeds=3",
+                      "train.shared_data_order=False", "verdict.estimator.n_boot=40", "verdict.estimator.splits=2",
+                      "verdict.objectives=()"]  # fmt: skip
+    overrides = helpers.overrides(tmp_path, data_root, *ridge_settings)
+    url = str(tmp_path / "s.journal")
+    argv = ["sweep", "--config", helpers.TINY, "--storage", url, "--workers", "1"]
+    assert cli.main(argv + [a for o in overrides for a in ("--set", o)]) == 0
+    import optuna
+
+    pilot = optuna.load_study(study_name="tiny-quick-train_loss-pilot", storage=storage_of(url))
+    assert coordination.counts(pilot)["complete"] == 5 * 6  # 5 coarse alphas x lrs 4x apart over 1e-3..1
+    study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage_of(url))
+    counts = coordination.counts(study)
+    assert (counts["complete"], counts["pruned"]) == (15, 5)  # each alpha keeps 3 of its 4 rates after chunk 1
+    stopped = [t.user_attrs["stopped"] for t in study.trials if t.state.name == "PRUNED"]
+    assert all(s["chunk"] == 1 for s in stopped)
+    design = study.user_attrs["design"]
+    window = sorted({round(a, 9) for a, _ in design["cells"]})
+    best = min(design["pilot_best"], key=lambda row: row[1])[0]  # the pilot's best alpha sits inside the window
+    assert len(window) == 5 and window[0] < best < window[-1] and np.allclose(np.diff(np.log2(window)), 0.25)
+    for alpha in window:  # 4 rates 2x apart at every alpha, centred on the pilot's ridge there
+        rates = sorted(lr for a, lr in design["cells"] if round(a, 9) == alpha)
+        assert np.allclose(np.diff(np.log2(rates)), 1.0)
+    assert len(design["seed_lr_factors"]) == 3
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "Raw data, tiny-quick-train_loss (train_loss)" in report and "Multiplicity: Benjamini-Hochberg" in report
+    assert "tiny-quick-train_loss-pilot" not in report.split("Raw data")[0].split("| study |")[-1]
+
+
+def storage_of(url):
+    from research import storage
+
+    return storage.open_existing(url)

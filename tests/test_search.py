@@ -302,11 +302,11 @@ def test_a_fresh_study_keeps_the_configured_sampler_stream(tmp_path, data_root):
 
 def test_probe_studies_of_a_learning_rate_grid_take_their_own_design():
     cfg = experiment.load(f"{helpers.EXPERIMENTS}/xavier_tanh_mlp.py")
-    assert cfg.search.sampler == "grid" and cfg.search.trials == 24 and cfg.search.learning_rate_range
+    assert cfg.search.sampler == "ridge" and cfg.search.trials == 49 and cfg.search.learning_rate_range
     designed = studies.probe_design(experiment.derive(cfg, {"search.objective": "jacobian_log_gain"}))
     assert designed.search.sampler == "qmc" and designed.search.trials == 32
     assert designed.search.learning_rate_range == () and tuple(designed.search.alpha_range) == (0.25, 8.0)
-    assert studies.probe_design(cfg) is cfg  # the trained study keeps the grid
+    assert studies.probe_design(cfg) is cfg  # the trained study keeps its ridge design
     tiny = experiment.load(helpers.TINY, "quick", ["search.objective='forward_log_ratio'"])
     assert studies.probe_design(tiny) is tiny  # no lr grid, no arms: the experiment's own design
 
@@ -348,8 +348,12 @@ def test_a_worker_with_every_objective_fills_every_study_a_sweep_would(tmp_path,
 
 def test_a_grid_asked_for_more_trials_than_cells_is_refused_with_the_count():
     with pytest.raises(ConfigError) as err:
-        experiment.load(os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"), "quick", ["search.trials=40"])
+        experiment.load(os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"), "quick", ["search.trials=50"])
     message = str(err.value)
-    assert "search.trials (40) exceeds the grid's 24 cells (search.grid_points 6 x search.lr_points 4)" in message
+    assert "search.trials (50) exceeds the grid's 49 cells (search.ridge.window 7 x search.ridge.lrs 7)" in message
     assert "\n" not in message
-    assert experiment.load(os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"), "quick", ["search.trials=24"])
+    assert experiment.load(os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"), "quick", ["search.trials=49"])
+    with pytest.raises(ConfigError, match="search.trials \\(40\\) exceeds the grid's 24 cells \\(search.grid_points 6 x"
+                       " search.lr_points 4\\)"):  # fmt: skip
+        experiment.load(helpers.TINY, "quick", ["search.sampler='grid'", "search.grid_points=6", "search.lr_points=4",
+                                                "search.learning_rate_range=(0.001, 0.1)", "search.trials=40"])  # fmt: skip
