@@ -355,5 +355,5 @@ def test_a_grid_asked_for_more_trials_than_cells_is_refused_with_the_count():
     assert experiment.load(os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"), "quick", ["search.trials=49"])
     with pytest.raises(ConfigError, match="search.trials \\(40\\) exceeds the grid's 24 cells \\(search.grid_points 6 x"
                        " search.lr_points 4\\)"):  # fmt: skip
-        experiment.load(helpers.TINY, "quick", ["search.sampler='grid'", "search.grid_points=6", "search.lr_points=4",
-                                                "search.learning_rate_range=(0.001, 0.1)", "search.trials=40"])  # fmt: skip
+        grid = ["search.sampler='grid'", "search.grid_points=6", "search.lr_points=4"]
+        experiment.load(helpers.TINY, "quick", [*grid, "search.learning_rate_range=(0.001, 0.1)", "search.trials=40"])
