@@ -5,9 +5,9 @@
 quick: MNIST-1D, 20 bias-free layers x 128, SGD momentum 0.9, 500 steps of 128, on the ridge
 design (docs/theory.md, section 7): a pilot (6 alphas half an octave apart from 0.71 to 4 x
 learning rates 4x apart from 1e-5 to 10, 2 seeds, 150 steps) finds where the best learning rate
-goes, lr*(alpha), and roughly where alpha* is; then 7 alphas a quarter octave apart around it
+goes, lr*(alpha), and roughly where alpha* is; then 8 alphas a quarter octave apart around it
 (He's 2 among them) x 7 learning rates 2x apart along that ridge x 8 seeds, each seed with its own
-batch order and phase of the lr grid, run as one population that keeps each alpha's 3 best
+batch order and phase of the lr grid, run as one population that keeps each alpha's 4 best
 rates after 100 steps. alpha* is the minimum of the profile over lr, for the final training loss
 and for the objectives in `verdict.objectives` (loss after 300 steps, steps to a loss of 1,
 early-stopped validation loss and error), all read off the same stored curves, with diverged
@@ -37,7 +37,12 @@ def get_config(profile: str = "quick"):
         cfg.model.update({"depth": 30, "width": 256})
         experiment.paper_scale(cfg)
         experiment.ridge_profiled(
-            cfg, tuple(2 * 2 ** (k / 2) for k in range(-4, 4)), seeds=8, window=9, rung=1, pilot_steps=300
+            cfg,
+            tuple(2 * 2 ** (k / 2) for k in range(-4, 4)),
+            seeds=8,
+            per_octave=6,
+            rung=1,
+            pilot_steps=300,
         )
         cfg.verdict.objectives = ("train_loss_at_300", "train_loss_at_1200", *cfg.verdict.objectives[1:])
     return cfg

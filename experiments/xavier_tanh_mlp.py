@@ -3,7 +3,7 @@
     research sweep --config experiments/xavier_tanh_mlp.py    # quick: about 7 min on 2 cores
 
 quick: MNIST-1D, 20 layers x 128, SGD momentum 0.9, 500 steps of 128, on the ridge design
-(docs/theory.md, section 7): a pilot over 7 alphas half an octave apart from 0.5 to 4, then 7
+(docs/theory.md, section 7): a pilot over 7 alphas half an octave apart from 0.5 to 4, then 8
 alphas a quarter octave apart around its best (placed to hold Xavier's 1 and the other rules'
 predictions where it can) x 7 learning rates 2x apart along the ridge x 8 seeds, each with its own
 batch order. The final training loss measures how fast 3600 examples are memorised (about 18
@@ -36,7 +36,12 @@ def get_config(profile: str = "quick"):
         cfg.model.update({"depth": 50, "width": 256})
         experiment.paper_scale(cfg)
         experiment.ridge_profiled(
-            cfg, tuple(2 ** (k / 2) for k in range(-3, 6)), seeds=8, window=9, rung=1, pilot_steps=300
+            cfg,
+            tuple(2 ** (k / 2) for k in range(-3, 6)),
+            seeds=8,
+            per_octave=6,
+            rung=1,
+            pilot_steps=300,
         )
         cfg.verdict.objectives = ("train_loss_at_300", "train_loss_at_1200", *cfg.verdict.objectives[1:])
     return cfg

@@ -40,7 +40,7 @@ def study_figures(r, folder: pathlib.Path) -> list[pathlib.Path]:
     """A study's own figures (`collect`'s record): the objective on every judged objective,
     lr*(alpha), per-layer statistics at initialisation and the stored curves; the PNG paths."""
     paths = [objective_figure(r.name, a, folder) for a in r.analyses]
-    if r.analysis.lr_slope is not None:
+    if r.analysis.observations.log_lr is not None and r.analysis.estimate.fit_lr.size:
         paths.append(learning_rate_figure(r.name, r.analysis, folder))
     if not models.family(r.cfg.model).recurrent and not studies.in_series(r.cfg):
         paths.append(depth_figure(r, folder))  # a series has its own figure
@@ -118,11 +118,14 @@ def objective_figure(study: str, a: verdicts.Analysis, folder: pathlib.Path) -> 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     x = np.repeat(np.exp(obs.log_alpha)[:, None], obs.values.shape[1], axis=1)
     healthy = ~obs.diverged if obs.diverged is not None else np.ones_like(obs.values, bool)
+    ridge = est.design == "ridge"
     ax.scatter(x[healthy], obs.values[healthy], s=12, alpha=0.6, color="0.3", label="trials (each seed)")
     if not healthy.all():
-        ax.scatter(x[~healthy], obs.values[~healthy], marker="x", color="red", label="diverged (chance level)")
+        said = "diverged (censored; drawn at chance level)" if ridge else "diverged (chance level)"
+        ax.scatter(x[~healthy], obs.values[~healthy], marker="x", color="red", label=said)
     if est.fit_alpha.size:
-        ax.plot(est.fit_alpha, est.fit_value, color="C0", lw=2, label="local quadratic fit")
+        said = "profile: the best learning rate's fit at each alpha" if ridge else "local quadratic fit"
+        ax.plot(est.fit_alpha, est.fit_value, color="C0", lw=2, marker="o" if ridge else None, ms=3, label=said)
     if est.alpha is not None:
         ax.axvspan(*est.interval(), color="C0", alpha=0.15, label=rf"$\alpha^*$ = {est.alpha:.3g}, 95% CI")
     if est.divergence_edge:
@@ -169,9 +172,10 @@ def learning_rate_figure(study: str, a: verdicts.Analysis, folder: pathlib.Path)
     diverged = obs.diverged.mean(axis=1) > 0.5 if obs.diverged is not None else np.zeros(len(mean), bool)
     ax.scatter(np.exp(obs.log_alpha[diverged]), np.exp(obs.log_lr[diverged]), marker="x", color="red",
                label="most seeds diverged")  # fmt: skip
-    ax.plot(est.fit_alpha, est.fit_lr, color="k", lw=2, label=rf"$\eta^*(\alpha)$: slope {slope['slope']:+.2f}")
+    said = f"slope {slope['slope']:+.2f}" if slope else "censored over too much of the range for a slope"
+    ax.plot(est.fit_alpha, est.fit_lr, color="k", lw=2, marker="o", ms=3, label=rf"$\eta^*(\alpha)$: {said}")
     known = np.isfinite(est.fit_lr)
-    for (name, predicted), dash in zip(slope["predicted"].items(), DASHES[1:], strict=False):
+    for (name, predicted), dash in zip((slope or {}).get("predicted", {}).items(), DASHES[1:], strict=False):
         if est.alpha is None or known.sum() < 2:
             break
         at = float(np.interp(math.log(est.alpha), np.log(est.fit_alpha[known]), np.log(est.fit_lr[known])))
@@ -285,9 +289,11 @@ def _legend(ax) -> None:
 
 
 def _alpha_axis(ax) -> None:
-    """A log alpha axis labelled with plain numbers (0.25, 0.5, 1, 2, ...), not powers of ten."""
+    """A log alpha axis labelled with plain numbers (0.25, 0.5, 1, 2, ...; over less than two octaves
+    also 0.75, 1.5, 3, ...), not powers of ten."""
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(ticker.LogLocator(base=2.0))
+    lo, hi = ax.get_xlim()
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=2.0, subs=(1.0, 1.5) if hi / lo < 4 else (1.0,)))
     ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 

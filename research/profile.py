@@ -87,8 +87,8 @@ class Profile:
     at_end: np.ndarray  # [B] the best profile value has no finished alpha on one side
 
 
-def read(cells: Cells, settings: Settings, chosen: np.ndarray) -> Profile:
-    """The profile and alpha* of `cells` for each row of seed indices `chosen` [B, S]."""
+def read(cells: Cells, settings: Settings, chosen: np.ndarray, locate: bool = True) -> Profile:
+    """The profile and (with `locate`) alpha* of `cells` for each row of seed indices `chosen` [B, S]."""
     values = np.moveaxis(cells.values[..., chosen], 2, 0)  # [B, A, K, S]
     diverged = np.moveaxis(cells.diverged[..., chosen], 2, 0)
     present = np.isfinite(cells.log_lr)[None]
@@ -116,7 +116,7 @@ def read(cells: Cells, settings: Settings, chosen: np.ndarray) -> Profile:
         used = ok & present_cells[..., None] & np.isfinite(values)
         u = cells.log_lr[None, :, :, None] + cells.seed_log_lr[chosen][:, None, None, :]
         value, lr_star = _member_parabola(u, values, used, best, value)
-    stars = [_optimum(cells.log_alpha, v, settings.alpha_fit) for v in value]
+    stars = [_optimum(cells.log_alpha, v, settings.alpha_fit) if locate else (math.nan, False) for v in value]
     return Profile(value, best, lr_star, np.array([s for s, _ in stars]), np.array([e for _, e in stars]))
 
 
@@ -282,47 +282,39 @@ def analyse(obs: estimate.Observations, settings: Settings, chance: float | None
     finite = reps.log_star[np.isfinite(reps.log_star)]
     scale = math.sqrt(s / (s - 1))
     se = float(np.std(finite, ddof=1) * scale) if len(finite) > 2 else math.inf
-    se = max(se, _jackknife(read(cells, settings, _leave_one_out(s)).log_star))
     orders = np.array([rng.permutation(s) for _ in range(n_splits)]).reshape(n_splits, s)
     halves = [
         (orders[:, : s // 2], orders[:, s // 2 : 2 * (s // 2)]),
         (orders[:, s // 2 : 2 * (s // 2)], orders[:, : s // 2]),
     ]
-    regrets = tuple(_regret(cells, settings, alpha, halves, boots, scale) for alpha in at)
+    regrets = _regrets(cells, settings, at, halves, boots, scale)
     return Result(cells, main, reps, se, float(s - 1), scale, _status(main, reps, chance, s - 1, scale), regrets)
 
 
-def _leave_one_out(s: int) -> np.ndarray:
-    """[S, S - 1]: every seed but one."""
-    return np.array([np.delete(np.arange(s), i) for i in range(s)])
-
-
-def _jackknife(stars: np.ndarray) -> float:
-    """The jackknife standard error from leave-one-seed-out values: a floor for the bootstrap's,
-    which a few seeds whose cells sit at the stability edge make too small (tests/test_profile.py)."""
-    if not np.all(np.isfinite(stars)):
-        return 0.0
-    return float(math.sqrt((len(stars) - 1) / len(stars) * np.sum((stars - stars.mean()) ** 2)))
-
-
-def _regret(cells: Cells, settings: Settings, alpha: float, halves: list, boots: np.ndarray, scale: float) -> tuple:
-    """(alpha, cross-fitted regret, its standard error): alpha* chosen on half the seeds, the excess
-    loss at `alpha` over the loss at that alpha* read on the other half, averaged over the splits;
-    the same for each seed resample (its seeds split the same way)."""
+def _regrets(cells: Cells, settings: Settings, at: tuple, halves: list, boots: np.ndarray, scale: float) -> tuple:
+    """((alpha, cross-fitted regret, its standard error), ...) for each alpha in `at`: alpha* chosen
+    on half the seeds, the excess loss at `alpha` over the loss at that alpha* read on the other
+    half, averaged over the splits; the same for each seed resample (its seeds split the same way)."""
+    if not at:
+        return ()
     every = np.concatenate([every_seed(cells), boots])  # [1 + B, S]
+    stars, values = [], []
+    for choose, measure in halves:
+        chosen = read(cells, settings, every[:, choose].reshape(-1, choose.shape[1]))
+        measured = read(cells, settings, every[:, measure].reshape(-1, measure.shape[1]), locate=False)
+        stars.append(chosen.log_star.reshape(len(every), -1))
+        values.append(measured.value.reshape(len(every), choose.shape[0], -1))
+    stars, values = np.concatenate(stars, axis=1), np.concatenate(values, axis=1)  # [1 + B, 2n], [1 + B, 2n, A]
+    return tuple(_regret(cells.log_alpha, alpha, stars, values, scale) for alpha in at)
 
-    def excess(choose, measure) -> np.ndarray:  # [1 + B] mean log excess over the splits
-        n = choose.shape[0]
-        stars = read(cells, settings, every[:, choose].reshape(-1, choose.shape[1])).log_star
-        values = read(cells, settings, every[:, measure].reshape(-1, measure.shape[1])).value
-        out = np.array([loss_at(cells.log_alpha, v, math.log(alpha)) - loss_at(cells.log_alpha, v, st)
-                        if math.isfinite(st) else math.nan for st, v in zip(stars, values, strict=True)])  # fmt: skip
-        return out.reshape(len(every), n)
 
-    both = np.concatenate([excess(c, m) for c, m in halves], axis=1)
-    with np.errstate(invalid="ignore"):
-        mean = np.nanmean(np.where(np.isfinite(both), both, np.nan), axis=1) if np.isfinite(both).any() else \
-            np.full(len(every), np.nan)  # fmt: skip
+def _regret(log_alpha: np.ndarray, alpha: float, stars: np.ndarray, values: np.ndarray, scale: float) -> tuple:
+    excess = np.array([[loss_at(log_alpha, v, math.log(alpha)) - loss_at(log_alpha, v, st) if math.isfinite(st)
+                        else math.nan for st, v in zip(row_stars, row_values, strict=True)]
+                       for row_stars, row_values in zip(stars, values, strict=True)])  # fmt: skip
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample where no split found alpha*: NaN
+        mean = np.nanmean(excess, axis=1)
     point, draws = float(np.expm1(mean[0])), np.expm1(mean[1:])
     draws = draws[np.isfinite(draws)]
     se = float(np.std(draws, ddof=1) * scale) if len(draws) > 2 else math.inf

@@ -40,14 +40,14 @@ def default_config() -> ml_collections.ConfigDict:
         {
             "alphas": (),  # the pilot's coarse alphas
             "per_octave": 4,  # the confirmatory alphas lie on the grid 2^(k / per_octave) ...
-            "window": 7,  # ... this many of them around the pilot's best alpha
+            "window": 8,  # ... this many of them around the pilot's best alpha
             "pilot_lr_range": (1e-5, 10.0),  # the pilot's geometric lr grid spans this ...
             "pilot_lr_factor": 4.0,  # ... with this ratio between neighbours
             "pilot_seeds": 2,
             "pilot_steps": 150,
             "lrs": 7,  # confirmatory learning rates per alpha ...
             "spacing": 2.0,  # ... this ratio apart, centred on the pilot's best
-            "keep": 3,  # cells per alpha that train past the rung
+            "keep": 4,  # cells per alpha that train past the rung (3: see docs/theory.md, coverage)
             "rung": 2,  # chunks after which the others leave
             "phase_seed": 0,
         }

@@ -150,12 +150,13 @@ def judge(est, predictions: list[tuple[str, float]], rope: float, level: float, 
     for i, v in enumerate(out):
         disagree, changes = [], {}
         if v.verdict != "inconclusive":
-            disagree += [f"{name} says {o[i].verdict}" for name, o in others.items() if o[i].verdict != v.verdict]
-            changes["verdict"] = "inconclusive" if disagree else v.verdict
+            against = [f"{name} says {o[i].verdict}" for name, o in others.items() if o[i].verdict != v.verdict]
+            disagree += [f"primary analysis {v.verdict}, " + ", ".join(against)] if against else []
+            changes["verdict"] = "inconclusive" if against else v.verdict
         if v.regret_verdict in ("near-optimal", "costly"):
-            against = [f"{name} says regret {o[i].regret_verdict}" for name, o in others.items()
+            against = [f"{name} says {o[i].regret_verdict}" for name, o in others.items()
                        if o[i].regret_verdict != v.regret_verdict]  # fmt: skip
-            disagree += against
+            disagree += [f"primary analysis regret {v.regret_verdict}, " + ", ".join(against)] if against else []
             changes["regret_verdict"] = "inconclusive" if against else v.regret_verdict
         if disagree:
             out[i] = dataclasses.replace(v, fragile="; ".join(disagree), **changes)

@@ -167,8 +167,8 @@ def rectangle(surface: Surface, rng: np.random.Generator, alphas: np.ndarray, lr
 
 
 def ridge_design(surface: Surface, rng: np.random.Generator, coarse: np.ndarray, predictions: tuple = (),
-                 seeds: int = 8, lrs: int = 7, keep: int = 3, spacing: float = 2.0, per_octave: int = 4,
-                 size: int = 7):  # fmt: skip
+                 seeds: int = 8, lrs: int = 7, keep: int = 4, spacing: float = 2.0, per_octave: int = 4,
+                 size: int = 8):  # fmt: skip
     """The ridge design as ridge.py runs it: a pilot over the `coarse` alphas (2 seeds, noisier,
     lrs 4x apart over 1e-6..10) gives the ridge and the best alpha; `size` alphas of the fine grid
     around it (ridge.window), each at `lrs` rates `spacing` apart around the ridge, each seed at

@@ -302,7 +302,7 @@ def test_a_fresh_study_keeps_the_configured_sampler_stream(tmp_path, data_root):
 
 def test_probe_studies_of_a_learning_rate_grid_take_their_own_design():
     cfg = experiment.load(f"{helpers.EXPERIMENTS}/xavier_tanh_mlp.py")
-    assert cfg.search.sampler == "ridge" and cfg.search.trials == 49 and cfg.search.learning_rate_range
+    assert cfg.search.sampler == "ridge" and cfg.search.trials == 56 and cfg.search.learning_rate_range
     designed = studies.probe_design(experiment.derive(cfg, {"search.objective": "jacobian_log_gain"}))
     assert designed.search.sampler == "qmc" and designed.search.trials == 32
     assert designed.search.learning_rate_range == () and tuple(designed.search.alpha_range) == (0.25, 8.0)
@@ -348,11 +348,11 @@ def test_a_worker_with_every_objective_fills_every_study_a_sweep_would(tmp_path,
 
 def test_a_grid_asked_for_more_trials_than_cells_is_refused_with_the_count():
     with pytest.raises(ConfigError) as err:
-        experiment.load(os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"), "quick", ["search.trials=50"])
+        experiment.load(os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"), "quick", ["search.trials=57"])
     message = str(err.value)
-    assert "search.trials (50) exceeds the grid's 49 cells (search.ridge.window 7 x search.ridge.lrs 7)" in message
+    assert "search.trials (57) exceeds the grid's 56 cells (search.ridge.window 8 x search.ridge.lrs 7)" in message
     assert "\n" not in message
-    assert experiment.load(os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"), "quick", ["search.trials=49"])
+    assert experiment.load(os.path.join(helpers.EXPERIMENTS, "he_relu_mlp.py"), "quick", ["search.trials=56"])
     with pytest.raises(ConfigError, match="search.trials \\(40\\) exceeds the grid's 24 cells \\(search.grid_points 6 x"
                        " search.lr_points 4\\)"):  # fmt: skip
         grid = ["search.sampler='grid'", "search.grid_points=6", "search.lr_points=4"]
