@@ -39,7 +39,8 @@ def get_config(profile: str = "quick"):
             cfg,
             tuple(2 ** (k / 2) for k in range(-3, 6)),
             seeds=8,
-            per_octave=6,
+            window=16,
+            per_octave=8,
             rung=1,
             pilot_steps=300,
         )
