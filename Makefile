@@ -74,7 +74,7 @@ sweep: venv
 	$(PY) -m research sweep $(foreach e,$(EXPERIMENT),--config $(e)) --profile $(PROFILE) --workers $(WORKERS) \
 		$(if $(TRIALS),--trials $(TRIALS))
 
-# Every experiment of the quick profile (72 min on 2 cores from a clean clone, 2026-11-30), then the report; `make results`
+# Every experiment of the quick profile (72 min on 2 cores from a clean clone, 2026-11-30, before the ridge design added about 9), then the report; `make results`
 # turns its report into docs/results.md with the command, date and commit.
 SUITE ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py experiments/xavier_compromise.py \
 	experiments/he_vs_xavier_30_layers.py experiments/sigmoid_standard_vs_normalised.py \
