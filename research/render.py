@@ -191,6 +191,7 @@ def markdown(rows: list[dict], multiplicity: str = "") -> str:
             f"{v['theories']} {v['alpha']:.4g}: fragile ({v['fragile']})" for v in r["verdicts"] if v.get("fragile")
         ]
         said += [f"{v['theories']} {v['alpha']:.4g}: fdr ({v['fdr']})" for v in r["verdicts"] if v.get("fdr")]
+        said += [f"{v['theories']} {v['alpha']:.4g}: {v['replication']}" for v in r["verdicts"] if v.get("replication")]
         if said:
             notes.append(f"- {r['experiment']} ({r['objective']}): " + "; ".join(said))
     notes += agreement(rows)

@@ -27,6 +27,7 @@ from research import (
     objectives,
     provenance,
     render,
+    replication,
     storage,
     studies,
 )
@@ -90,6 +91,7 @@ def _write(
         raise ConfigError(f"report --out {out} cannot be written: {err.strerror}.") from None
     rows = table_rows(judged)
     fdr = multiplicity.control(rows)
+    replicated = replication.check(rows)
     compared = [c for j in judged for c in comparisons(j)]
     series = extrapolate.series([j.analysis for j in judged])
     whole = {"storage": storage.redact(url), "provenance": provenance.record(), "multiplicity": dataclasses.asdict(fdr),
@@ -97,7 +99,13 @@ def _write(
              "series": [dataclasses.asdict(e) for e in series], "comparisons": compared}  # fmt: skip
     (out / "report.json").write_text(json.dumps(coordination.jsonable(whole), indent=2, allow_nan=False))
     (out / "report.tex").write_text(render.latex(rows, **tex))
-    text = provenance_line(url, judged) + render.markdown(rows, fdr.sentence()) + render.series_markdown(series)
+    said = fdr.sentence() + (
+        f" Replication: {replicated} studies and objectives ran more than once with other seeds;"
+        " a verdict not given by every run is inconclusive (marked 'replication')."
+        if replicated
+        else ""
+    )
+    text = provenance_line(url, judged) + render.markdown(rows, said) + render.series_markdown(series)
     text += render.comparisons_markdown(compared)
     drawn: dict[str, list[pathlib.Path]] = {}  # each study's own figures (PNG; PDF and SVG beside each)
     if figures:

@@ -10,7 +10,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "research"
 
 # Lowest first; a module imports only modules of lower layers.
 LAYERS = [
-    ("errors", "names", "provenance", "multiplicity"),
+    ("errors", "names", "provenance", "multiplicity", "replication"),
     ("journal",),
     ("devices", "storage", "coordination", "activations", "init", "data"),
     ("theory", "ridge"),

@@ -63,3 +63,25 @@ def test_bad_bandwidth_candidates_are_refused_in_one_sentence(bad):
     cfg = experiment.base_config("t")
     with pytest.raises(Exception, match="verdict.estimator.bandwidths must be"):
         experiment.derive(cfg, {"verdict.estimator.bandwidths": bad})
+
+
+def _run(offset, depth, *judged):
+    return {"objective": "train_loss", "config": {"search": {"seed_offset": offset, "sampler_seed": 0},
+                                                  "train": {"data_seed": offset // 100}, "model": {"depth": depth}},
+            "verdicts": [{"verdict": v, "regret_verdict": r} for v, r in judged]}  # fmt: skip
+
+
+def test_a_verdict_another_replication_does_not_give_is_inconclusive():
+    from research import replication
+
+    a = _run(0, 20, ("equivalent", "near-optimal"), ("different", "costly"))
+    b = _run(100, 20, ("equivalent", "near-optimal"), ("inconclusive", "costly"))
+    other = _run(0, 30, ("different", "costly"), ("different", "costly"))  # another depth: not a replication
+    assert replication.check([a, b, other]) == 1
+    assert [v["verdict"] for v in a["verdicts"]] == ["equivalent", "inconclusive"]
+    assert (
+        a["verdicts"][1]["replication"]
+        == "verdict not replicated (seed offset 0: different; seed offset 100: inconclusive)"
+    )
+    assert "replication" not in a["verdicts"][0] and a["verdicts"][1]["regret_verdict"] == "costly"
+    assert [v["verdict"] for v in other["verdicts"]] == ["different", "different"]

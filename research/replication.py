@@ -1,0 +1,57 @@
+"""Replications judged together: a verdict holds only where every run of the study gives it.
+
+Studies of one experiment whose configs differ only in their seeds (the training seeds' offset,
+the batch order's seed, the sampler's and the ridge design's grid phases) are replications of one
+another: `research sweep --set search.seed_offset=100 --on-config-change new` runs one beside the
+first in the same storage. In the report, a decisive verdict (equivalence or regret) that another
+replication of the same study and objective does not give becomes inconclusive and names what
+each run said.
+"""
+
+from __future__ import annotations
+
+import json
+
+SEED_KEYS = ("search.seed_offset", "train.data_seed", "search.sampler_seed", "search.ridge.phase_seed")
+
+
+def check(rows: list[dict]) -> int:
+    """Compare the verdicts of replicated report `rows` (render.row's) in place; returns how many
+    studies-and-objectives ran more than once."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(_identity(r), []).append(r)
+    replicated = [g for g in groups.values() if len(g) > 1]
+    for group in replicated:
+        for field in ("verdict", "regret_verdict"):
+            _agree(group, field)
+    return len(replicated)
+
+
+def _identity(row: dict) -> str:
+    """The row's objective and config less its seeds."""
+    config = json.loads(json.dumps(row["config"]))
+    for key in SEED_KEYS:
+        section, *path = key.split(".")
+        node = config.get(section, {})
+        for part in path[:-1]:
+            node = node.get(part, {})
+        node.pop(path[-1], None)
+    return json.dumps([row["objective"], config], sort_keys=True)
+
+
+def _agree(group: list[dict], field: str) -> None:
+    said = [[v.get(field) for v in r["verdicts"]] for r in group]
+    for i in range(len(said[0])):
+        answers = {s[i] for s in said}
+        if len(answers) < 2:
+            continue
+        runs = "; ".join(
+            f"seed offset {r['config']['search']['seed_offset']}: {s[i]}" for r, s in zip(group, said, strict=True)
+        )
+        for r in group:
+            v = r["verdicts"][i]
+            if v.get(field) not in (None, "inconclusive"):
+                v[field] = "inconclusive"
+            note = f"{field.replace('_', ' ')} not replicated ({runs})"
+            v["replication"] = "; ".join(filter(None, [v.get("replication"), note]))
