@@ -6,7 +6,8 @@ objective; the difference between two arms is the mean over seeds of log(value_b
 paired because both arms ran the same seeds, with a Student t interval on S - 1 degrees of
 freedom. It is judged three ways against `verdict.regret_tolerance`: `equivalent` when the
 interval of the relative difference lies inside +-tolerance, `different` when outside, else
-`inconclusive`. Picking each arm's lr on the same seeds favours both arms alike.
+`inconclusive`; two arms that both sit within 2% of the chance-level loss are `untrainable`, not
+equivalent. Picking each arm's lr on the same seeds favours both arms alike.
 """
 
 from __future__ import annotations
@@ -58,11 +59,13 @@ def arms(obs: estimate.Observations, named: list[tuple[str, float]]) -> list[Arm
     return out
 
 
-def differences(found: list[Arm], tolerance: float, level: float = 0.95) -> list[Difference]:
-    """Every arm against the first, paired by seed."""
+def differences(found: list[Arm], tolerance: float, level: float = 0.95, chance: float | None = None
+                ) -> list[Difference]:  # fmt: skip
+    """Every arm against the first, paired by seed (`chance`: the chance-level loss, for losses)."""
     if not found:
         return []
     base, out = found[0], []
+    stuck = lambda arm: chance is not None and float(np.mean(arm.values)) >= 0.98 * chance  # noqa: E731
     for arm in found[1:]:
         d = np.log(np.asarray(arm.values)) - np.log(np.asarray(base.values))
         d = d[np.isfinite(d)]
@@ -71,7 +74,7 @@ def differences(found: list[Arm], tolerance: float, level: float = 0.95) -> list
         mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
         half = estimate.t_quantile(0.5 + level / 2, len(d) - 1) * se
         lo, hi = math.expm1(mean - half), math.expm1(mean + half)
-        verdict = verdicts.three_way(lo, hi, -tolerance, tolerance)
+        verdict = "untrainable" if stuck(base) and stuck(arm) else verdicts.three_way(lo, hi, -tolerance, tolerance)
         out.append(Difference(base.label, arm.label, math.expm1(mean), (lo, hi), len(d), verdict))
     return out
 
@@ -84,6 +87,6 @@ def head_to_head(analysis) -> dict | None:
         return None
     _, tolerance, level = verdicts.rule(analysis.cfg, analysis.objective)
     found = arms(analysis.observations, named)
+    compared = [dataclasses.asdict(d) for d in differences(found, tolerance, level, analysis.chance)]
     return {"objective": analysis.objective, "level": level, "tolerance": tolerance,
-            "arms": [dataclasses.asdict(arm) for arm in found],
-            "differences": [dataclasses.asdict(d) for d in differences(found, tolerance, level)]}  # fmt: skip
+            "arms": [dataclasses.asdict(arm) for arm in found], "differences": compared}  # fmt: skip

@@ -255,6 +255,7 @@ class Analysis:
     input_moment: list | None  # the probe inputs' mean square per position, as the study recorded it
     lr_slope: dict | None = None  # with a searched lr: lr*(alpha)'s slope, homogeneity's, the verdict
     rule_note: str | None = None  # where the study's stored rule lacks a setting today's defaults supply
+    chance: float | None = None  # the chance-level loss, for objectives that are losses
 
 
 def analyse(record, objective: str | None = None, judged=None) -> Analysis:
@@ -265,12 +266,13 @@ def analyse(record, objective: str | None = None, judged=None) -> Analysis:
     objective = objective or cfg.search.objective
     moment = record.input_moment
     compared, skipped = judged or predictions.compared(cfg, moment)
+    reads_chance = objectives.get(objective).trained and (cfg.search.sampler == "ridge" or bool(cfg.search.arms))
+    chance, censored_above = _scale_of(record, objective) if reads_chance else (None, None)
     if cfg.search.sampler == "ridge" and objectives.get(objective).trained:
         obs = estimate.from_trials(record.trials, objectives.get(objective), cfg.train.chunk_steps,
                                    cfg.verdict.loss_threshold)  # fmt: skip
         factors = record.attrs.get("design", {}).get("seed_lr_factors")
         obs = dataclasses.replace(obs, seed_log_lr=None if factors is None else np.log(factors)[: obs.values.shape[1]])
-        chance, censored_above = _scale_of(record, objective)
         est = profile.estimate_of(obs, cfg.verdict.estimator, chance, tuple(a for _, a in compared), censored_above)
     else:
         obs, est = estimate.for_trials(record.trials, cfg, objective)
@@ -278,7 +280,7 @@ def analyse(record, objective: str | None = None, judged=None) -> Analysis:
     trained = objectives.get(objective).trained
     verdicts = judge(est, compared, rope, level, tolerance, trained)
     return Analysis(cfg, objective, obs, est, verdicts, skipped, rope, moment, judge_lr_slope(est, cfg, level),
-                    rule_note(record.attrs.get("config") or {}))  # fmt: skip
+                    rule_note(record.attrs.get("config") or {}), chance)  # fmt: skip
 
 
 def rule_note(stored: dict) -> str | None:

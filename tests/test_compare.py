@@ -1,5 +1,6 @@
 """Named inits head to head: best learning rate per arm, paired differences judged three ways."""
 
+import dataclasses
 import json
 import math
 
@@ -45,6 +46,18 @@ def test_a_noisy_difference_is_inconclusive():
     noisy = estimate.Observations(obs.log_alpha, obs.values + rng.normal(0, 0.2, obs.values.shape), obs.log_lr)
     (d,) = compare.differences(compare.arms(noisy, [("a", 1.0), ("b", 2.0)]), tolerance=0.1, level=0.9)
     assert d.verdict == "inconclusive"
+
+
+def test_two_arms_both_at_chance_are_untrainable_not_equivalent():
+    chance = math.log(10)
+    stuck = [compare.Arm(label, alpha, 1e-2, [chance * (1 - 1e-4 * s) for s in range(6)], 0.0, i)
+             for i, (label, alpha) in enumerate((("std 0.01", 0.02), ("xavier", 1.0)))]  # fmt: skip
+    (d,) = compare.differences(stuck, tolerance=0.1, level=0.9)
+    assert d.verdict == "equivalent"  # without the chance level: the same loss, so "equivalent"
+    (d,) = compare.differences(stuck, tolerance=0.1, level=0.9, chance=chance)
+    assert d.verdict == "untrainable"
+    trained = [stuck[0], dataclasses.replace(stuck[1], values=[0.8] * 6)]
+    assert compare.differences(trained, tolerance=0.1, level=0.9, chance=chance)[0].verdict == "different"
 
 
 def test_arms_must_be_named_alphas_inside_the_range():
