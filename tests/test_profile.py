@@ -263,3 +263,21 @@ def storage_of(url):
     from research import storage
 
     return storage.open_existing(url)
+
+
+def test_a_worker_of_a_ridge_study_waits_for_its_pilot_in_one_sentence(tmp_path, data_root):
+    from research.errors import ConfigError
+    from research.worker import Worker
+    from tests import helpers
+
+    ridge_settings = ["search.sampler='ridge'", "search.ridge.alphas=(0.5, 1.0, 2.0, 4.0, 8.0)",
+                      "search.alpha_range=(0.25, 16.0)", "search.learning_rate_range=(1e-5, 10.0)",
+                      "search.trials=20", "search.ridge.lrs=4", "search.ridge.window=5",
+                      "search.ridge.keep=3"]  # fmt: skip
+    cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *ridge_settings))
+    with pytest.raises(ConfigError) as err:
+        Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
+    message = str(err.value)
+    # 5 coarse alphas x 11 pilot rates (4x apart over the default 1e-5..10)
+    assert "the pilot study tiny-quick-train_loss-pilot holds 0 of 55 finished trials; run it first" in message
+    assert "\n" not in message
