@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from research import estimate
+from research import estimate, ridge
 
 METHODS = {"lr_fit": ("parabola", "best"), "alpha_fit": ("cubic4", "parabola", "quadratic5"),
            "divergence": ("censor", "exclude_seeds"), "drop_lr": ("none", "lowest", "highest")}  # fmt: skip
@@ -98,14 +98,11 @@ def read(cells: Cells, settings: Settings, chosen: np.ndarray, locate: bool = Tr
     if settings.divergence == "exclude_seeds":  # a seed that diverged in any cell that counts leaves its alpha
         bad = np.any(diverged & (present & ~beyond)[..., None], axis=2, keepdims=True)
         ok &= ~bad
-        beyond |= (~bad).sum(-1) * 2 <= values.shape[-1]
     if settings.censored_above is not None:  # never reached: worse than any step count, not twice the steps
         capped = np.where(ok & (values < settings.censored_above), values, np.inf)
         mean = np.median(capped, axis=-1)
     else:
-        with np.errstate(invalid="ignore"):
-            mean = np.where(ok, values, 0.0).sum(-1) / ok.sum(-1)
-        mean = np.where(beyond, np.nan, mean)
+        mean = ridge.censored_means(values, ok)
     mean = _dropped(np.where(present, mean, np.nan), settings.drop_lr)
     value, best = _minima(mean)
     present_cells = ~np.isnan(mean)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 
 import numpy as np
 
-from research import compare, models, objectives, verdicts
+from research import compare, models, objectives, ridge, verdicts
 
 HEADER = ["study", "objective", "alpha* [95% CI]", "prediction", "alpha", "alpha*/prediction - 1 [95% CI]",
           "verdict", "regret [95% CI]"]  # fmt: skip
@@ -236,9 +235,7 @@ def raw_grid(r: dict) -> list[str]:
     for a in np.unique(alpha):
         mine = np.flatnonzero(alpha == a)
         kept = np.where(censored[mine], np.inf if steps else np.nan, values[mine])
-        with warnings.catch_warnings():  # an all-censored cell has no value, as it should
-            warnings.simplefilter("ignore", RuntimeWarning)
-            centre = np.median(kept, axis=1) if steps else np.nanmean(kept, axis=1)
+        centre = np.median(kept, axis=1) if steps else ridge.censored_means(values[mine], ~censored[mine])
         ok = np.isfinite(centre) & (np.sum(~censored[mine], axis=1) * 2 > censored.shape[1])
         if not ok.any():
             lines.append(f"| {a:.4g} | {len(mine)} | - | none trained | - | - | {int(censored[mine].sum())} |")

@@ -28,6 +28,14 @@ def check(rows: list[dict]) -> int:
     return len(replicated)
 
 
+def sentence(replicated: int) -> str:
+    """What the report says of the check (nothing when no study ran twice)."""
+    if not replicated:
+        return ""
+    return (f" Replication: {replicated} studies and objectives ran more than once with other seeds; a verdict"
+            " not given by every run is inconclusive (marked 'replication').")  # fmt: skip
+
+
 def _identity(row: dict) -> str:
     """The row's objective and config less its seeds."""
     config = json.loads(json.dumps(row["config"]))

@@ -95,17 +95,16 @@ def _write(
     compared = [c for j in judged for c in comparisons(j)]
     series = extrapolate.series([j.analysis for j in judged])
     whole = {"storage": storage.redact(url), "provenance": provenance.record(), "multiplicity": dataclasses.asdict(fdr),
+             "replicated": replicated,
              "studies": rows,
              "series": [dataclasses.asdict(e) for e in series], "comparisons": compared}  # fmt: skip
     (out / "report.json").write_text(json.dumps(coordination.jsonable(whole), indent=2, allow_nan=False))
     (out / "report.tex").write_text(render.latex(rows, **tex))
-    said = fdr.sentence() + (
-        f" Replication: {replicated} studies and objectives ran more than once with other seeds;"
-        " a verdict not given by every run is inconclusive (marked 'replication')."
-        if replicated
-        else ""
+    text = (
+        provenance_line(url, judged)
+        + render.markdown(rows, fdr.sentence() + replication.sentence(replicated))
+        + render.series_markdown(series)
     )
-    text = provenance_line(url, judged) + render.markdown(rows, said) + render.series_markdown(series)
     text += render.comparisons_markdown(compared)
     drawn: dict[str, list[pathlib.Path]] = {}  # each study's own figures (PNG; PDF and SVG beside each)
     if figures:

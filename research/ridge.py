@@ -79,12 +79,6 @@ def validate(search) -> None:
     integer(r.phase_seed, "search.ridge.phase_seed", minimum=0)
 
 
-def pilot_lrs(cfg) -> np.ndarray:
-    """The pilot's learning rates: geometric across pilot_lr_range, pilot_lr_factor apart."""
-    lo, hi = cfg.search.ridge.pilot_lr_range
-    return np.geomspace(lo, hi, pilot_points(cfg.search.ridge))
-
-
 def pilot_points(r) -> int:
     return 1 + round(math.log(r.pilot_lr_range[1] / r.pilot_lr_range[0]) / math.log(r.pilot_lr_factor))
 
@@ -184,13 +178,13 @@ def envelope(r) -> tuple[tuple[float, float], tuple[float, float]]:
     return alphas, (max(r.pilot_lr_range[0] / reach, llo), min(r.pilot_lr_range[1] * reach, lhi))
 
 
-def censored_means(members: np.ndarray, diverged: np.ndarray) -> np.ndarray:
-    """Each cell's mean over its members that did not diverge; NaN where most diverged (beyond the
-    stability edge), as the estimator reads them (profile.py)."""
-    ok = ~diverged & np.isfinite(members)
-    with np.errstate(invalid="ignore"):
-        mean = np.where(ok, members, 0.0).sum(1) / ok.sum(1)
-    return np.where(ok.sum(1) * 2 > members.shape[1], mean, np.nan)
+def censored_means(values: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """Each cell's mean over the members that count (the last axis; not diverged, finite); NaN
+    where they are not most of its members: the cell is beyond the stability edge. The one rule
+    halving, the estimator (profile.py) and the report's raw table read cells by."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counted, values, 0.0).sum(-1) / counted.sum(-1)
+    return np.where(counted.sum(-1) * 2 > values.shape[-1], mean, np.nan)
 
 
 def halved(r, chunk: int, means: np.ndarray, alphas: list[float], alive: set[int]) -> set[int]:

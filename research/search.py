@@ -85,6 +85,7 @@ def validate(cfg) -> None:
         raise choice("search.stage", cfg.stage, ridge.STAGES)
     if cfg.sampler == "ridge":
         require(cfg.learning_rate_range != (), "search.sampler 'ridge' needs search.learning_rate_range.")
+        _check_range("search.ridge.pilot_lr_range", cfg.ridge.pilot_lr_range, LEARNING_RATE_LIMITS)
         ridge.validate(cfg)
     if cfg.pruner not in PRUNERS:
         raise choice("search.pruner", cfg.pruner, PRUNERS)

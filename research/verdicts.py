@@ -266,9 +266,12 @@ def analyse(record, objective: str | None = None, judged=None) -> Analysis:
     objective = objective or cfg.search.objective
     moment = record.input_moment
     compared, skipped = judged or predictions.compared(cfg, moment)
-    reads_chance = objectives.get(objective).trained and (cfg.search.sampler == "ridge" or bool(cfg.search.arms))
-    chance, censored_above = _scale_of(record, objective) if reads_chance else (None, None)
-    if cfg.search.sampler == "ridge" and objectives.get(objective).trained:
+    trained = objectives.get(objective).trained
+    ridge_design = trained and cfg.search.sampler == "ridge"
+    chance, censored_above = (
+        _scale_of(record, objective) if ridge_design or (trained and cfg.search.arms) else (None, None)
+    )
+    if ridge_design:
         obs = estimate.from_trials(record.trials, objectives.get(objective), cfg.train.chunk_steps,
                                    cfg.verdict.loss_threshold)  # fmt: skip
         factors = record.attrs.get("design", {}).get("seed_lr_factors")
@@ -277,7 +280,6 @@ def analyse(record, objective: str | None = None, judged=None) -> Analysis:
     else:
         obs, est = estimate.for_trials(record.trials, cfg, objective)
     rope, tolerance, level = rule(cfg, objective)
-    trained = objectives.get(objective).trained
     verdicts = judge(est, compared, rope, level, tolerance, trained)
     return Analysis(cfg, objective, obs, est, verdicts, skipped, rope, moment, judge_lr_slope(est, cfg, level),
                     rule_note(record.attrs.get("config") or {}), chance)  # fmt: skip

@@ -207,7 +207,7 @@ class Worker:
         def prune(chunk: int, members: np.ndarray, diverged: np.ndarray) -> set[int]:
             values = members.mean(axis=1)  # what Optuna is told: diverged members at their recorded loss
             if self.scfg.sampler == "ridge":  # successive halving along lr, before the reports
-                rung = ridge.censored_means(members, diverged)
+                rung = ridge.censored_means(members, ~diverged & np.isfinite(members))
                 for i in ridge.halved(self.scfg.ridge, chunk, rung, alphas, set(range(len(trials))) - pruned):
                     retry(lambda: trials[i].set_user_attr("stopped", {"chunk": chunk, "loss": float(rung[i])}))  # noqa: B023
                     pruned.add(i)

@@ -185,7 +185,7 @@ def ridge_design(surface: Surface, rng: np.random.Generator, coarse: np.ndarray,
     y = (np.log([ridge.ridge_at(best, a) for a in alphas])[:, None] + offsets[None, :]).ravel()
     phases = ((rng.permutation(seeds) + rng.uniform()) / seeds - 0.5) * math.log(spacing)
     values, diverged = surface.draw(rng, x, y[None, :] + phases[:, None], seeds)
-    rung = ridge.censored_means(values + 2 * surface.noise * rng.normal(size=values.shape), diverged)
+    rung = ridge.censored_means(values + 2 * surface.noise * rng.normal(size=values.shape), ~diverged)
     kept = np.zeros(len(x), bool)
     for i in range(len(alphas)):  # the early reading halving ranks (diverged members censored)
         mine = np.arange(i * lrs, (i + 1) * lrs)

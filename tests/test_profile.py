@@ -281,3 +281,17 @@ def test_a_worker_of_a_ridge_study_waits_for_its_pilot_in_one_sentence(tmp_path,
     # 5 coarse alphas x 11 pilot rates (4x apart over the default 1e-5..10)
     assert "the pilot study tiny-quick-train_loss-pilot holds 0 of 55 finished trials; run it first" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("search.ridge.pilot_lr_range=(10.0, 1e-05)", r"search.ridge.pilot_lr_range must be \(low, high\)"),
+     ("search.ridge.keep=8", r"search.ridge.keep \(8\) must not exceed search.ridge.lrs \(7\)"),
+     ("search.ridge.alphas=(1.0, 2.0)", "search.ridge.alphas must list five or more alphas")],
+)  # fmt: skip
+def test_a_bad_ridge_setting_is_refused_in_one_sentence(override, message):
+    from research.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as err:
+        experiment.load("experiments/he_relu_mlp.py", "quick", [override])
+    assert "\n" not in str(err.value)
