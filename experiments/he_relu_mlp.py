@@ -23,8 +23,8 @@ from research import experiment
 
 def get_config(profile: str = "quick"):
     cfg = experiment.mnist1d_mlp("he_relu_mlp", "relu", "fan_in")
-    cfg.train.steps = 500
-    experiment.ridge_profiled(cfg, tuple(2 * 2 ** (k / 2) for k in range(-3, 3)), seeds=8, rung=1)
+    cfg.train.update({"steps": 500, "chunk_steps": 50})
+    experiment.ridge_profiled(cfg, tuple(2 * 2 ** (k / 2) for k in range(-3, 3)), seeds=8)
     cfg.search.objectives = ("train_loss", "forward_log_ratio")
     cfg.search.probe.update({"trials": 16, "alpha_range": (0.5, 8.0)})  # log-slope ~ log alpha: few trials do
     cfg.verdict.objectives = (
@@ -42,7 +42,7 @@ def get_config(profile: str = "quick"):
             seeds=8,
             window=16,
             per_octave=8,
-            rung=1,
+            focus=10,
             pilot_steps=300,
         )
         cfg.verdict.objectives = ("train_loss_at_300", "train_loss_at_1200", *cfg.verdict.objectives[1:])

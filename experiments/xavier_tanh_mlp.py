@@ -25,8 +25,8 @@ from research import experiment
 
 def get_config(profile: str = "quick"):
     cfg = experiment.mnist1d_mlp("xavier_tanh_mlp", "tanh", "fan_avg")
-    cfg.train.steps = 500
-    experiment.ridge_profiled(cfg, tuple(2 ** (k / 2) for k in range(-2, 5)), seeds=8, rung=1)
+    cfg.train.update({"steps": 500, "chunk_steps": 50})
+    experiment.ridge_profiled(cfg, tuple(2 ** (k / 2) for k in range(-2, 5)), seeds=8)
     cfg.search.update({"objectives": ("train_loss", "jacobian_log_gain"), "probe_input_scale": 0.1, "probe_seeds": 32})
     cfg.search.probe.update({"trials": 32, "alpha_range": (0.25, 8.0)})
     cfg.verdict.objectives = (
@@ -41,7 +41,7 @@ def get_config(profile: str = "quick"):
             seeds=8,
             window=16,
             per_octave=8,
-            rung=1,
+            focus=10,
             pilot_steps=300,
         )
         cfg.verdict.objectives = ("train_loss_at_300", "train_loss_at_1200", *cfg.verdict.objectives[1:])

@@ -11,6 +11,8 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
+import optax
 
 from research.errors import ConfigError
 
@@ -78,3 +80,19 @@ def check_xla_flags(environ=os.environ) -> None:
         unknown = re.search(r"Unknown flags? in XLA_FLAGS: (.*)", done.stderr)
         why = f"XLA does not know {unknown.group(1).strip()}" if unknown else "XLA cannot start with it"
         raise ConfigError(f"$XLA_FLAGS is not usable: {why}; fix or unset it.")
+
+
+def member_bytes(params, tx: optax.GradientTransformation) -> int:
+    """Bytes one member keeps at least: parameters (their shapes), their gradients and the
+    optimiser state (float32; found by shape alone, so a huge model costs nothing to size)."""
+    count = lambda tree: sum(leaf.size for leaf in jax.tree.leaves(tree))  # noqa: E731
+    return 4 * (2 * count(params) + count(jax.eval_shape(tx.init, params)))
+
+
+def activation_bytes(apply, params, example_shape: tuple[int, ...], batch: int) -> int:
+    """Bytes of one member's activations for `batch` examples that a training step keeps for its
+    backward pass: each layer's pre- and post-activations of `apply(params, x)` -> (logits,
+    pre-activations) (float32; found by shape alone)."""
+    x = jax.ShapeDtypeStruct((batch, *example_shape), jnp.float32)
+    logits, preacts = jax.eval_shape(apply, params, x)
+    return 4 * (2 * sum(h.size for h in preacts) + logits.size)

@@ -110,26 +110,28 @@ class Roster:
     """Who is still training. Row i of the compiled state holds member `slots[i]`; a member not in
     `slots` has left (diverged, or its trial was pruned). The rest is per member, kept current."""
 
-    slots: np.ndarray  # [rows in training] member indices, in state order
+    slots: np.ndarray  # [rows in training] member indices, in state order (-1: a frozen spare row)
     diverged: np.ndarray  # [P] bool
     diverged_step: np.ndarray  # [P] the step a member froze at, -1 while healthy
     layer_variance: np.ndarray  # [P, layers] at the member's last evaluation ([P, 0] before any)
 
     @classmethod
-    def everyone(cls, size: int) -> Roster:
-        return cls(np.arange(size), np.zeros(size, bool), np.full(size, -1, np.int32), np.zeros((size, 0), np.float32))
+    def everyone(cls, size: int, slots: np.ndarray | None = None) -> Roster:
+        slots = np.arange(size) if slots is None else slots
+        return cls(slots, np.zeros(size, bool), np.full(size, -1, np.int32), np.zeros((size, 0), np.float32))
 
     def update(self, rows: dict[str, np.ndarray]) -> None:
         """Take in a chunk's metrics of the rows in training."""
         if self.layer_variance.shape[1] != rows["layer_variance"].shape[1]:
             self.layer_variance = np.full((len(self.diverged), rows["layer_variance"].shape[1]), np.nan, np.float32)
+        live = self.slots >= 0
         for name in ("diverged", "diverged_step", "layer_variance"):
-            getattr(self, name)[self.slots] = rows[name]
+            getattr(self, name)[self.slots[live]] = rows[name][live]
 
-    def pick(self, members: list[int], active: list[int]) -> Roster:
-        """The roster of a population made of `members`, of which those at `active` still train."""
+    def pick(self, members: list[int], slots: np.ndarray) -> Roster:
+        """The roster of a population made of `members`, whose rows hold `slots` (as `slots`)."""
         return Roster(
-            np.asarray(active, np.int64),
+            np.asarray(slots, np.int64),
             self.diverged[members],
             self.diverged_step[members],
             self.layer_variance[members],

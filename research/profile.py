@@ -58,11 +58,12 @@ class Cells:
     seed_log_lr: np.ndarray
 
     @classmethod
-    def of(cls, obs: estimate.Observations) -> Cells:
-        alphas = np.unique(np.round(obs.log_alpha, 9))
+    def of(cls, obs: estimate.Observations, design: tuple[float, ...] = ()) -> Cells:
+        """`design`: the study's alphas; one whose every cell halving stopped is a row with none."""
+        alphas = np.unique(np.round(np.concatenate([obs.log_alpha, np.log(np.asarray(design, float))]), 9))
         rows = [np.flatnonzero(np.isclose(obs.log_alpha, a, atol=1e-8)) for a in alphas]
         rows = [r[np.argsort(obs.log_lr[r])] for r in rows]
-        k, s = max(len(r) for r in rows), obs.values.shape[1]
+        k, s = max(max(len(r) for r in rows), 1), obs.values.shape[1]
         log_lr, values, diverged = np.full((len(rows), k), np.nan), np.full((len(rows), k, s), np.nan), \
             np.zeros((len(rows), k, s), bool)  # fmt: skip
         div = obs.diverged if obs.diverged is not None else np.zeros(obs.values.shape, bool)
@@ -225,23 +226,28 @@ def _nearest(run: range, i: int, width: int) -> slice:
     return slice(start, min(start + width, run.stop))
 
 
-def loss_at(log_alpha: np.ndarray, value: np.ndarray, at: float) -> float:
-    """The profile's value at log alpha `at`: the parabola through the three finished design alphas
-    nearest it (the value itself at a design alpha; NaN outside the finished ones)."""
-    ok = np.flatnonzero(np.isfinite(value))
-    if len(ok) < 3 or not log_alpha[ok[0]] - 1e-9 <= at <= log_alpha[ok[-1]] + 1e-9:
-        return math.nan
-    x, y = log_alpha[ok], value[ok]
-    hit = np.flatnonzero(np.abs(x - at) < 1e-9)
-    if len(hit):
-        return float(y[hit[0]])
-    i = int(np.clip(np.searchsorted(x, at), 1, len(x) - 2))
-    (x0, x1, x2), (y0, y1, y2) = x[i - 1 : i + 2], y[i - 1 : i + 2]
-    return float(
-        y0 * (at - x1) * (at - x2) / ((x0 - x1) * (x0 - x2))
-        + y1 * (at - x0) * (at - x2) / ((x1 - x0) * (x1 - x2))
-        + y2 * (at - x0) * (at - x1) / ((x2 - x0) * (x2 - x1))
-    )  # Lagrange's form
+def loss_at(log_alpha: np.ndarray, value: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The profile's value at log alpha `at` [...] for profiles `value` [..., A]: the parabola
+    through the three finished design alphas nearest it (the value itself at a design alpha; NaN
+    outside the finished ones, or where `at` is NaN)."""
+    value = np.asarray(value, float)
+    finite, at = np.isfinite(value), np.broadcast_to(np.asarray(at, float), value.shape[:-1])
+    order = np.argsort(~finite, axis=-1, kind="stable")  # each row's finished alphas first, in order
+    x = np.where(np.take_along_axis(finite, order, -1), log_alpha[order], np.inf)
+    y = np.take_along_axis(value, order, -1)
+    n = finite.sum(-1)
+    i = np.clip((x < at[..., None]).sum(-1), 1, np.clip(n - 2, 1, value.shape[-1] - 2))
+    pick = lambda a, k: np.take_along_axis(a, np.clip(i + k, 0, a.shape[-1] - 1)[..., None], -1)[..., 0]  # noqa: E731
+    (x0, x1, x2), (y0, y1, y2) = (pick(x, k) for k in (-1, 0, 1)), (pick(y, k) for k in (-1, 0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (y0 * (at - x1) * (at - x2) / ((x0 - x1) * (x0 - x2))
+               + y1 * (at - x0) * (at - x2) / ((x1 - x0) * (x1 - x2))
+               + y2 * (at - x0) * (at - x1) / ((x2 - x0) * (x2 - x1)))  # Lagrange's form  # fmt: skip
+    for xk, yk in ((x0, y0), (x1, y1), (x2, y2)):
+        out = np.where(np.abs(xk - at) < 1e-9, yk, out)
+    last = np.take_along_axis(x, np.maximum(n - 1, 0)[..., None], -1)[..., 0]
+    inside = (n >= 3) & np.isfinite(at) & (at >= x[..., 0] - 1e-9) & (at <= last + 1e-9)
+    return np.where(inside, out, np.nan)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,9 +266,11 @@ class Result:
 
 
 def analyse(obs: estimate.Observations, settings: Settings, chance: float | None, at: tuple[float, ...] = (),
-            n_boot: int = 300, n_splits: int = 10, seed: int = 0) -> Result:  # fmt: skip
-    """One analysis of a ridge study's observations (`chance`: the chance-level loss, for losses)."""
-    cells = Cells.of(obs)
+            n_boot: int = 300, n_splits: int = 10, seed: int = 0, design: tuple[float, ...] = ()
+            ) -> Result:  # fmt: skip
+    """One analysis of a ridge study's observations (`chance`: the chance-level loss, for losses;
+    `design`: its alphas, those halving stopped whole included)."""
+    cells = Cells.of(obs, design)
     s = cells.n_seeds
     rng = np.random.default_rng(seed)
     boots = rng.integers(0, s, (n_boot, s))
@@ -297,9 +305,7 @@ def _regrets(cells: Cells, settings: Settings, at: tuple, halves: list, boots: n
 
 
 def _regret(log_alpha: np.ndarray, alpha: float, stars: np.ndarray, values: np.ndarray, scale: float) -> tuple:
-    excess = np.array([[loss_at(log_alpha, v, math.log(alpha)) - loss_at(log_alpha, v, st) if math.isfinite(st)
-                        else math.nan for st, v in zip(row_stars, row_values, strict=True)]
-                       for row_stars, row_values in zip(stars, values, strict=True)])  # fmt: skip
+    excess = loss_at(log_alpha, values, math.log(alpha)) - loss_at(log_alpha, values, stars)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a resample where no split found alpha*: NaN
         mean = np.nanmean(excess, axis=1)
@@ -334,12 +340,12 @@ def _status(main: Profile, reps: Profile, chance: float | None, df: float, scale
 
 
 def estimate_of(obs: estimate.Observations, estimator_cfg, chance: float | None, at: tuple[float, ...] = (),
-                censored_above: float | None = None) -> estimate.Estimate:  # fmt: skip
+                censored_above: float | None = None, design: tuple[float, ...] = ()) -> estimate.Estimate:  # fmt: skip
     """The study's pre-registered analysis (`verdict.estimator`) as an `estimate.Estimate`, with
     each variant's beside it (`variants`) and the cross-fitted regret at the alphas `at`."""
     primary = dataclasses.replace(Settings(**{f: estimator_cfg[f] for f in METHODS}), censored_above=censored_above)
     n_boot, n_splits = int(estimator_cfg.n_boot), int(estimator_cfg.splits)
-    run = lambda settings: analyse(obs, settings, chance, at, n_boot, n_splits, seed=0)  # noqa: E731
+    run = lambda settings: analyse(obs, settings, chance, at, n_boot, n_splits, seed=0, design=design)  # noqa: E731
     variants = {change: _as_estimate(obs, run(primary.varied(change)), {}) for change in estimator_cfg.variants}
     return _as_estimate(obs, run(primary), variants)
 

@@ -13,9 +13,13 @@ wastes most of its cells. Two pre-registered stages (`search.ridge`, stored with
    learning-rate grid (every rate of the seed times spacing^phase, the phases spread evenly over
    one step in a random order drawn from the seed offset and `phase_seed`), so that how the grid
    falls against the ridge and the stability edge varies from seed to seed, and the interval,
-   which resamples seeds, sees it. After `rung` chunks each alpha keeps its `keep` best cells
-   (seed-mean training loss); the others leave the population (successive halving) and are
-   recorded as stopped at that rung.
+   which resamples seeds, sees it. Successive halving along the learning rate: at each of
+   the `rungs` (chunks) each alpha keeps `keep` consecutive cells around its best so far (seed-mean
+   training loss), `keep_above` of them above it, the rest below, since early readings favour too
+   large a rate (short-horizon bias, Wu et al. 2018); at the last rung only the `focus` alphas
+   nearest the best and those beside each tested prediction go on. The others leave the population
+   and are recorded as stopped at their rung; the estimator reads them as censored. The pilot
+   halves once too: after a third of its steps each alpha keeps `pilot_keep` rates.
 """
 
 from __future__ import annotations
@@ -47,8 +51,11 @@ def default_config() -> ml_collections.ConfigDict:
             "pilot_steps": 150,
             "lrs": 7,  # confirmatory learning rates per alpha ...
             "spacing": 2.0,  # ... this ratio apart, centred on the pilot's best
-            "keep": 4,  # cells per alpha that train past the rung (3: see docs/theory.md, coverage)
-            "rung": 2,  # chunks after which the others leave
+            "rungs": (1, 2),  # chunks after which the cells that fall behind leave ...
+            "keep": (4, 3),  # ... each alpha keeping this many consecutive cells around its best ...
+            "keep_above": (1, 0),  # ... this many of them at larger rates than the best
+            "focus": 6,  # at the last rung, alphas nearest the best that go on (0: all)
+            "pilot_keep": 4,  # rates per alpha the pilot keeps after a third of its steps (0: all)
             "phase_seed": 0,
         }
     )
@@ -71,12 +78,37 @@ def validate(search) -> None:
     integer(r.lrs, "search.ridge.lrs", minimum=3)
     integer(r.per_octave, "search.ridge.per_octave")
     integer(r.window, "search.ridge.window", minimum=5)
-    integer(r.keep, "search.ridge.keep", minimum=3)
-    require(r.keep <= r.lrs, f"search.ridge.keep ({r.keep}) must not exceed search.ridge.lrs ({r.lrs}).")
     integer(r.pilot_seeds, "search.ridge.pilot_seeds")
     integer(r.pilot_steps, "search.ridge.pilot_steps")
-    integer(r.rung, "search.ridge.rung")
     integer(r.phase_seed, "search.ridge.phase_seed", minimum=0)
+    _validate_halving(r)
+
+
+def _validate_halving(r) -> None:
+    rungs, keep, above = (tuple(v) if isinstance(v, tuple | list) else v for v in (r.rungs, r.keep, r.keep_above))
+    ints = lambda v: isinstance(v, tuple) and all(isinstance(i, int) and not isinstance(i, bool) for i in v)  # noqa: E731
+    require(ints(rungs) and all(a < b for a, b in zip((0, *rungs), rungs, strict=False)),
+            f"search.ridge.rungs must list increasing chunk numbers >= 1; got {r.rungs!r}.")  # fmt: skip
+    require(ints(keep) and len(keep) == len(rungs) and all(3 <= k <= r.lrs for k in keep)
+            and list(keep) == sorted(keep, reverse=True),
+            f"search.ridge.keep must give one count per rung, non-increasing, each from 3 to search.ridge.lrs"
+            f" ({r.lrs}); got {r.keep!r}.")  # fmt: skip
+    require(ints(above) and len(above) == len(rungs) and all(0 <= a < k for a, k in zip(above, keep, strict=True)),
+            f"search.ridge.keep_above must give one count per rung, each from 0 to below its keep; got"
+            f" {r.keep_above!r}.")  # fmt: skip
+    integer(r.focus, "search.ridge.focus", minimum=0)
+    require(r.focus == 0 or 5 <= r.focus <= r.window,
+            f"search.ridge.focus must be 0 (all alphas) or from 5 to search.ridge.window ({r.window});"
+            f" got {r.focus!r}.")  # fmt: skip
+    integer(r.pilot_keep, "search.ridge.pilot_keep", minimum=0)
+    require(r.pilot_keep == 0 or 2 <= r.pilot_keep <= pilot_points(r),
+            f"search.ridge.pilot_keep must be 0 (all) or from 2 to the pilot's {pilot_points(r)} learning rates;"
+            f" got {r.pilot_keep!r}.")  # fmt: skip
+    require(
+        r.pilot_keep == 0 or r.pilot_steps % 3 == 0,
+        f"search.ridge.pilot_steps ({r.pilot_steps}) must be a multiple of 3 when the pilot halves"
+        " (search.ridge.pilot_keep > 0): it halves after a third of them.",
+    )
 
 
 def pilot_points(r) -> int:
@@ -87,11 +119,13 @@ def pilot_changes(cfg) -> dict:
     """The config changes that make a ridge study's pilot (a rectangular grid, few seeds, short)."""
     r, alphas = cfg.search.ridge, cfg.search.ridge.alphas
     n = pilot_points(r)
+    halving = {"search.ridge.rungs": (1,), "search.ridge.keep": (r.pilot_keep,), "search.ridge.keep_above": (1,),
+               "search.ridge.focus": 0, "train.chunk_steps": r.pilot_steps // 3} if r.pilot_keep else {}  # fmt: skip
     return {"search.stage": "pilot", "search.sampler": "grid", "search.alpha_range": (min(alphas), max(alphas)),
             "search.grid_points": len(alphas), "search.learning_rate_range": tuple(r.pilot_lr_range),
             "search.lr_points": n, "search.trials": len(alphas) * n, "search.trials_per_batch": len(alphas) * n,
             "search.seeds": r.pilot_seeds, "search.pruner": "none", "train.steps": r.pilot_steps,
-            "train.chunk_steps": r.pilot_steps, "verdict.objectives": ()}  # fmt: skip
+            "train.chunk_steps": r.pilot_steps, "verdict.objectives": (), **halving}  # fmt: skip
 
 
 def pilot_best(cfg, pilot_trials) -> dict[float, tuple[float, float]]:
@@ -187,16 +221,33 @@ def censored_means(values: np.ndarray, counted: np.ndarray) -> np.ndarray:
     return np.where(counted.sum(-1) * 2 > values.shape[-1], mean, np.nan)
 
 
-def halved(r, chunk: int, means: np.ndarray, alphas: list[float], alive: set[int]) -> set[int]:
-    """The trials that leave at `chunk` (the rung): every cell of an alpha beyond its `keep` best by
-    `means` (censored_means: a cell beyond the stability edge is worst; ties: the first stays)."""
-    if chunk != r.rung:
+def halved(r, chunk: int, means: np.ndarray, cells: list[tuple[float, float]], alive: set[int],
+           tested: tuple[float, ...] = ()) -> set[int]:  # fmt: skip
+    """The trials (cells: (alpha, lr) each) that leave at `chunk` if it is a rung: per alpha, all but
+    `keep` consecutive cells around its best by `means` (censored_means: a cell beyond the stability
+    edge is worst; ties: the smaller rate), `keep_above` of them above it; at the last rung, with
+    `focus`, every cell of an alpha neither among the `focus` nearest the best alpha nor among the
+    three nearest a `tested` prediction."""
+    if chunk not in r.rungs:
         return set()
-    out = set()
-    for alpha in set(alphas):
-        mine = [i for i in alive if alphas[i] == alpha]
-        ranked = sorted(mine, key=lambda i: (math.inf if not np.isfinite(means[i]) else means[i], i))
-        out.update(ranked[r.keep :])
+    rung = list(r.rungs).index(chunk)
+    keep, above = r.keep[rung], r.keep_above[rung]
+    score = lambda i: math.inf if not np.isfinite(means[i]) else float(means[i])  # noqa: E731
+    out, best = set(), {}
+    for alpha in sorted({cells[i][0] for i in alive}):
+        mine = sorted((i for i in alive if cells[i][0] == alpha), key=lambda i: cells[i][1])
+        b = min(range(len(mine)), key=lambda k: (score(mine[k]), k))
+        start = min(max(b - (keep - 1 - above), 0), max(len(mine) - keep, 0))
+        out.update(mine[:start] + mine[start + keep :])
+        best[alpha] = score(mine[b])
+    if r.focus and rung == len(r.rungs) - 1 and len(best) > r.focus:
+        alphas = sorted(best)
+        top = min(range(len(alphas)), key=lambda k: (best[alphas[k]], k))
+        near = sorted(range(len(alphas)), key=lambda k: (abs(k - top), best[alphas[k]]))[: r.focus]
+        for p in tested:
+            near += sorted(range(len(alphas)), key=lambda k: abs(math.log(alphas[k] / p)))[:3]
+        gone = {alphas[k] for k in range(len(alphas))} - {alphas[k] for k in near}
+        out.update(i for i in alive if cells[i][0] in gone)
     return out
 
 

@@ -5,9 +5,10 @@ Each member's alpha (per layer group), learning rate and seed are traced arrays,
 values never recompile. After each chunk the host gets per-member metrics for progress,
 pruning and checkpoints. A member whose loss or gradient turns NaN or inf is frozen and flagged.
 On CPU each device trains its members a small block at a time, so a block's weights stay in cache.
-Members that diverged or whose trial was pruned leave at the next chunk boundary once the rest
-fit a smaller compiled size (powers of two per device, so recompiles stay few): no compute
-is spent on members whose results are settled.
+Members that diverged or whose trial was pruned leave at the next chunk boundary: the rest are
+packed evenly over the devices, spare rows frozen (their blocks skip), in a smaller compiled size
+once they fit one (powers of two per device, so recompiles stay few): no compute is spent on
+members whose results are settled.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import optax
 
 from research import data as datalib
 from research import devices, models, recipe
+from research.devices import activation_bytes, member_bytes
 from research.members import METRICS, Curves, Population, Progress, Result, Roster
 
 Array = jax.Array
@@ -128,9 +130,10 @@ class Trainer:
                         dataset.x_val[:n_val], dataset.y_val[:n_val])  # fmt: skip
         replicated = jax.sharding.NamedSharding(self._mesh, jax.sharding.PartitionSpec()) if self._mesh else None
         self.arrays = jax.device_put(arrays, replicated)  # every device holds the data once
-        self._member_bytes = _member_bytes(model_cfg, self.tx)
+        self._member_bytes = member_bytes(models.param_shapes(model_cfg), self.tx)
         rows = max(train_cfg.batch_size, n_eval)  # a step's batch, or an evaluation's examples
-        self._step_bytes = _activation_bytes(model_cfg, self.graph, dataset.x_train.shape[1:], rows)
+        self._step_bytes = activation_bytes(functools.partial(models.apply, self.graph), models.param_shapes(model_cfg),
+                                           dataset.x_train.shape[1:], rows)  # fmt: skip
         self._check_memory(population_size)
         self.traces = collections.Counter()  # program -> times traced (each trace is a compilation)
         self.init = jax.jit(self._init)
@@ -230,22 +233,31 @@ class Trainer:
 
     # --- the host loop ----------------------------------------------------------------------
     def start(self, population: Population) -> TrainState:
-        """A fresh population state, sharded over local devices when there are several."""
+        """A fresh population state, sharded over local devices when there are several, laid out
+        as `layout` says (spare rows frozen)."""
         population.validate(self.groups)
         self._check_memory(population.size)
-        pad = self._padding(population.size)
-        args = (
-            {g: _pad(a, pad) for g, a in population.alpha.items()},
-            _pad(population.learning_rate, pad),
-            _pad(population.seed, pad),
-        )
+        slots = self.layout(population.size, self._rows(population.size))
+        at = np.maximum(slots, 0)
+        args = ({g: a[at] for g, a in population.alpha.items()}, population.learning_rate[at], population.seed[at])
         if self._mesh is not None:
             args = jax.device_put(args, self._member_sharding())
-        return self.init(*args)
+        return self._frozen(self.init(*args), slots < 0)
 
     def begin(self, population: Population) -> Progress:
         """`population` before its first step, every member in training."""
-        return Progress(self.start(population), Roster.everyone(population.size), Curves(), 0)
+        slots = self.layout(population.size, self._rows(population.size))
+        return Progress(self.start(population), Roster.everyone(population.size, slots), Curves(), 0)
+
+    def layout(self, count: int, rows: int) -> np.ndarray:
+        """Which of `count` members each of `rows` rows holds: an even share per device, each
+        device's spare rows (-1) at its end, so whole blocks of them are frozen and skip."""
+        share = rows // len(self.devices)
+        out = np.full(rows, -1)
+        for d in range(len(self.devices)):
+            lo, hi = count * d // len(self.devices), count * (d + 1) // len(self.devices)
+            out[d * share : d * share + hi - lo] = np.arange(lo, hi)
+        return out
 
     def abstract_state(self, rows: int) -> TrainState:
         """Shapes and dtypes of a state of `rows` members (what a checkpoint of it holds)."""
@@ -269,7 +281,7 @@ class Trainer:
         rows = None
         if progress.state is not None:
             progress.state, out = self.chunk(progress.state, self.arrays)
-            rows = {k: v[: len(progress.roster.slots)] for k, v in jax.device_get(out).items()}
+            rows = jax.device_get(out)
             progress.roster.update(rows)
         progress.step += self.cfg.chunk_steps
         metrics = self._everyone(rows, progress.roster)
@@ -278,41 +290,49 @@ class Trainer:
 
     def compact(self, progress: Progress, retired: Collection[int] = ()) -> None:
         """Let members that diverged or are `retired` (their trial pruned) leave `progress`'s
-        state, once the rest fit a smaller compiled size: a power of two members per device."""
-        roster, state = progress.roster, progress.state
+        state: the rest are packed evenly over the devices (`layout`), in a smaller compiled size
+        (a power of two rows per device) once they fit one, so no block trains only leavers."""
+        roster, state, retired = progress.roster, progress.state, set(retired)
         if state is None:
             return
-        retired = set(retired)
-        stay = [i for i, m in enumerate(roster.slots) if not roster.diverged[m] and m not in retired]
+        row = {int(m): i for i, m in enumerate(roster.slots) if m >= 0}
+        stay = [m for m in row if not roster.diverged[m] and m not in retired]
         if not stay:
             progress.state, roster.slots = None, roster.slots[:0]
             return
-        per_device = 1 << (-(-len(stay) // len(self.devices)) - 1).bit_length()
-        if per_device * len(self.devices) < len(state.seed):
-            progress.state = self._take(state, stay, per_device * len(self.devices))
-            roster.slots = roster.slots[stay]
+        if len(stay) < len(row):
+            per_device = 1 << (-(-len(stay) // len(self.devices)) - 1).bit_length()
+            slots = self.layout(len(stay), min(per_device * len(self.devices), len(state.seed)))
+            progress.state = self._take(state, [row[stay[j]] if j >= 0 else -1 for j in slots])
+            roster.slots = np.array([stay[j] if j >= 0 else -1 for j in slots])
 
     def pick(self, source: Progress, members: list[int], population: Population) -> Progress:
         """Members `members` of `source` (a checkpointed population), in order, as the start of
         `population`, whose members they must be: how a retried trial continues a dead worker's."""
         population.validate(self.groups)
-        row = {int(m): i for i, m in enumerate(source.roster.slots)}
+        row = {int(m): i for i, m in enumerate(source.roster.slots) if m >= 0}
         active = [j for j, m in enumerate(members) if m in row]
-        state = None
+        state, slots = None, np.zeros(0, np.int64)
         if active:
-            state = self._take(source.state, [row[members[j]] for j in active], self._rows(len(active)))
+            slots = np.array([active[j] if j >= 0 else -1 for j in self.layout(len(active), self._rows(len(active)))])
+            state = self._take(source.state, [row[members[j]] if j >= 0 else -1 for j in slots])
             for name in ("learning_rate", "seed"):
-                held = np.asarray(getattr(state, name))[: len(active)]
-                if not np.array_equal(held, getattr(population, name)[active]):
+                held = np.asarray(getattr(state, name))[slots >= 0]
+                if not np.array_equal(held, getattr(population, name)[slots[slots >= 0]]):
                     raise ValueError(f"checkpoint members do not match the population's {name}")
-        return Progress(state, source.roster.pick(members, active), source.curves.select(members), source.step)
+        return Progress(state, source.roster.pick(members, slots), source.curves.select(members), source.step)
 
-    def _take(self, state: TrainState, rows: list[int], size: int) -> TrainState:
-        """Rows `rows` of a state (on the devices or the host) as a state of `size` rows, the
-        first of them repeated as padding, placed on the devices."""
-        index = np.asarray(rows + [rows[0]] * (size - len(rows)))
-        picked = jax.tree.map(lambda a: a[index], state.replace(step=None))  # None: no leaves
-        return self.place(picked.replace(step=state.step))
+    def _take(self, state: TrainState, rows: list[int]) -> TrainState:
+        """Rows `rows` of a state (on the devices or the host), -1 a frozen spare row, placed on
+        the devices."""
+        index = np.asarray(rows)
+        picked = jax.tree.map(lambda a: a[np.maximum(index, 0)], state.replace(step=None))  # None: no leaves
+        return self._frozen(self.place(picked.replace(step=state.step)), index < 0)
+
+    def _frozen(self, state: TrainState, spare: np.ndarray) -> TrainState:
+        """`state` with its `spare` rows marked diverged: a block of them skips its steps."""
+        mask = jax.device_put(spare, self._member_sharding()) if self._mesh is not None else spare
+        return state.replace(diverged=state.diverged | mask)
 
     def _everyone(self, rows: dict[str, np.ndarray] | None, roster: Roster) -> dict[str, np.ndarray]:
         """A chunk's metrics for every member: the rows in training where they are; members that
@@ -330,8 +350,9 @@ class Trainer:
             "diverged": roster.diverged.copy(),
             "diverged_step": roster.diverged_step.copy(),
         }
+        live = roster.slots >= 0
         for name, values in (rows or {}).items():
-            metrics[name][roster.slots] = values
+            metrics[name][roster.slots[live]] = values[live]
         return metrics
 
     @property
@@ -348,12 +369,8 @@ class Trainer:
         need = members * self._member_bytes + blocks * self._block(members) * self._step_bytes + data
         devices.check_fits(need, f"a population of {max(size, 1)}", self.devices[0])
 
-    def _padding(self, size: int) -> int:
-        """Copies of member 0 appended: up to `population_size`, then to a multiple of the devices."""
-        return self._rows(size) - size
-
     def _rows(self, size: int) -> int:
-        """Rows of a fresh state of `size` members (see `_padding`)."""
+        """Rows of a fresh state of `size` members: up to `population_size`, a multiple of the devices."""
         per_device = -(-max(size, self.population_size) // len(self.devices))
         return per_device * len(self.devices)
 
@@ -408,22 +425,6 @@ def train(
     )
 
 
-def _member_bytes(model_cfg, tx: optax.GradientTransformation) -> int:
-    """Bytes one member keeps at least: parameters, their gradients and the optimiser state
-    (float32; found by shape alone, so a huge model costs nothing to size)."""
-    params = models.param_shapes(model_cfg)
-    opt = jax.eval_shape(tx.init, params)
-    return 4 * (2 * models.count_params(params) + sum(leaf.size for leaf in jax.tree.leaves(opt)))
-
-
-def _activation_bytes(model_cfg, graph, example_shape: tuple[int, ...], batch: int) -> int:
-    """Bytes of one member's activations for `batch` examples that a training step keeps for its
-    backward pass: each layer's pre- and post-activations (float32; found by shape alone)."""
-    x = jax.ShapeDtypeStruct((batch, *example_shape), jnp.float32)
-    logits, preacts = jax.eval_shape(lambda p, x: models.apply(graph, p, x), models.param_shapes(model_cfg), x)
-    return 4 * (2 * sum(h.size for h in preacts) + logits.size)
-
-
 def _trials_mesh(devices) -> jax.sharding.Mesh:
     """A 1-D mesh over `devices` whose axis "trials" splits the population (auto sharding)."""
     return jax.make_mesh((len(devices),), ("trials",), devices=devices, axis_types=(jax.sharding.AxisType.Auto,))
@@ -437,7 +438,3 @@ def _norm(tree) -> Array:
 def _member_keys(seed: Array) -> Array:
     """[P, 2] keys per member: one for its init, one for its data order."""
     return jax.vmap(lambda s: jax.random.split(jax.random.key(s)))(seed)
-
-
-def _pad(values: np.ndarray, pad: int) -> np.ndarray:
-    return np.concatenate([values, np.repeat(values[:1], pad)]) if pad else values

@@ -274,9 +274,11 @@ def analyse(record, objective: str | None = None, judged=None) -> Analysis:
     if ridge_design:
         obs = estimate.from_trials(record.trials, objectives.get(objective), cfg.train.chunk_steps,
                                    cfg.verdict.loss_threshold)  # fmt: skip
-        factors = record.attrs.get("design", {}).get("seed_lr_factors")
+        design = record.attrs.get("design", {})
+        factors, alphas = design.get("seed_lr_factors"), tuple(sorted({c[0] for c in design.get("cells", ())}))
         obs = dataclasses.replace(obs, seed_log_lr=None if factors is None else np.log(factors)[: obs.values.shape[1]])
-        est = profile.estimate_of(obs, cfg.verdict.estimator, chance, tuple(a for _, a in compared), censored_above)
+        est = profile.estimate_of(obs, cfg.verdict.estimator, chance, tuple(a for _, a in compared), censored_above,
+                                  alphas)  # fmt: skip
     else:
         obs, est = estimate.for_trials(record.trials, cfg, objective)
     rope, tolerance, level = rule(cfg, objective)

@@ -59,6 +59,7 @@ class Worker:
         self.study = retry(lambda: studies.create(cfg, url))  # a worker may start while the DB is down
         self.name = self.study.study_name
         retry(lambda: self._record_inputs(cfg.train.loss, dataset))
+        self.tested: tuple[float, ...] = ()  # a ridge study's tested predictions (halving keeps them)
         self.study.sampler = make_sampler(self.scfg, self.worker_seed, retry(lambda: self._ridge_cells(url)))
         chunks = self.runner.trainer.num_chunks if self.objective.trained else 1
         self.study.pruner = make_pruner(self.scfg, chunks)
@@ -90,7 +91,7 @@ class Worker:
             " trials; run it first (research sweep runs it before this study).",
         )
         best = ridge.pilot_best(self.cfg, pilot.get_trials(deepcopy=False))
-        tested = tuple(alpha for _, alpha in predictions.compared(self.cfg, None)[0])
+        self.tested = tested = tuple(alpha for _, alpha in predictions.compared(self.cfg, None)[0])
         cells = ridge.cells(self.cfg, best, tested, pilot.user_attrs.get("chance_loss", math.inf))
         if "design" not in self.study.user_attrs:
             design = {"pilot": pilot.study_name, "pilot_best": [[a, *best[a]] for a in sorted(best)],
@@ -202,13 +203,15 @@ class Worker:
             retry(lambda: trial.set_user_attr("checkpoint", ckpt_dir))  # noqa: B023  (called at once)
             retry(lambda: trial.set_user_attr("slot", slot))  # noqa: B023
         pruned: set[int] = set()
-        alphas = [t.params["alpha"] for t in trials]
+        cells = [(t.params["alpha"], t.params.get("learning_rate", 0.0)) for t in trials]
+        halving = self.scfg.sampler == "ridge" or self.scfg.stage == "pilot"
 
         def prune(chunk: int, members: np.ndarray, diverged: np.ndarray) -> set[int]:
             values = members.mean(axis=1)  # what Optuna is told: diverged members at their recorded loss
-            if self.scfg.sampler == "ridge":  # successive halving along lr, before the reports
+            if halving:  # successive halving along lr (ridge.py), before the reports
                 rung = ridge.censored_means(members, ~diverged & np.isfinite(members))
-                for i in ridge.halved(self.scfg.ridge, chunk, rung, alphas, set(range(len(trials))) - pruned):
+                alive = set(range(len(trials))) - pruned
+                for i in ridge.halved(self.scfg.ridge, chunk, rung, cells, alive, self.tested):
                     retry(lambda: trials[i].set_user_attr("stopped", {"chunk": chunk, "loss": float(rung[i])}))  # noqa: B023
                     pruned.add(i)
             for i, trial in enumerate(trials):

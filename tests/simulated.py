@@ -166,14 +166,19 @@ def rectangle(surface: Surface, rng: np.random.Generator, alphas: np.ndarray, lr
     return estimate.Observations(x, values, y, diverged, True)
 
 
+RUNG_BIAS = (0.5 * math.log(2), 0.25 * math.log(2))  # early readings favour larger rates (Wu et al. 2018)
+
+
 def ridge_design(surface: Surface, rng: np.random.Generator, coarse: np.ndarray, predictions: tuple = (),
-                 seeds: int = 8, lrs: int = 7, keep: int = 4, spacing: float = 2.0, per_octave: int = 4,
-                 size: int = 8):  # fmt: skip
+                 seeds: int = 8, lrs: int = 7, spacing: float = 2.0, per_octave: int = 4, size: int = 8,
+                 halving=None, rung_bias: tuple = RUNG_BIAS):  # fmt: skip
     """The ridge design as ridge.py runs it: a pilot over the `coarse` alphas (2 seeds, noisier,
     lrs 4x apart over 1e-6..10) gives the ridge and the best alpha; `size` alphas of the fine grid
     around it (ridge.window), each at `lrs` rates `spacing` apart around the ridge, each seed at
-    its own phase (evenly spread, as ridge.seed_phases); each alpha keeps its `keep` best cells by
-    a noisy early reading (the rung)."""
+    its own phase (evenly spread, as ridge.seed_phases); then successive halving by `ridge.halved`
+    (`halving`: the search.ridge settings, default ridge.py's) on noisy early readings whose best
+    rate sits `rung_bias` (log lr) above the final one. Returns (observations of the cells that
+    trained to the end, the design's alphas)."""
     pilot_y = np.log(np.geomspace(1e-6, 10.0, 12))
     px, py = (a.ravel() for a in np.meshgrid(np.log(coarse), pilot_y, indexing="ij"))
     pv, _ = surface.draw(rng, px, py, 2, noise=3 * surface.noise)
@@ -185,9 +190,13 @@ def ridge_design(surface: Surface, rng: np.random.Generator, coarse: np.ndarray,
     y = (np.log([ridge.ridge_at(best, a) for a in alphas])[:, None] + offsets[None, :]).ravel()
     phases = ((rng.permutation(seeds) + rng.uniform()) / seeds - 0.5) * math.log(spacing)
     values, diverged = surface.draw(rng, x, y[None, :] + phases[:, None], seeds)
-    rung = ridge.censored_means(values + 2 * surface.noise * rng.normal(size=values.shape), ~diverged)
-    kept = np.zeros(len(x), bool)
-    for i in range(len(alphas)):  # the early reading halving ranks (diverged members censored)
-        mine = np.arange(i * lrs, (i + 1) * lrs)
-        kept[mine[np.argsort(np.where(np.isnan(rung[mine]), np.inf, rung[mine]), kind="stable")[:keep]]] = True
-    return estimate.Observations(x[kept], values[kept], y[kept], diverged[kept], True, phases)
+    r = halving or ridge.default_config()
+    cells = [(float(a), float(b)) for a, b in zip(np.repeat(alphas, lrs), y, strict=True)]
+    alive = set(range(len(x)))
+    seed_y = y[None, :] + phases[:, None] - surface.ridge_at(x)[None, :]  # [seeds, cells] log lr past the ridge
+    for rung, bias in zip(r.rungs, rung_bias, strict=False):
+        drift = surface.lr_curvature * (bias**2 - 2 * bias * seed_y)  # the early bowl centred `bias` higher
+        early = values + drift.T + 2 * surface.noise * rng.normal(size=values.shape)
+        alive -= ridge.halved(r, rung, ridge.censored_means(early, ~diverged), cells, alive, tuple(predictions))
+    kept = np.array(sorted(alive))
+    return estimate.Observations(x[kept], values[kept], y[kept], diverged[kept], True, phases), tuple(alphas)

@@ -142,14 +142,31 @@ def test_window_holds_the_pilot_best_and_the_predictions():
         0.75 * math.log(2), np.log([1.0, 1.414, 2.0]), np.log([0.1, 0.02, 0.004]))), rel=1e-3)  # fmt: skip
 
 
-def test_halving_keeps_each_alphas_best_cells_at_the_rung():
+def test_halving_keeps_a_run_of_cells_below_each_alphas_best_then_focuses_on_the_best_alphas():
     r = experiment.base_config("t").search.ridge
     r.unlock()
-    r.update({"keep": 3, "rung": 2})
-    alphas = [1.0] * 5 + [2.0] * 5
-    means = np.array([0.5, 0.4, np.nan, 0.3, 0.9, 1.0, 1.1, 0.2, 0.2, 3.0])
-    assert ridge.halved(r, 1, means, alphas, set(range(10))) == set()
-    assert ridge.halved(r, 2, means, alphas, set(range(10))) == {2, 4, 6, 9}
+    r.update({"rungs": (1, 2), "keep": (4, 3), "keep_above": (1, 0), "focus": 5})
+    lrs = [1e-3 * 2**k for k in range(7)]
+    cells = [(a, lr) for a in (1.0, 2.0) for lr in lrs]
+    # alpha 1: best at the 6th rate, the top one beyond the edge (NaN); alpha 2: best at the lowest
+    means = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, np.nan, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    everyone = set(range(14))
+    assert ridge.halved(r, 3, means, cells, everyone) == set()  # not a rung
+    # rung 1 keeps 4 consecutive cells, one above the best: rates 4-7 at alpha 1; at alpha 2 the best
+    # is the lowest rate, so the run starts there
+    assert ridge.halved(r, 1, means, cells, everyone) == {0, 1, 2, 11, 12, 13}
+    # rung 2 keeps 3 with none above: the best and the two below it
+    assert ridge.halved(r, 2, means, cells, {3, 4, 5, 6, 7, 8, 9, 10}) == {6, 10}
+    # focus: of 8 alphas only the 5 nearest the best (alpha 4, index 4) and the 3 nearest the tested 1.0 go on
+    alphas = [2 ** (k / 2) for k in range(-2, 6)]
+    grid = [(a, 0.01) for a in alphas]
+    loss = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.5, 0.6, 0.7])
+    gone = ridge.halved(r, 2, loss, grid, set(range(8)), tested=(1.0,))
+    assert gone == {0, 7}  # indices 2-6 nearest the best, and 1.0's three nearest: 1-3
+    assert ridge.halved(r, 2, loss, grid, set(range(8))) == {0, 1, 7}
+    r.focus = 4  # a tie in distance (indices 2 and 6) goes to the lower loss
+    assert ridge.halved(r, 2, loss, grid, set(range(8))) == {0, 1, 2, 7}
+    assert ridge.halved(r, 1, loss, grid, set(range(8)), tested=(1.0,)) == set()  # focus at the last rung only
 
 
 def test_a_ridge_experiment_expands_into_its_pilot_then_the_study():
@@ -170,16 +187,17 @@ def test_a_ridge_experiment_expands_into_its_pilot_then_the_study():
 @pytest.mark.slow
 def test_coverage_on_the_designs_that_run():
     # 300 simulated ridge studies per shape (a gentle ridge with a skewed bowl, a steep ridge whose
-    # best lr sits one step under the stability cliff, a kinked bowl), pilot and halving included,
-    # at the quick profile's size (8 seeds). Binomial(900, 0.95) lies in [0.93, 0.97] with
-    # probability 0.99; each shape's 300 in [0.91, 0.98].
+    # best lr sits one step under the stability cliff, a kinked bowl), pilot and halving in two
+    # rungs included (the stopped cells censored, the early readings biased toward larger rates,
+    # the last rung focused on the best alphas), at the quick profile's size (8 seeds).
+    # Binomial(900, 0.95) lies in [0.93, 0.97] with probability 0.99; each shape's 300 in [0.91, 0.98].
     covered, different = [], 0
     for k, surface in enumerate(SURFACES.values()):
         rng = np.random.default_rng(200 + k)
         hits = 0
         for r in range(300):
-            obs = ridge_design(surface, rng, PILOTS[surface.name], TESTED[surface.name])
-            res = profile.analyse(obs, profile.Settings(), None, n_boot=200, n_splits=0, seed=r)
+            obs, window = ridge_design(surface, rng, PILOTS[surface.name], TESTED[surface.name])
+            res = profile.analyse(obs, profile.Settings(), None, n_boot=200, n_splits=0, seed=r, design=window)
             star, half = res.profile.log_star[0], estimate.t_quantile(0.975, res.df) * res.se
             hits += star - half <= math.log(surface.truth) <= star + half
             different += verdicts.equivalence(star - math.log(surface.truth), res.se, res.df, 0.10, 0.90) == "different"
@@ -227,8 +245,9 @@ def test_a_ridge_sweep_runs_its_pilot_then_the_window_with_halving(tmp_path, dat
     from tests import helpers
 
     ridge_settings = ["search.sampler='ridge'", "search.ridge.alphas=(0.5, 1.0, 2.0, 4.0, 8.0)",
-                      "search.ridge.pilot_lr_range=(0.001, 1.0)", "search.ridge.pilot_steps=20", "search.ridge.lrs=4",
-                      "search.ridge.keep=3", "search.ridge.rung=1", "search.ridge.window=5",
+                      "search.ridge.pilot_lr_range=(0.001, 1.0)", "search.ridge.pilot_steps=21", "search.ridge.lrs=4",
+                      "search.ridge.rungs=(1,)", "search.ridge.keep=(3,)", "search.ridge.keep_above=(1,)",
+                      "search.ridge.focus=0", "search.ridge.pilot_keep=4", "search.ridge.window=5",
                       "search.alpha_range=(0.25, 16.0)", "search.learning_rate_range=(1e-5, 10.0)",
                       "search.trials=20", "search.trials_per_batch=20", "search.seeds=3",
                       "train.shared_data_order=False", "verdict.estimator.n_boot=40", "verdict.estimator.splits=2",
@@ -240,7 +259,9 @@ def test_a_ridge_sweep_runs_its_pilot_then_the_window_with_halving(tmp_path, dat
     import optuna
 
     pilot = optuna.load_study(study_name="tiny-quick-train_loss-pilot", storage=storage_of(url))
-    assert coordination.counts(pilot)["complete"] == 5 * 6  # 5 coarse alphas x lrs 4x apart over 1e-3..1
+    counts = coordination.counts(pilot)  # 5 coarse alphas x 6 lrs 4x apart over 1e-3..1, 4 kept after 7 steps
+    assert (counts["complete"], counts["pruned"]) == (5 * 4, 5 * 2)
+    assert {t.user_attrs["stopped"]["chunk"] for t in pilot.trials if t.state.name == "PRUNED"} == {1}
     study = optuna.load_study(study_name="tiny-quick-train_loss", storage=storage_of(url))
     counts = coordination.counts(study)
     assert (counts["complete"], counts["pruned"]) == (15, 5)  # each alpha keeps 3 of its 4 rates after chunk 1
@@ -273,7 +294,7 @@ def test_a_worker_of_a_ridge_study_waits_for_its_pilot_in_one_sentence(tmp_path,
     ridge_settings = ["search.sampler='ridge'", "search.ridge.alphas=(0.5, 1.0, 2.0, 4.0, 8.0)",
                       "search.alpha_range=(0.25, 16.0)", "search.learning_rate_range=(1e-5, 10.0)",
                       "search.trials=20", "search.ridge.lrs=4", "search.ridge.window=5",
-                      "search.ridge.keep=3"]  # fmt: skip
+                      "search.ridge.keep=(3, 3)", "search.ridge.focus=5"]  # fmt: skip
     cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *ridge_settings))
     with pytest.raises(ConfigError) as err:
         Worker(cfg, str(tmp_path / "s.journal"), echo=lambda _: None)
@@ -286,7 +307,13 @@ def test_a_worker_of_a_ridge_study_waits_for_its_pilot_in_one_sentence(tmp_path,
 @pytest.mark.parametrize(
     ("override", "message"),
     [("search.ridge.pilot_lr_range=(10.0, 1e-05)", r"search.ridge.pilot_lr_range must be \(low, high\)"),
-     ("search.ridge.keep=8", r"search.ridge.keep \(8\) must not exceed search.ridge.lrs \(7\)"),
+     ("search.ridge.keep=(8, 3)", r"search.ridge.keep must give one count per rung, non-increasing, each from 3 to"
+      r" search.ridge.lrs \(7\); got \(8, 3\)"),
+     ("search.ridge.rungs=(2, 1)", r"search.ridge.rungs must list increasing chunk numbers >= 1"),
+     ("search.ridge.keep_above=(4, 0)", "search.ridge.keep_above must give one count per rung, each from 0 to below"),
+     ("search.ridge.focus=3", r"search.ridge.focus must be 0 \(all alphas\) or from 5 to search.ridge.window \(8\)"),
+     ("search.ridge.pilot_keep=1", "search.ridge.pilot_keep must be 0 \\(all\\) or from 2 to the pilot's 11"),
+     ("search.ridge.pilot_steps=100", r"search.ridge.pilot_steps \(100\) must be a multiple of 3 when the pilot"),
      ("search.ridge.alphas=(1.0, 2.0)", "search.ridge.alphas must list five or more alphas")],
 )  # fmt: skip
 def test_a_bad_ridge_setting_is_refused_in_one_sentence(override, message):

@@ -349,3 +349,40 @@ def test_a_checkpoint_after_every_member_left_holds_the_record_alone(mnist1d, tm
     assert restored.state is None and restored.step == 200 and restored.roster.slots.tolist() == []
     assert restored.roster.diverged.tolist() == [True, True]
     assert restored.roster.layer_variance.shape == (2, 4)
+
+
+def test_members_that_leave_are_packed_evenly_over_the_devices_the_spare_rows_frozen(tmp_path, data_root):
+    script = textwrap.dedent(f"""
+        import json, jax, numpy as np
+        from research import data, members, models, recipe, train
+        cfg = data.default_config("mnist1d"); cfg.data_dir = {str(data_root)!r}
+        ds = data.load(cfg)
+        model = models.default_config("mlp"); model.update({{"depth": 3, "width": 16}})
+        tcfg = recipe.default_config(); tcfg.update({{"steps": 40, "chunk_steps": 20}})
+        trainer = train.Trainer(model, tcfg, ds)
+        five = members.Population.create(models.groups(model), np.linspace(1, 3, 5), 0.02, np.arange(5))
+        fresh = trainer.begin(five)
+        six = members.Population.create(models.groups(model), np.linspace(1, 3, 6), 0.02, np.arange(6))
+        progress = trainer.begin(six)
+        trainer.advance(progress)
+        trainer.compact(progress, {{0, 1, 2}})
+        packed = progress.roster.slots.tolist()
+        frozen = np.asarray(progress.state.diverged).tolist()
+        last = trainer.advance(progress)["train_loss"]
+        whole = train.train(trainer, six).final["train_loss"]
+        fresh_frozen = np.asarray(fresh.state.diverged).tolist()
+        print(json.dumps({{"fresh": fresh.roster.slots.tolist(), "fresh_frozen": fresh_frozen,
+                          "packed": packed, "frozen": frozen, "last": last.tolist(), "whole": whole.tolist(),
+                          "traces": dict(trainer.traces)}}))
+    """)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    # 5 members in 6 rows: 2 and 3 per device, the first device's spare row at its end, frozen
+    assert out["fresh"] == [0, 1, -1, 2, 3, 4] and out["fresh_frozen"] == [False, False, True, False, False, False]
+    # 3 of 6 leave: the other 3 fit 2 rows per device (a power of two), one spare row, frozen
+    assert out["packed"] == [3, -1, 4, 5] and out["frozen"] == [False, True, False, False]
+    assert all(math.isnan(v) for v in out["last"][:3])  # those that left report nothing more
+    np.testing.assert_allclose(out["last"][3:], out["whole"][3:], rtol=1e-5)  # the rest train on unchanged
+    assert out["traces"] == {"init": 1, "chunk": 2}  # one compile per compiled size
