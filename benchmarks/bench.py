@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import pathlib
@@ -35,7 +36,7 @@ import optax
 import optuna
 from flax import nnx
 
-from research import data, devices, experiment, members, models, objectives, recipe, storage, train
+from research import data, devices, experiment, members, models, objectives, recipe, storage, studies, train, verdicts
 from research.worker import Worker
 
 QUICK_HE = "experiments/he_relu_mlp.py"
@@ -80,9 +81,10 @@ def main() -> None:
     print(f"half diverged / healthy wall time: {diverged['fraction']:.2f}")
     large = in_child(large_population, args.large_population, args.large_steps, args.depth, args.width)
     print(f"population {large['population']}: peak RSS {large['peak_rss_mb']:.0f} MB")
-    verdict = None if args.no_verdict else time_to_verdict(tutorial["total_s"] / tutorial["trials"])
+    verdict = None if args.no_verdict else time_to_verdict(tutorial["total_s"] / tutorial["trials"] / args.steps)
     if verdict:
-        print(f"time to verdict: {verdict['seconds']:.0f} s (tutorial loop: {verdict['tutorial_seconds']:.0f} s)")
+        print(f"time to verdict: {verdict['seconds']:.0f} s (tutorial loop: {verdict['tutorial_seconds']:.0f} s);"
+              f" verdict cost ratio {verdict['verdict_cost_ratio']:.2f}")  # fmt: skip
     report = {
         "machine": {
             "platform": platform.platform(),
@@ -117,6 +119,8 @@ def main() -> None:
             verdict=verdict,
             time_to_verdict_s=verdict["seconds"],
             tutorial_time_to_verdict_s=verdict["tutorial_seconds"],
+            verdict_cost_ratio=verdict["verdict_cost_ratio"],
+            halving_cost_ratio=verdict["halving_cost_ratio"],
             theory_s=verdict["theory_s"],
             status_s=verdict["status_s"],
             advise_s=verdict["advise_s"],
@@ -252,22 +256,70 @@ def large_population(population: int, steps: int, depth: int, width: int, refere
     }
 
 
-def time_to_verdict(tutorial_trial_s: float) -> dict:
-    """`research sweep` of the quick He/ReLU experiment from an empty storage and a cold
-    compilation cache to its printed verdicts; the tutorial figure is the same design's trained
-    trials x seeds at the tutorial loop's measured time per trial (its probes left out)."""
-    cfg = experiment.load(QUICK_HE, "quick")
-    trained = [o for o in cfg.search.objectives if objectives.get(o).trained]
-    members = len(trained) * cfg.search.trials * cfg.search.seeds
+# The same ridge design without its adaptive parts: every cell trains to the end, the pilot too
+NO_HALVING = ("search.ridge.keep=(7, 7)", "search.ridge.focus=0", "search.ridge.pilot_keep=0",
+              "search.objectives=('train_loss',)")  # fmt: skip
+DECISIVE = ("equivalent", "different")
+
+
+def time_to_verdict(tutorial_step_s: float) -> dict:
+    """`research sweep` of the quick He/ReLU experiment (adaptive design) from an empty storage and
+    a cold compilation cache to its verdicts; then its trained design without halving, focus or
+    pilot halving (same seeds, its own storage), to count the member-steps the adaptive parts save
+    and check that the verdicts agree. The tutorial figure is the adaptive design's trained
+    member-steps at the tutorial loop's measured time per step (probes left out)."""
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "research", "sweep", "--config", QUICK_HE, "--no-report"]
-        start = time.perf_counter()
         env = {k: v for k, v in os.environ.items() if k not in storage.ENV_VARS}  # the temporary storage
-        subprocess.run([*command, "--set", f"search.runs_dir={tmp}"], check=True, capture_output=True, env=env)
-        seconds = time.perf_counter() - start
-        latencies = interactive_latencies(str(pathlib.Path(tmp) / "studies.journal"), env)
-    return {"experiment": QUICK_HE, "seconds": seconds, "trained_members": members,
-            "tutorial_seconds": members * tutorial_trial_s, **latencies}  # fmt: skip
+        seconds, adaptive = _sweep(pathlib.Path(tmp) / "adaptive", env)
+        latencies = interactive_latencies(adaptive, env)
+        full_s, full = _sweep(pathlib.Path(tmp) / "full", env, NO_HALVING)
+        a, f = _trained_run(adaptive), _trained_run(full)
+    verdicts_a, verdicts_f = a.pop("verdicts"), f.pop("verdicts")
+    agree = [k for k, v in verdicts_a.items() if v in DECISIVE and verdicts_f.get(k) == v]
+    return {"experiment": QUICK_HE, "seconds": seconds, "no_halving_seconds": full_s, "adaptive": a,
+            "no_halving": f, "verdicts": verdicts_a, "no_halving_verdicts": verdicts_f,
+            "verdict_cost_ratio": a["member_steps"] / a["rectangle_member_steps"],
+            "halving_cost_ratio": a["member_steps"] / f["member_steps"], "same_cells": a["cells"] == f["cells"],
+            "decisive_agree": agree, "decisive_disagree": [k for k, v in verdicts_a.items() if v in DECISIVE
+                                                           and k not in agree],
+            "tutorial_seconds": a["member_steps"] * tutorial_step_s, **latencies}  # fmt: skip
+
+
+def _sweep(runs_dir: pathlib.Path, env: dict, overrides: tuple = ()) -> tuple[float, str]:
+    """Seconds of `research sweep --no-report` of the quick He/ReLU experiment, and its journal."""
+    command = [sys.executable, "-m", "research", "sweep", "--config", QUICK_HE, "--no-report"]
+    for o in (f"search.runs_dir={runs_dir}", *overrides):
+        command += ["--set", o]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env=env)
+    return time.perf_counter() - start, str(runs_dir / "studies.journal")
+
+
+def _trained_run(journal: str) -> dict:
+    """A ridge sweep's trained member-steps (pilot included; a cell halving stopped counts the steps
+    to its rung), the member-steps of the (alpha, lr) rectangle at the design's spacing that holds
+    every cell of its study, the cells, and the train_loss verdicts."""
+    spent, out = 0, {}
+    for record in studies.load_all(journal):
+        cfg = record.cfg
+        if not objectives.get(cfg.search.objective).trained:
+            continue
+        for t in record.trials:
+            stopped = t.user_attrs.get("stopped")
+            steps = (
+                cfg.train.steps if t.state.name == "COMPLETE" else stopped and stopped["chunk"] * cfg.train.chunk_steps
+            )
+            spent += (steps or 0) * cfg.search.seeds
+        if cfg.search.stage or cfg.search.objective != "train_loss":
+            continue
+        cells = np.log(np.array(record.attrs["design"]["cells"]))
+        rates = 1 + math.ceil(np.ptp(cells[:, 1]) / math.log(cfg.search.ridge.spacing) - 1e-9)
+        out["rectangle_member_steps"] = (
+            len(np.unique(cells[:, 0].round(9))) * rates * cfg.search.seeds * cfg.train.steps
+        )
+        out["cells"] = record.attrs["design"]["cells"]
+        out["verdicts"] = {v.theories: v.verdict for v in verdicts.analyse(record, "train_loss").verdicts}
+    return {"member_steps": spent, **out}
 
 
 def interactive_latencies(journal: str, env: dict) -> dict:
@@ -395,11 +447,18 @@ def write(report: dict, out: pathlib.Path) -> None:
     ]
     if "verdict" in report:
         v = report["verdict"]
-        lines.append(
-            f"- from an empty storage to the quick He/ReLU verdicts: **{v['seconds']:.0f} s**; the same"
-            f" {v['trained_members']} trained trial-seeds at the tutorial loop's time per trial:"
-            f" {v['tutorial_seconds']:.0f} s"
-        )
+        a, f = v["adaptive"], v["no_halving"]
+        lines += [
+            f"- from an empty storage to the quick He/ReLU verdicts: **{v['seconds']:.0f} s**; its"
+            f" {a['member_steps']:,} trained member-steps at the tutorial loop's time per step:"
+            f" {v['tutorial_seconds']:.0f} s",
+            f"- verdict cost ratio, the adaptive design's member-steps (pilot included) over the (alpha, lr)"
+            f" rectangle holding every cell ({a['rectangle_member_steps']:,}): **{v['verdict_cost_ratio']:.2f}**;"
+            f" over the same cells without halving, focus or pilot halving ({f['member_steps']:,}, same seeds,"
+            f" {v['no_halving_seconds']:.0f} s): **{v['halving_cost_ratio']:.2f}**; same cells: {v['same_cells']};"
+            f" decisive verdicts both give: {v['decisive_agree'] or 'none'}, that only the adaptive run gives:"
+            f" {v['decisive_disagree'] or 'none'}",
+        ]
         lines.append(
             f"- on that storage, each a fresh process: `research theory` **{v['theory_s']:.1f} s** (table cached"
             f" after a first call), `status` **{v['status_s']:.1f} s**, `advise` **{v['advise_s']:.1f} s**"
