@@ -217,7 +217,8 @@ def raw_grid(r: dict) -> list[str]:
     """The data a trained study's profile summarises, per alpha: the cells that trained to the end,
     the best of them by the seeds that did not diverge (geometric mean; for steps to a threshold
     the median, a seed that never reached it counting as more than any), the seeds' spread and how
-    many diverged or never reached it (censored, never counted at chance level or twice the steps)."""
+    many diverged or never reached it (censored, never counted at chance level or twice the steps);
+    a ridge design's alphas halving stopped whole are listed as such."""
     obs = r["observations"]
     objective = objectives.get(r["objective"])
     if obs["learning_rate"] is None or not objective.trained:
@@ -232,8 +233,12 @@ def raw_grid(r: dict) -> list[str]:
              f" to the end ({what} over its seeds that did not diverge{' or never reached it' if steps else ''})", "",
              f"| alpha | cells | best lr | {r['objective']} | sd of log | censored at best lr | censored, all cells |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for a in np.unique(alpha):
-        mine = np.flatnonzero(alpha == a)
+    design = r["estimate"]["fit_alpha"] if r["estimate"].get("design") == "ridge" else []
+    for a in np.unique(np.concatenate([alpha, design])):
+        mine = np.flatnonzero(np.isclose(alpha, a, rtol=1e-9))
+        if not len(mine):
+            lines.append(f"| {a:.4g} | 0 | - | stopped by halving | - | - | - |")
+            continue
         kept = np.where(censored[mine], np.inf if steps else np.nan, values[mine])
         centre = np.median(kept, axis=1) if steps else ridge.censored_means(values[mine], ~censored[mine])
         ok = np.isfinite(centre) & (np.sum(~censored[mine], axis=1) * 2 > censored.shape[1])

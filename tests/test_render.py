@@ -4,6 +4,7 @@ default alpha from theory."""
 import json
 import types
 
+import numpy as np
 import pytest
 
 from research import cli, experiment, models, predictions, render, verdicts
@@ -101,3 +102,18 @@ def test_the_reports_tables_and_a_figure_compile_in_a_two_column_article_without
     log = (out / "article.log").read_text(errors="replace")
     assert done.returncode == 0, log[-3000:]
     assert "Overfull" not in log and "Underfull \\hbox (badness 10000)" not in log, log[-3000:]
+
+
+def test_the_raw_table_lists_each_cells_best_and_the_alphas_halving_stopped():
+    values = np.log([[1.0, 1.2, 1.1], [0.5, 0.6, np.nan], [0.9, 0.8, 1.0], [0.7, 0.7, 0.7]])
+    row = {"experiment": "x", "objective": "train_loss", "config": {"train": {"steps": 500}},
+           "observations": {"alpha": [1.0, 1.0, 2.0, 2.0], "learning_rate": [0.01, 0.02, 0.01, 0.02],
+                            "values": values.tolist(), "diverged": [[False, False, False], [False, False, True],
+                                                                    [False] * 3, [False] * 3]},
+           "estimate": {"design": "ridge", "fit_alpha": [1.0, 2 ** 0.5, 2.0]}}  # fmt: skip
+    lines = render.raw_grid(row)
+    by_alpha = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ") and "---" not in line}
+    # alpha 1: the second cell, its two seeds that did not diverge (geometric mean 0.5477), one censored
+    assert by_alpha["1"] == "| 1 | 2 | 0.02 | 0.5477 | 0.129 | 1 | 1 |"  # sd: log(1.2) / sqrt 2
+    assert by_alpha["1.414"] == "| 1.414 | 0 | - | stopped by halving | - | - | - |"
+    assert by_alpha["2"].startswith("| 2 | 2 | 0.02 | 0.7 |")
