@@ -10,17 +10,19 @@ each run said.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 
 SEED_KEYS = ("search.seed_offset", "train.data_seed", "search.sampler_seed", "search.ridge.phase_seed")
 
 
-def check(rows: list[dict]) -> int:
+def check(rows: list[dict], identity: Callable[[dict, tuple[str, ...]], str | None]) -> int:
     """Compare the verdicts of replicated report `rows` (render.row's) in place; returns how many
-    studies-and-objectives ran more than once."""
-    groups: dict[str, list[dict]] = {}
+    studies-and-objectives ran more than once. `identity(config, varying)`: a stored config's
+    identity less the `varying` keys (studies.stored_hash), so settings outside a study's identity
+    (how a run treats a changed config, heartbeats) never split replications."""
+    groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault(_identity(r), []).append(r)
+        groups.setdefault((r["objective"], identity(r["config"], SEED_KEYS)), []).append(r)
     replicated = [g for g in groups.values() if len(g) > 1]
     for group in replicated:
         for field in ("verdict", "regret_verdict"):
@@ -34,18 +36,6 @@ def sentence(replicated: int) -> str:
         return ""
     return (f" Replication: {replicated} studies and objectives ran more than once with other seeds; a verdict"
             " not given by every run is inconclusive (marked 'replication').")  # fmt: skip
-
-
-def _identity(row: dict) -> str:
-    """The row's objective and config less its seeds."""
-    config = json.loads(json.dumps(row["config"]))
-    for key in SEED_KEYS:
-        section, *path = key.split(".")
-        node = config.get(section, {})
-        for part in path[:-1]:
-            node = node.get(part, {})
-        node.pop(path[-1], None)
-    return json.dumps([row["objective"], config], sort_keys=True)
 
 
 def _agree(group: list[dict], field: str) -> None:

@@ -91,7 +91,7 @@ def _write(
         raise ConfigError(f"report --out {out} cannot be written: {err.strerror}.") from None
     rows = table_rows(judged)
     fdr = multiplicity.control(rows)
-    replicated = replication.check(rows)
+    replicated = replication.check(rows, studies.stored_hash)
     compared = [c for j in judged for c in comparisons(j)]
     series = extrapolate.series([j.analysis for j in judged])
     whole = {"storage": storage.redact(url), "provenance": provenance.record(), "multiplicity": dataclasses.asdict(fdr),

@@ -49,7 +49,7 @@ IDENTITY_EXCLUDED = (
 def config_hash(cfg, varying: tuple[str, ...] = ()) -> str:
     """8 hex digits of the resolved config's identity: every field but `IDENTITY_EXCLUDED` (and the
     `varying` ones: studies that differ only there share the hash, as a depth series does)."""
-    return _hash(_as_dict(cfg), varying)
+    return stored_hash(_as_dict(cfg), varying)
 
 
 def changed_keys(old: dict, new: dict) -> list[tuple[str, object, object]]:
@@ -62,7 +62,8 @@ def _as_dict(cfg) -> dict:
     return json.loads(cfg.to_json_best_effort())
 
 
-def _hash(config: dict | None, varying: tuple[str, ...] = ()) -> str | None:
+def stored_hash(config: dict | None, varying: tuple[str, ...] = ()) -> str | None:
+    """`config_hash` of a config as stored (a dict; None: none stored)."""
     if config is None:
         return None
     kept = {k: v for k, v in _flat(config).items() if not _excluded(k) and k not in varying}
@@ -188,7 +189,7 @@ def create(cfg, url: str, claim_wait_s: float = 30.0) -> optuna.Study:
         study = optuna.load_study(study_name=name, storage=backend)
         stored = _recorded_config(study, claim_wait_s)
         if stored is not None:
-            return study if _hash(stored) == digest else create(cfg, url, claim_wait_s)  # now resolves elsewhere
+            return study if stored_hash(stored) == digest else create(cfg, url, claim_wait_s)  # now resolves elsewhere
     _record_creation(study, cfg, digest)  # created here, or its creator died before recording
     return study
 
@@ -215,7 +216,7 @@ def resolve_name(cfg, backend: optuna.storages.BaseStorage) -> str:
     keys, or its sibling `<name>-c<hash>`."""
     name, digest = study_name(cfg), config_hash(cfg)
     stored = stored_config(backend, name)
-    if stored is None or _hash(stored) == digest:
+    if stored is None or stored_hash(stored) == digest:
         return name
     if cfg.search.on_config_change == "new":
         return f"{name}-c{digest}"
@@ -233,7 +234,7 @@ def find(cfg, backend: optuna.storages.BaseStorage) -> optuna.Study | None:
     digest = config_hash(cfg)
     for name in (study_name(cfg), f"{study_name(cfg)}-c{digest}"):
         study = optuna.load_study(study_name=name, storage=backend) if name in existing else None
-        if study is not None and _hash(study.user_attrs.get("config")) == digest:
+        if study is not None and stored_hash(study.user_attrs.get("config")) == digest:
             return study
     return None
 

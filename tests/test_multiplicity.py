@@ -72,12 +72,13 @@ def _run(offset, depth, *judged):
 
 
 def test_a_verdict_another_replication_does_not_give_is_inconclusive():
-    from research import replication
+    from research import replication, studies
 
     a = _run(0, 20, ("equivalent", "near-optimal"), ("different", "costly"))
     b = _run(100, 20, ("equivalent", "near-optimal"), ("inconclusive", "costly"))
+    b["config"]["search"]["on_config_change"] = "new"  # how it was started: outside the identity
     other = _run(0, 30, ("different", "costly"), ("different", "costly"))  # another depth: not a replication
-    assert replication.check([a, b, other]) == 1
+    assert replication.check([a, b, other], studies.stored_hash) == 1
     assert [v["verdict"] for v in a["verdicts"]] == ["equivalent", "inconclusive"]
     assert (
         a["verdicts"][1]["replication"]
