@@ -234,8 +234,8 @@ def raw_grid(r: dict) -> list[str]:
              f"| alpha | cells | best lr | {r['objective']} | sd of log | censored at best lr | censored, all cells |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     design = r["estimate"]["fit_alpha"] if r["estimate"].get("design") == "ridge" else []
-    for a in np.unique(np.concatenate([alpha, design])):
-        mine = np.flatnonzero(np.isclose(alpha, a, rtol=1e-9))
+    for a in np.exp(np.unique(np.round(np.log(np.concatenate([alpha, design])), 9))):  # one row per alpha
+        mine = np.flatnonzero(np.isclose(alpha, a, rtol=1e-8))
         if not len(mine):
             lines.append(f"| {a:.4g} | 0 | - | stopped by halving | - | - | - |")
             continue

@@ -110,10 +110,11 @@ def test_the_raw_table_lists_each_cells_best_and_the_alphas_halving_stopped():
            "observations": {"alpha": [1.0, 1.0, 2.0, 2.0], "learning_rate": [0.01, 0.02, 0.01, 0.02],
                             "values": values.tolist(), "diverged": [[False, False, False], [False, False, True],
                                                                     [False] * 3, [False] * 3]},
-           "estimate": {"design": "ridge", "fit_alpha": [1.0, 2 ** 0.5, 2.0]}}  # fmt: skip
+           "estimate": {"design": "ridge", "fit_alpha": [1.0, 2 ** 0.5, 2.0 * (1 + 1e-13)]}}  # fmt: skip
     lines = render.raw_grid(row)
     by_alpha = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ") and "---" not in line}
     # alpha 1: the second cell, its two seeds that did not diverge (geometric mean 0.5477), one censored
     assert by_alpha["1"] == "| 1 | 2 | 0.02 | 0.5477 | 0.129 | 1 | 1 |"  # sd: log(1.2) / sqrt 2
     assert by_alpha["1.414"] == "| 1.414 | 0 | - | stopped by halving | - | - | - |"
     assert by_alpha["2"].startswith("| 2 | 2 | 0.02 | 0.7 |")
+    assert len(by_alpha) == 4 and len([x for x in lines if x.startswith("| 2 |")]) == 1  # header + one row each
