@@ -1,14 +1,16 @@
 """He et al. 2015 on a deep ReLU MLP: is alpha* = 2 on fan_in, once the learning rate is profiled out?
 
-    research sweep --config experiments/he_relu_mlp.py        # quick: about 7 min on 2 cores
+    research sweep --config experiments/he_relu_mlp.py        # quick: about 5 min on 2 cores
 
 quick: MNIST-1D, 20 bias-free layers x 128, SGD momentum 0.9, 500 steps of 128, on the ridge
 design (docs/theory.md, section 7): a pilot (6 alphas half an octave apart from 0.71 to 4 x
 learning rates 4x apart from 1e-5 to 10, 2 seeds, 150 steps) finds where the best learning rate
 goes, lr*(alpha), and roughly where alpha* is; then 8 alphas a quarter octave apart around it
 (He's 2 among them) x 7 learning rates 2x apart along that ridge x 8 seeds, each seed with its own
-batch order and phase of the lr grid, run as one population that keeps each alpha's 4 best
-rates after 100 steps. alpha* is the minimum of the profile over lr, for the final training loss
+batch order and phase of the lr grid, run as one population halved along the learning rate
+(docs/theory.md, section 7): after 50 steps each alpha keeps 4 consecutive rates around its best
+(one above it), after 100 steps 3, and only the 6 alphas nearest the best and those beside He's 2
+train on to 500 steps; the pilot keeps 4 of its 11 rates per alpha after 50 steps. alpha* is the minimum of the profile over lr, for the final training loss
 and for the objectives in `verdict.objectives` (loss after 300 steps, steps to a loss of 1,
 early-stopped validation loss and error), all read off the same stored curves, with diverged
 runs censored, the regret cross-fitted and every verdict checked against the pre-registered

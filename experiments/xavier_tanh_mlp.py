@@ -1,12 +1,13 @@
 """Glorot & Bengio 2010 on a deep tanh MLP: is alpha* = 1 on fan_avg, once the learning rate is profiled out?
 
-    research sweep --config experiments/xavier_tanh_mlp.py    # quick: about 7 min on 2 cores
+    research sweep --config experiments/xavier_tanh_mlp.py    # quick: about 5 min on 2 cores
 
 quick: MNIST-1D, 20 layers x 128, SGD momentum 0.9, 500 steps of 128, on the ridge design
 (docs/theory.md, section 7): a pilot over 7 alphas half an octave apart from 0.5 to 4, then 8
 alphas a quarter octave apart around its best (placed to hold Xavier's 1 and the other rules'
 predictions where it can) x 7 learning rates 2x apart along the ridge x 8 seeds, each with its own
-batch order. The final training loss measures how fast 3600 examples are memorised (about 18
+batch order, halved along the learning rate after 50 and 100 steps (4, then 3 rates per alpha
+kept; the last rung keeps the 6 alphas nearest the best and those beside each prediction). The final training loss measures how fast 3600 examples are memorised (about 18
 epochs); the early-stopped validation loss and error,
 the loss after 300 steps and the steps to a loss of 1 are read off the same stored curves, and the
 report says whether their alpha* agree. The probe objective is the Jacobian gain per layer with
