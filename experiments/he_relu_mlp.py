@@ -10,7 +10,8 @@ goes, lr*(alpha), and roughly where alpha* is; then 8 alphas a quarter octave ap
 batch order and phase of the lr grid, run as one population halved along the learning rate
 (docs/theory.md, section 7): after 50 steps each alpha keeps 4 consecutive rates around its best
 (one above it), after 100 steps 3, and only the 6 alphas nearest the best and those beside He's 2
-train on to 500 steps; the pilot keeps 4 of its 11 rates per alpha after 50 steps. alpha* is the minimum of the profile over lr, for the final training loss
+train on to 500 steps; the pilot keeps 4 of its 11 rates per alpha after 50 steps. alpha* is the
+minimum of the profile over lr, for the final training loss
 and for the objectives in `verdict.objectives` (loss after 300 steps, steps to a loss of 1,
 early-stopped validation loss and error), all read off the same stored curves, with diverged
 runs censored, the regret cross-fitted and every verdict checked against the pre-registered

@@ -7,7 +7,8 @@ quick: MNIST-1D, 20 layers x 128, SGD momentum 0.9, 500 steps of 128, on the rid
 alphas a quarter octave apart around its best (placed to hold Xavier's 1 and the other rules'
 predictions where it can) x 7 learning rates 2x apart along the ridge x 8 seeds, each with its own
 batch order, halved along the learning rate after 50 and 100 steps (4, then 3 rates per alpha
-kept; the last rung keeps the 6 alphas nearest the best and those beside each prediction). The final training loss measures how fast 3600 examples are memorised (about 18
+kept; the last rung keeps the 6 alphas nearest the best and those beside each prediction). The
+final training loss measures how fast 3600 examples are memorised (about 18
 epochs); the early-stopped validation loss and error,
 the loss after 300 steps and the steps to a loss of 1 are read off the same stored curves, and the
 report says whether their alpha* agree. The probe objective is the Jacobian gain per layer with
