@@ -259,7 +259,7 @@ def large_population(population: int, steps: int, depth: int, width: int, refere
 # The same ridge design without its adaptive parts: every cell trains to the end, the pilot too
 NO_HALVING = ("search.ridge.keep=(7, 7)", "search.ridge.focus=0", "search.ridge.pilot_keep=0",
               "search.objectives=('train_loss',)")  # fmt: skip
-DECISIVE = ("equivalent", "different")
+DECISIVE = ("equivalent", "different", "near-optimal", "costly")  # the equivalence and the regret verdicts
 
 
 def time_to_verdict(tutorial_step_s: float) -> dict:
@@ -298,7 +298,7 @@ def _sweep(runs_dir: pathlib.Path, env: dict, overrides: tuple = ()) -> tuple[fl
 def _trained_run(journal: str) -> dict:
     """A ridge sweep's trained member-steps (pilot included; a cell halving stopped counts the steps
     to its rung), the member-steps of the (alpha, lr) rectangle at the design's spacing that holds
-    every cell of its study, the cells, and the train_loss verdicts."""
+    every cell of its study, the cells, and the train_loss verdicts (equivalence and regret)."""
     spent, out = 0, {}
     for record in studies.load_all(journal):
         cfg = record.cfg
@@ -318,7 +318,9 @@ def _trained_run(journal: str) -> dict:
             len(np.unique(cells[:, 0].round(9))) * rates * cfg.search.seeds * cfg.train.steps
         )
         out["cells"] = record.attrs["design"]["cells"]
-        out["verdicts"] = {v.theories: v.verdict for v in verdicts.analyse(record, "train_loss").verdicts}
+        judged = verdicts.analyse(record, "train_loss").verdicts
+        regrets = {f"{v.theories}: regret": v.regret_verdict for v in judged if v.regret_verdict}
+        out["verdicts"] = {**{v.theories: v.verdict for v in judged}, **regrets}
     return {"member_steps": spent, **out}
 
 
