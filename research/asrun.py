@@ -58,8 +58,11 @@ def _window_sum(m: np.ndarray, window: int, spatial_axes: int) -> np.ndarray:
 def statistics(model_cfg, alpha: dict[str, np.ndarray], input_moment: np.ndarray) -> dict[str, np.ndarray]:
     """Mean-field per-layer forward, backward and Jacobian statistics, shape [alphas, layers].
 
-    `alpha` holds one array of alphas per layer group; `input_moment` is the mean square of the
-    probe inputs per position (MLP: a scalar; CNN: per spatial position; RNN: per time step).
+    `alpha` holds one array of alphas per layer group; `input_moment` is each probe input's mean
+    square per position, [examples, *positions] (MLP: [examples]; CNN: per spatial position; RNN:
+    per time step). The maps run per example and the statistic is averaged over examples and
+    positions, where the probe averages it: the maps are nonlinear, so feeding them the batch's
+    mean moment is exact only for a homogeneous activation without bias.
     """
     recursion = models.family(model_cfg).asrun
     if recursion is None:
@@ -72,8 +75,8 @@ def _feed_forward(cfg, alpha, m_x) -> dict[str, np.ndarray]:
     layers = models.param_shapes(cfg)[models.family(cfg).layers]
     kernels = [tuple(layers[i]["kernel"].shape) for i in sorted(layers.keys())]
     spec, sb2, act = init.from_config(cfg.init), float(cfg.sigma_b) ** 2, cfg.activation
-    spatial = m_x.ndim
-    a = np.asarray(alpha["hidden"], np.float64).reshape(-1, *([1] * spatial))
+    spatial = m_x.ndim - 1  # the first axis holds the examples
+    a = np.asarray(alpha["hidden"], np.float64).reshape(-1, *([1] * m_x.ndim))
     window = kernels[0][0] if spatial else 1
     if spatial and getattr(cfg, "stride", 1) != 1:
         raise ValueError("the as-run theory covers stride-1 convolutions")
@@ -100,10 +103,11 @@ def _recurrent(cfg, alpha, m_x) -> dict[str, np.ndarray]:
     v_x = init.variance(init.from_config(cfg.init), k_in, 1.0) * np.asarray(alpha["input"], np.float64)
     v_h = init.variance(init.from_config(cfg.recurrent_init), k_rec, 1.0) * np.asarray(alpha["recurrent"], np.float64)
     act, sb2, hidden = cfg.activation, float(cfg.sigma_b) ** 2, k_rec[0]
-    drive = v_x[:, None] * k_in[0] * m_x[None, :] + sb2  # [A, T]: the input's share of each step
-    q = [drive[:, 0]]
-    for t in range(1, m_x.shape[0]):
-        q.append(drive[:, t] + v_h * hidden * _moment(act, 0, q[-1]))
+    v_x, v_h = v_x[:, None], v_h[:, None]  # [A, 1]: broadcast over the examples
+    drive = v_x[..., None] * k_in[0] * m_x[None] + sb2  # [A, B, T]: each example's input share of each step
+    q = [drive[..., 0]]
+    for t in range(1, m_x.shape[-1]):
+        q.append(drive[..., t] + v_h * hidden * _moment(act, 0, q[-1]))
     dphi2 = [_moment(act, 1, qt) for qt in q]
     jac = [v_x * k_in[0] * np.ones_like(q[0])]
     for d in dphi2[:-1]:
@@ -111,7 +115,8 @@ def _recurrent(cfg, alpha, m_x) -> dict[str, np.ndarray]:
     grad = [dphi2[-1]]
     for d in dphi2[-2::-1]:
         grad.append(d * v_h * hidden * grad[-1])
-    return {"forward": np.stack(q, -1), "backward": np.stack(grad[::-1], -1), "jacobian": np.stack(jac, -1)}
+    mean = lambda xs: np.stack(xs, -1).mean(axis=1)  # noqa: E731  (over the examples)
+    return {"forward": mean(q), "backward": mean(grad[::-1]), "jacobian": mean(jac)}
 
 
 RECURSIONS = {"feed_forward": _feed_forward, "recurrent": _recurrent}  # a family names its own (models.Family.asrun)

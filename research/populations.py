@@ -168,8 +168,9 @@ class Probed:
         if cfg.search.probe_inputs == "gaussian":
             x = jax.random.normal(jax.random.key(10_000), x.shape, x.dtype)
         self.inputs = x * cfg.search.probe_input_scale
-        # Mean square per position (MLP: one number): the as-run theory's first-layer input.
-        self.input_moment = np.mean(np.asarray(self.inputs, np.float64) ** 2, axis=(0, -1)).tolist()
+        # Each example's mean square per position (MLP: one number each): the as-run theory's input,
+        # to float32's precision (an RNN's 256 x 40 of them are stored with the study).
+        self.input_moment = np.mean(np.asarray(self.inputs, np.float64) ** 2, axis=-1).astype(np.float32).tolist()
         self._measure = jax.jit(jax.vmap(self._member, in_axes=(0, 0)))
 
     def _member(self, alpha, seed) -> probes.Stats:

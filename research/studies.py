@@ -263,8 +263,12 @@ class Record:
 
     @property
     def input_moment(self) -> list | None:
-        """The probe inputs' mean square per position, as a probe study's worker recorded it."""
-        return self.attrs.get("probe_input_moment")
+        """Each probe input's mean square per position, [examples, *positions], as a probe study's
+        worker recorded it (a study from before recorded the batch's mean: one example)."""
+        if "probe_input_moments" in self.attrs:
+            return self.attrs["probe_input_moments"]
+        old = self.attrs.get("probe_input_moment")
+        return None if old is None else [old]
 
     @property
     def code_version(self) -> str:

@@ -252,7 +252,7 @@ class Analysis:
     verdicts: list[Verdict]
     not_applicable: list[str]  # theories whose derivation does not cover this activation
     rope: float
-    input_moment: list | None  # the probe inputs' mean square per position, as the study recorded it
+    input_moment: list | None  # each probe input's mean square per position, as the study recorded it
     lr_slope: dict | None = None  # with a searched lr: lr*(alpha)'s slope, homogeneity's, the verdict
     rule_note: str | None = None  # where the study's stored rule lacks a setting today's defaults supply
     chance: float | None = None  # the chance-level loss, for objectives that are losses

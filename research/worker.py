@@ -67,15 +67,15 @@ class Worker:
 
     def _record_inputs(self, loss: str, dataset) -> None:
         """Once per study, what its readers need of the data: a probe's inputs' mean square per
-        position (the as-run theory's input), a trained study's chance-level loss; and the devices
+        position per example (the as-run theory's input), a trained study's chance-level loss; and the devices
         its workers train on."""
         used = self.study.user_attrs.get("devices") or []
         if self.device not in used:  # the creator's record names its own device
             self.study.set_user_attr("devices", sorted({*used, self.device}))
         if self.objective.trained and "chance_loss" not in self.study.user_attrs:
             self.study.set_user_attr("chance_loss", recipe.chance_loss(loss, dataset))
-        if not self.objective.trained and "probe_input_moment" not in self.study.user_attrs:
-            self.study.set_user_attr("probe_input_moment", self.runner.input_moment)
+        if not self.objective.trained and "probe_input_moments" not in self.study.user_attrs:
+            self.study.set_user_attr("probe_input_moments", self.runner.input_moment)
 
     def _ridge_cells(self, url: str) -> list | None:
         """A ridge design's confirmatory cells, from its finished pilot (ridge.py), recorded on the
