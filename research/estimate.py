@@ -1,13 +1,13 @@
 """alpha* from all trials of a study: a smooth fit, its optimum, and an interval that holds.
 
-Every trial's seeds enter a local quadratic regression on log alpha (trained objectives: of
-log(loss), whose noise is closer to constant; probes: of the signed log-ratio, whose zero is the
-optimum). The bandwidth is chosen by leave-one-trial-out cross-validation. A diverged seed is
-one bounded outcome (its loss is the chance level the trainer records), never a gap. When
-every trial ran the same seeds (common random numbers) the seeds are the independent units:
-the interval resamples them (the bandwidth re-chosen in each replicate) and, with few seeds,
-uses Student's t on S - 1 degrees of freedom with the bootstrap variance scaled by S/(S - 1);
-tests/test_estimate.py checks its coverage on simulated studies fitted to real ones.
+Every trial's seeds enter a local quadratic regression on log alpha of log(loss), whose noise is
+closer to constant (a probe's zero is located by crossing.py). The bandwidth is chosen by
+leave-one-trial-out cross-validation. A diverged seed is one bounded outcome (its loss is the
+chance level the trainer records), never a gap. When every trial ran the same seeds (common
+random numbers) the seeds are the independent units: the interval resamples them (the bandwidth
+re-chosen in each replicate) and, with few seeds, uses Student's t on S - 1 degrees of freedom
+with the bootstrap variance scaled by S/(S - 1); tests/test_estimate.py checks its coverage on
+simulated studies fitted to real ones.
 """
 
 from __future__ import annotations
@@ -160,14 +160,13 @@ def from_trials(
 def estimate(
     obs: Observations,
     *,
-    signed: bool = False,
     alpha_range: tuple[float, float] | None = None,
     n_boot: int = 300,
     seed: int = 0,
     bandwidths: tuple[float, float, int] = BANDWIDTHS,
     near_edge: float = NEAR_EDGE,
 ) -> Estimate:
-    """alpha* (the fit's minimum, or with `signed` its zero), its standard error and replicates;
+    """alpha* (the fit's minimum), its standard error and replicates;
     `bandwidths` and `near_edge` are the study's pre-registered settings (verdict.estimator)."""
     candidates = np.geomspace(*bandwidths)
     n_values = int(np.isfinite(obs.values).sum())
@@ -180,13 +179,13 @@ def estimate(
     grid = np.linspace(max(lo, obs.log_alpha.min()), min(hi, obs.log_alpha.max()), _GRID)
     bandwidth = choose_bandwidth(obs, candidates)
     curve, lr_curve = _profile(obs, grid, bandwidth)
-    best, log_star = optimum(grid, curve, signed)
-    pairs, df = _replicates(obs, lambda o: _profile(o, grid, choose_bandwidth(o, candidates)), n_boot, seed)
+    best, log_star = optimum(grid, curve)
+    pairs, df = replicates(obs, lambda o: _profile(o, grid, choose_bandwidth(o, candidates)), n_boot, seed)
     curves, lr_curves = [c for c, _ in pairs], [lr for _, lr in pairs]
-    draws = np.array([optimum(grid, c, signed)[1] for c in curves if not np.all(np.isnan(c))])
-    scale = _variance_scale(obs)
+    draws = np.array([optimum(grid, c)[1] for c in curves if not np.all(np.isnan(c))])
+    scale = variance_scale(obs)
     se = float(np.std(draws, ddof=1) * scale) if len(draws) > 1 else math.inf
-    se = max(se, _per_seed_spread(obs, grid, bandwidth, signed))
+    se = max(se, _per_seed_spread(obs, grid, bandwidth))
     warnings = []
     spacing = np.diff(np.unique(obs.log_alpha))
     if len(draws) > 1 and np.ptp(draws) == 0 and len(spacing):
@@ -196,8 +195,7 @@ def estimate(
         warnings.append("every resample found the same optimum: the interval is the design's resolution")
     if bandwidth in (candidates[0], candidates[-1]):
         warnings.append(f"the cross-validated bandwidth {bandwidth:.3g} sits at the end of the candidates")
-    shown = np.abs(curve) if signed else curve
-    spread = float(np.nanmax(shown) - np.nanmin(shown))
+    spread = float(np.nanmax(curve) - np.nanmin(curve))
     noise = _noise(obs)
     if 2 * t_quantile(0.975, df) * se > 0.5 * (grid[-1] - grid[0]) or spread < 2 * noise / math.sqrt(
         max(n_values / obs.n_trials, 1)
@@ -224,11 +222,11 @@ def for_trials(trials: Sequence, cfg, objective: str | None = None) -> tuple[Obs
     objective = objectives.get(objective or cfg.search.objective)
     obs = from_trials(trials, objective, cfg.train.chunk_steps, cfg.verdict.loss_threshold)
     e = cfg.verdict.estimator
-    return obs, estimate(obs, signed=objective.signed, alpha_range=tuple(cfg.search.alpha_range),
+    return obs, estimate(obs, alpha_range=tuple(cfg.search.alpha_range),
                          n_boot=e.n_boot, bandwidths=tuple(e.bandwidths), near_edge=e.near_edge)  # fmt: skip
 
 
-def _replicates(obs: Observations, statistic: Callable, n_boot: int, seed: int) -> tuple[list, float]:
+def replicates(obs: Observations, statistic: Callable, n_boot: int, seed: int) -> tuple[list, float]:
     """`statistic` on resampled studies and the t degrees of freedom: shared seeds are the units
     (resampled with replacement, all trials kept); otherwise trials are."""
     rng = np.random.default_rng(seed)
@@ -243,7 +241,7 @@ def _replicates(obs: Observations, statistic: Callable, n_boot: int, seed: int) 
     return out, float(len(seeds) - 1) if by_seed else math.inf
 
 
-def _per_seed_spread(obs: Observations, grid: np.ndarray, bandwidth: float, signed: bool) -> float:
+def _per_seed_spread(obs: Observations, grid: np.ndarray, bandwidth: float) -> float:
     """The standard error of the mean of each shared seed's own optimum: a floor for the resampled
     one, which underestimates when every resample's optimum sticks to one sharp feature (a
     loss that falls until a divergence wall)."""
@@ -251,13 +249,13 @@ def _per_seed_spread(obs: Observations, grid: np.ndarray, bandwidth: float, sign
     if not _by_seed(obs):
         return 0.0
     trials = np.arange(obs.n_trials)
-    optima = [optimum(grid, c, signed)[1] for c in
+    optima = [optimum(grid, c)[1] for c in
               (_profile(obs.take(trials, np.array([s])), grid, bandwidth)[0] for s in range(seeds))
               if not np.all(np.isnan(c))]  # fmt: skip
     return float(np.std(optima, ddof=1) / math.sqrt(len(optima))) if len(optima) >= 3 else 0.0
 
 
-def _variance_scale(obs: Observations) -> float:
+def variance_scale(obs: Observations) -> float:
     """sqrt(S / (S - 1)): the bootstrap over S units underestimates the variance by (S - 1) / S."""
     s = obs.values.shape[1] if _by_seed(obs) else obs.n_trials
     return math.sqrt(s / (s - 1))
@@ -268,17 +266,10 @@ def _by_seed(obs: Observations) -> bool:
     return obs.shared_seeds and obs.values.shape[1] >= 3
 
 
-def optimum(grid: np.ndarray, fit: np.ndarray, signed: bool) -> tuple[int, float]:
-    """(grid index, log alpha) of the fit's minimum, or of its zero crossing nearest |fit|'s minimum."""
-    best = int(np.nanargmin(np.abs(fit) if signed else fit))
-    if not signed:
-        return best, float(grid[best])
-    crossings = np.flatnonzero(np.sign(fit[:-1]) * np.sign(fit[1:]) < 0)
-    if not len(crossings):
-        return best, float(grid[best])
-    i = int(crossings[np.argmin(np.abs(crossings - best))])
-    root = grid[i] - fit[i] * (grid[i + 1] - grid[i]) / (fit[i + 1] - fit[i])
-    return int(np.argmin(np.abs(grid - root))), float(root)
+def optimum(grid: np.ndarray, fit: np.ndarray) -> tuple[int, float]:
+    """(grid index, log alpha) of the fit's minimum."""
+    best = int(np.nanargmin(fit))
+    return best, float(grid[best])
 
 
 def _trial_means(obs: Observations) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -35,8 +35,6 @@ from research.init import ALPHA_LIMITS
 
 LEARNING_RATE_LIMITS = (1e-8, 1e2)  # what float32 updates hold (search.py checks every lr range against it)
 
-STAGES = ("", "pilot")
-
 
 def default_config() -> ml_collections.ConfigDict:
     """The two stages of a ridge design (used when search.sampler is 'ridge')."""

@@ -12,11 +12,13 @@ import ml_collections
 import numpy as np
 import optuna
 
-from research import init, objectives, ridge
+from research import bracket, init, objectives, ridge
 from research.errors import INT32_MAX, ConfigError, choice, integer, number, require
 from research.names import CONFIG_CHANGES
 
-SAMPLERS = ("tpe", "qmc", "grid", "gp", "random", "ridge")  # ridge: a pilot, then cells along lr*(alpha)
+SAMPLERS = ("tpe", "qmc", "grid", "gp", "random", "ridge", "bracket")  # ridge: a pilot, then cells along lr*(alpha);
+# bracket: a probe's zero bracketed, then alphas dense around it
+STAGES = ("", "pilot", "bracket")  # a ridge design's pilot, a bracket design's first stage
 PRUNERS = ("none", "hyperband", "successive_halving", "median")
 SERIES_FIELDS = ("width", "probe_input_scale")  # what a probe series varies
 LEARNING_RATE_LIMITS = ridge.LEARNING_RATE_LIMITS  # what float32 updates hold (init.ALPHA_LIMITS: alpha's)
@@ -39,8 +41,9 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.sampler_seed = 0
     cfg.grid_points = 16  # alphas on the grid sampler's geometric grid
     cfg.lr_points = 4  # learning rates on it (geometric, across learning_rate_range) when lr is searched
-    cfg.stage = ""  # "pilot": the first stage of a ridge design (ridge.py), its own study
+    cfg.stage = ""  # the first stage of a two-stage design, its own study: "pilot" (ridge.py), "bracket" (bracket.py)
     cfg.ridge = ridge.default_config()  # the ridge design, when sampler is "ridge"
+    cfg.bracket = bracket.default_config()  # a probe's two-stage design, when sampler is "bracket"
     cfg.arms = ()  # ((label, alpha), ...): the grid runs these named alphas, compared head to head (compare.py)
     cfg.pruner = "none"
     cfg.probe_batch = 256  # inputs for the signal-propagation objectives
@@ -81,12 +84,9 @@ def validate(cfg) -> None:
     require(isinstance(cfg.runs_dir, str) and cfg.runs_dir, f"search.runs_dir must be a path; got {cfg.runs_dir!r}.")
     if cfg.sampler not in SAMPLERS:
         raise choice("search.sampler", cfg.sampler, SAMPLERS)
-    if cfg.stage not in ridge.STAGES:
-        raise choice("search.stage", cfg.stage, ridge.STAGES)
-    if cfg.sampler == "ridge":
-        require(cfg.learning_rate_range != (), "search.sampler 'ridge' needs search.learning_rate_range.")
-        _check_range("search.ridge.pilot_lr_range", cfg.ridge.pilot_lr_range, LEARNING_RATE_LIMITS)
-        ridge.validate(cfg)
+    if cfg.stage not in STAGES:
+        raise choice("search.stage", cfg.stage, STAGES)
+    _validate_two_stage(cfg)
     if cfg.pruner not in PRUNERS:
         raise choice("search.pruner", cfg.pruner, PRUNERS)
     if cfg.on_config_change not in CONFIG_CHANGES:
@@ -117,12 +117,27 @@ def validate(cfg) -> None:
         integer(cfg[field], f"search.{field}")
     for field in ("heartbeat_s", "stale_after_s", "poll_s"):
         number(cfg[field], f"search.{field}", "a number of seconds > 0", lambda v: v > 0)
-    if cfg.sampler in ("grid", "ridge"):
+    if cfg.sampler in ("grid", "ridge", "bracket"):
         _validate_grid(cfg)
     require(
         cfg.stale_after_s > 2 * cfg.heartbeat_s,
         f"search.stale_after_s ({cfg.stale_after_s}) must exceed twice search.heartbeat_s ({cfg.heartbeat_s}).",
     )
+
+
+def _validate_two_stage(cfg) -> None:
+    """The ridge design needs a learning-rate range; the bracket design is for probes only."""
+    if cfg.sampler == "ridge":
+        require(cfg.learning_rate_range != (), "search.sampler 'ridge' needs search.learning_rate_range.")
+        _check_range("search.ridge.pilot_lr_range", cfg.ridge.pilot_lr_range, LEARNING_RATE_LIMITS)
+        ridge.validate(cfg)
+    if cfg.sampler == "bracket":
+        require(
+            not cfg.learning_rate_range and not objectives.get(cfg.objective).trained,
+            f"search.sampler 'bracket' locates a probe's zero; search.objective {cfg.objective!r} is trained"
+            " or search.learning_rate_range is set (set search.probe.sampler instead).",
+        )
+    bracket.validate(cfg)
 
 
 def _validate_grid(cfg) -> None:
@@ -131,6 +146,8 @@ def _validate_grid(cfg) -> None:
     shape += f" x search.lr_points {cfg.lr_points}" if cfg.learning_rate_range else ""
     if cfg.sampler == "ridge":
         shape = f"search.ridge.window {cfg.ridge.window} x search.ridge.lrs {cfg.ridge.lrs}"
+    if cfg.sampler == "bracket":
+        shape = f"search.bracket.dense {cfg.bracket.dense}"
     require(
         cfg.trials <= cells,
         f"search.trials ({cfg.trials}) exceeds the grid's {cells} cells ({shape}): a grid never repeats a cell;"
@@ -168,7 +185,7 @@ def make_sampler(cfg, worker_seed: int, cells: list | None = None) -> optuna.sam
         return optuna.samplers.RandomSampler(seed=worker_seed)
     if cfg.sampler == "qmc":
         return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=cfg.sampler_seed)
-    if cfg.sampler == "ridge":
+    if cfg.sampler in ("ridge", "bracket"):
         return ridge.CellSampler(cells, seed=cfg.sampler_seed)
     if cfg.sampler == "grid":
         alphas = [float(a) for _, a in cfg.arms] or np.geomspace(*cfg.alpha_range, cfg.grid_points).tolist()
@@ -189,6 +206,8 @@ def grid_cells(cfg) -> int:
     """How many distinct (alpha, learning rate) cells the grid sampler of search config `cfg` has."""
     if cfg.sampler == "ridge":
         return cfg.ridge.window * cfg.ridge.lrs
+    if cfg.sampler == "bracket":
+        return cfg.bracket.dense
     alphas = len(cfg.arms) or cfg.grid_points
     return alphas * (cfg.lr_points if cfg.learning_rate_range else 1)
 

@@ -19,8 +19,8 @@ import time
 import ml_collections
 import optuna
 
+from research import bracket, experiment, models, names, objectives, predictions, provenance, ridge, storage, train
 from research import data as datalib
-from research import experiment, models, names, objectives, predictions, provenance, ridge, storage, train
 from research.errors import ConfigError, require
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def series_x(cfg) -> float:
 # --- the studies one experiment expands into ------------------------------------------------
 def expand(cfg) -> list[ml_collections.ConfigDict]:
     """Every study a sweep of `cfg` runs, in order: one per objective it lists, for a probe
-    objective with a series (search.series) one per level, and before a ridge design its pilot;
+    objective with a series (search.series) one per level, and before a two-stage design its first stage;
     each a validated, locked config."""
     out = []
     for objective in tuple(cfg.search.objectives) or (cfg.search.objective,):
@@ -127,7 +127,7 @@ def expand(cfg) -> list[ml_collections.ConfigDict]:
         if in_series(chosen):
             out += series_members(chosen)
         else:
-            out += [pilot(chosen)] if chosen.search.sampler == "ridge" else []
+            out += first_stage(chosen)
             out.append(chosen)
     return out
 
@@ -135,6 +135,18 @@ def expand(cfg) -> list[ml_collections.ConfigDict]:
 def pilot(cfg) -> ml_collections.ConfigDict:
     """The pilot study of a ridge design (ridge.py): where each alpha's confirmatory cells go."""
     return experiment.derive(cfg, ridge.pilot_changes(cfg))
+
+
+def bracket_stage(cfg) -> ml_collections.ConfigDict:
+    """The first stage of a probe's bracket design (bracket.py): where its dense alphas go."""
+    return experiment.derive(cfg, bracket.stage_changes(cfg))
+
+
+def first_stage(cfg) -> list[ml_collections.ConfigDict]:
+    """The study a two-stage design runs before `cfg`'s own (none for other designs)."""
+    if cfg.search.sampler == "ridge":
+        return [pilot(cfg)]
+    return [bracket_stage(cfg)] if cfg.search.sampler == "bracket" else []
 
 
 def probe_design(cfg) -> ml_collections.ConfigDict:

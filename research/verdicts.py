@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 from scipy import special
 
-from research import estimate, objectives, predictions, profile
+from research import crossing, estimate, objectives, predictions, profile
 from research.errors import choice, integer, number, require
 
 VERDICTS = ("equivalent", "different", "inconclusive")
@@ -45,7 +45,10 @@ def default_config() -> ml_collections.ConfigDict:
                       "drop_lr=lowest", "drop_lr=highest"),
          "n_boot": 300, "splits": 10,
          # the smooth fit of other designs (estimate.py): its bandwidth candidates and near-edge factor
-         "bandwidths": estimate.BANDWIDTHS, "near_edge": estimate.NEAR_EDGE}
+         "bandwidths": estimate.BANDWIDTHS, "near_edge": estimate.NEAR_EDGE,
+         # a probe's zero (crossing.py): the trials each side of the sign change its line goes
+         # through, and the counts a reviewer could have chosen instead
+         "crossing_neighbours": 1, "crossing_variants": (2,)}
     )  # fmt: skip
     return cfg
 
@@ -95,6 +98,12 @@ def _validate_estimator(e) -> None:
         f" got {e.bandwidths!r}.",
     )
     number(e.near_edge, "verdict.estimator.near_edge", "a factor >= 1", lambda v: v >= 1)
+    integer(e.crossing_neighbours, "verdict.estimator.crossing_neighbours")
+    require(
+        isinstance(e.crossing_variants, tuple | list)
+        and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in e.crossing_variants),
+        f"verdict.estimator.crossing_variants must be a tuple of integers >= 1; got {e.crossing_variants!r}.",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,24 +276,34 @@ def analyse(record, objective: str | None = None, judged=None) -> Analysis:
     moment = record.input_moment
     compared, skipped = judged or predictions.compared(cfg, moment)
     trained = objectives.get(objective).trained
-    ridge_design = trained and cfg.search.sampler == "ridge"
-    chance, censored_above = (
-        _scale_of(record, objective) if ridge_design or (trained and cfg.search.arms) else (None, None)
-    )
-    if ridge_design:
-        obs = estimate.from_trials(record.trials, objectives.get(objective), cfg.train.chunk_steps,
-                                   cfg.verdict.loss_threshold)  # fmt: skip
-        design = record.attrs.get("design", {})
-        factors, alphas = design.get("seed_lr_factors"), tuple(sorted({c[0] for c in design.get("cells", ())}))
-        obs = dataclasses.replace(obs, seed_log_lr=None if factors is None else np.log(factors)[: obs.values.shape[1]])
-        est = profile.estimate_of(obs, cfg.verdict.estimator, chance, tuple(a for _, a in compared), censored_above,
-                                  alphas)  # fmt: skip
-    else:
-        obs, est = estimate.for_trials(record.trials, cfg, objective)
     rope, tolerance, level = rule(cfg, objective)
+    obs, est, chance = _estimate(record, objective, compared, rope)
     verdicts = judge(est, compared, rope, level, tolerance, trained)
     return Analysis(cfg, objective, obs, est, verdicts, skipped, rope, moment, judge_lr_slope(est, cfg, level),
                     rule_note(record.attrs.get("config") or {}), chance)  # fmt: skip
+
+
+def _estimate(record, objective: str, compared, rope: float) -> tuple:
+    """(observations, estimate, chance-level loss or None) by the study's design: a ridge design's
+    profile (profile.py), a probe's zero (crossing.py), else the smooth fit (estimate.py)."""
+    cfg, o, e = record.cfg, objectives.get(objective), record.cfg.verdict.estimator
+    if o.signed:
+        obs = estimate.from_trials(record.trials, o)
+        est = crossing.locate(obs, neighbours=e.crossing_neighbours, variants=tuple(e.crossing_variants), rope=rope,
+                              n_boot=e.n_boot)  # fmt: skip
+        return obs, est, None
+    ridge_design = o.trained and cfg.search.sampler == "ridge"
+    chance, censored_above = _scale_of(record, objective) if ridge_design or (o.trained and cfg.search.arms) else (
+        None, None)  # fmt: skip
+    if not ridge_design:
+        obs, est = estimate.for_trials(record.trials, cfg, objective)
+        return obs, est, chance
+    obs = estimate.from_trials(record.trials, o, cfg.train.chunk_steps, cfg.verdict.loss_threshold)
+    design = record.attrs.get("design", {})
+    factors, alphas = design.get("seed_lr_factors"), tuple(sorted({c[0] for c in design.get("cells", ())}))
+    obs = dataclasses.replace(obs, seed_log_lr=None if factors is None else np.log(factors)[: obs.values.shape[1]])
+    est = profile.estimate_of(obs, e, chance, tuple(a for _, a in compared), censored_above, alphas)
+    return obs, est, chance
 
 
 def rule_note(stored: dict) -> str | None:

@@ -23,8 +23,21 @@ from collections.abc import Callable
 import numpy as np
 import optuna
 
+from research import (
+    bracket,
+    crossing,
+    estimate,
+    models,
+    objectives,
+    populations,
+    predictions,
+    provenance,
+    recipe,
+    ridge,
+    storage,
+    studies,
+)
 from research import data as datalib
-from research import models, objectives, populations, predictions, provenance, recipe, ridge, storage, studies
 from research.coordination import Heartbeat, Reaper, ask_batch, checkpoints_in_use, counts, record, release, retry
 from research.errors import require
 from research.search import make_pruner, make_sampler
@@ -60,7 +73,7 @@ class Worker:
         self.name = self.study.study_name
         retry(lambda: self._record_inputs(cfg.train.loss, dataset))
         self.tested: tuple[float, ...] = ()  # a ridge study's tested predictions (halving keeps them)
-        self.study.sampler = make_sampler(self.scfg, self.worker_seed, retry(lambda: self._ridge_cells(url)))
+        self.study.sampler = make_sampler(self.scfg, self.worker_seed, retry(lambda: self._cells(url)))
         chunks = self.runner.trainer.num_chunks if self.objective.trained else 1
         self.study.pruner = make_pruner(self.scfg, chunks)
         self.ckpt_root = os.path.join(self.scfg.runs_dir, "checkpoints", self.name)
@@ -77,28 +90,42 @@ class Worker:
         if not self.objective.trained and "probe_input_moments" not in self.study.user_attrs:
             self.study.set_user_attr("probe_input_moments", self.runner.input_moment)
 
-    def _ridge_cells(self, url: str) -> list | None:
-        """A ridge design's confirmatory cells, from its finished pilot (ridge.py), recorded on the
-        study as its design; None for other samplers."""
-        if self.scfg.sampler != "ridge":
+    def _cells(self, url: str) -> list | None:
+        """A two-stage design's cells, from its finished first stage (ridge.py's pilot, bracket.py's
+        bracket), recorded on the study as its design; None for other samplers."""
+        if self.scfg.sampler not in ("ridge", "bracket"):
             return None
-        pilot_cfg = studies.pilot(self.cfg)
-        pilot = studies.find(pilot_cfg, storage.open_storage(url))
-        done = 0 if pilot is None else counts(pilot)["finished"]
+        first_cfg = studies.first_stage(self.cfg)[0]
+        first = studies.find(first_cfg, storage.open_storage(url))
+        done = 0 if first is None else counts(first)["finished"]
         require(
-            done >= pilot_cfg.search.trials,
-            f"the pilot study {studies.study_name(pilot_cfg)} holds {done} of {pilot_cfg.search.trials} finished"
-            " trials; run it first (research sweep runs it before this study).",
+            done >= first_cfg.search.trials,
+            f"the {first_cfg.search.stage} study {studies.study_name(first_cfg)} holds {done} of"
+            f" {first_cfg.search.trials} finished trials; run it first (research sweep runs it before this study).",
         )
-        best = ridge.pilot_best(self.cfg, pilot.get_trials(deepcopy=False))
-        self.tested = tested = tuple(alpha for _, alpha in predictions.compared(self.cfg, None)[0])
-        cells = ridge.cells(self.cfg, best, tested, pilot.user_attrs.get("chance_loss", math.inf))
+        trials = first.get_trials(deepcopy=False)
+        if self.scfg.sampler == "bracket":
+            cells, design = self._bracket_cells(trials)
+        else:
+            cells, design = self._ridge_cells(trials, first.user_attrs.get("chance_loss", math.inf))
         if "design" not in self.study.user_attrs:
-            design = {"pilot": pilot.study_name, "pilot_best": [[a, *best[a]] for a in sorted(best)],
-                      "tested": tested, "seed_lr_factors": ridge.seed_lr_factors(self.cfg).tolist(),
-                      "cells": [[c["alpha"], c["learning_rate"]] for c in cells]}  # fmt: skip
-            self.study.set_user_attr("design", design)
+            self.study.set_user_attr("design", {"first_stage": first.study_name, **design})
         return cells
+
+    def _ridge_cells(self, pilot_trials, chance: float) -> tuple[list, dict]:
+        best = ridge.pilot_best(self.cfg, pilot_trials)
+        self.tested = tested = tuple(alpha for _, alpha in predictions.compared(self.cfg, None)[0])
+        cells = ridge.cells(self.cfg, best, tested, chance)
+        return cells, {"pilot_best": [[a, *best[a]] for a in sorted(best)], "tested": tested,
+                       "seed_lr_factors": ridge.seed_lr_factors(self.cfg).tolist(),
+                       "cells": [[c["alpha"], c["learning_rate"]] for c in cells]}  # fmt: skip
+
+    def _bracket_cells(self, bracket_trials) -> tuple[list, dict]:
+        obs = estimate.from_trials(bracket_trials, self.objective)
+        log_alpha, mean = crossing.means(obs)
+        cells = bracket.cells(self.cfg, log_alpha, mean)
+        return cells, {"bracket": [[math.exp(x), m] for x, m in zip(log_alpha, mean, strict=True)],
+                       "cells": [[c["alpha"]] for c in cells]}  # fmt: skip
 
     def run(self, max_batches: int | None = None) -> int:
         """Work until the study holds `search.trials` finished trials; returns trials told here."""

@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import types
 
 import numpy as np
 
-from research import estimate, ridge
+from research import bracket, estimate, ridge
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Scenario:
         x = np.linspace(*np.log(self.alpha_range), 4001)
         mean = self.curve(x, self.seed_shift * rng.normal(size=20000), self.seed_level * rng.normal(size=20000))
         mean = mean.mean(axis=0)
-        return math.exp(estimate.optimum(x, mean, self.signed)[1])
+        return math.exp(zero_of(x, mean) if self.signed else estimate.optimum(x, mean)[1])
 
     def draw(self, rng: np.random.Generator) -> estimate.Observations:
         """One study: trials at log-uniform alphas, every trial running the same seeds."""
@@ -66,6 +67,12 @@ class Scenario:
             diverged = x[:, None] > math.log(self.cliff) + shift[None, :]
             values = np.where(diverged, self.chance, values)
         return estimate.Observations(x, values, None, diverged, True)
+
+
+def zero_of(x: np.ndarray, curve: np.ndarray) -> float:
+    """Where a finely sampled curve first crosses zero upwards (linear between the samples)."""
+    i = bracket.crossing(x, curve)
+    return float(x[i] - curve[i] * (x[i + 1] - x[i]) / (curve[i + 1] - curve[i]))
 
 
 SCENARIOS = {
@@ -200,3 +207,62 @@ def ridge_design(surface: Surface, rng: np.random.Generator, coarse: np.ndarray,
         alive -= ridge.halved(r, rung, ridge.censored_means(early, ~diverged), cells, alive, tuple(predictions))
     kept = np.array(sorted(alive))
     return estimate.Observations(x[kept], values[kept], y[kept], diverged[kept], True, phases), tuple(alphas)
+
+
+# --- probe zeros on the mean-field curves of the activation zoo (the design bracket.py runs) --------
+@functools.cache
+def mean_field_curve(activation: str) -> tuple[np.ndarray, np.ndarray]:
+    """(log alpha, the forward log-ratio per layer) of the zoo's 20-layer MLP at unit input moment,
+    as mean-field theory gives it (asrun.py): kinked at the zero for GELU and SiLU, flat for softplus."""
+    from research import asrun, experiment, objectives  # the zoo's config; only this part needs it
+
+    cfg = experiment.load(f"experiments/zoo.py:activation='{activation}'",
+                          overrides=["search.objective='forward_log_ratio'"])  # fmt: skip
+    x = np.linspace(math.log(0.2), math.log(20.0), 3001)
+    return x, asrun.log_ratio(cfg, objectives.get("forward_log_ratio"), np.exp(x), np.ones(1))
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeCurve:
+    """Seed s measures the mean-field curve shifted by shift_s along log alpha (which, as in real
+    probes, spreads the seeds most where the curve is steepest: beside a kink) plus a level
+    level_s, plus each run's noise; seeds are common to every alpha."""
+
+    activation: str
+    seed_shift: float  # sd, in log alpha
+    seed_level: float  # sd, in log-ratio per layer
+    noise: float
+
+    def draw(self, rng: np.random.Generator, x: np.ndarray, seeds: int) -> np.ndarray:
+        """[len(x), seeds] measured log-ratios."""
+        cx, cy = mean_field_curve(self.activation)
+        shift, level = self.seed_shift * rng.normal(size=seeds), self.seed_level * rng.normal(size=seeds)
+        values = np.interp(x[:, None] + shift[None, :], cx, cy) + level[None, :]
+        return values + self.noise * rng.normal(size=values.shape)
+
+    @functools.cached_property
+    def truth(self) -> float:
+        """The zero of the population curve (the mean over 20,000 seeds)."""
+        cx, _ = mean_field_curve(self.activation)
+        x = cx[(cx > math.log(0.5)) & (cx < math.log(8.0))]
+        mean = self.draw(np.random.default_rng(12345), x, 20000).mean(axis=1)
+        return math.exp(zero_of(x, mean))
+
+
+# Fitted by eye to the zoo's probes at 128 units, 32 seeds (seed sd near the zero: GELU 0.05-0.09,
+# SiLU 0.06-0.08, softplus 0.01 on a slope of 0.03 per unit log alpha).
+PROBE_CURVES = {
+    "gelu": ProbeCurve("gelu", 0.03, 0.01, 0.005),
+    "silu": ProbeCurve("silu", 0.03, 0.01, 0.005),
+    "softplus": ProbeCurve("softplus", 0.02, 0.008, 0.003),
+}
+
+
+def bracket_design(curve: ProbeCurve, rng: np.random.Generator, settings, alpha_range=(0.25, 16.0), seeds=32):
+    """The two stages bracket.py runs: `settings.points` geometric alphas x `settings.seeds` seeds,
+    then `settings.dense` alphas around the sign change x `seeds` seeds (fresh ones)."""
+    x = np.linspace(*np.log(alpha_range), settings.points)
+    means = curve.draw(rng, x, settings.seeds).mean(axis=1)
+    dense = np.log([c["alpha"] for c in bracket.cells(types.SimpleNamespace(search=types.SimpleNamespace(
+        bracket=settings)), x, means)])  # fmt: skip
+    return estimate.Observations(dense, curve.draw(rng, dense, seeds))

@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from research import estimate, experiment, figures, objectives, predictions, render, report, train, verdicts
+from research import crossing, estimate, experiment, figures, objectives, predictions, render, report, train, verdicts
 from research.worker import Worker
 from tests import helpers
 from tests.simulated import SCENARIOS
@@ -32,8 +32,9 @@ def test_interval_coverage_on_realistic_simulated_studies():
         rope = 0.02 if scenario.signed else 0.10
         hits = 0
         for r in range(200):
-            est = estimate.estimate(scenario.draw(rng), signed=scenario.signed, alpha_range=scenario.alpha_range,
-                                    n_boot=100, seed=r)  # fmt: skip
+            obs = scenario.draw(rng)
+            est = (crossing.locate(obs, n_boot=100, seed=r) if scenario.signed
+                   else estimate.estimate(obs, alpha_range=scenario.alpha_range, n_boot=100, seed=r))  # fmt: skip
             assert est.alpha is not None
             lo, hi = est.interval(0.95)
             hits += lo <= scenario.truth <= hi
