@@ -108,3 +108,36 @@ def test_coverage_on_the_zoos_kinked_and_flat_curves():
     assert 0.92 <= covered / 600 <= 0.98
     assert different / 600 <= 0.05
     assert flat >= 150  # softplus: its slope at the zero (0.03 per unit log alpha) is resolved, its zero is not
+
+
+@pytest.mark.slow
+def test_a_bracket_sweep_runs_its_bracket_then_the_dense_alphas(tmp_path, data_root):
+    import optuna
+
+    from research import cli, storage
+    from tests import helpers
+
+    settings = ["search.objective='forward_log_ratio'", "search.sampler='bracket'", "search.bracket.points=8",
+                "search.bracket.seeds=4", "search.bracket.dense=6", "search.trials=6", "search.trials_per_batch=6",
+                "search.probe_seeds=8", "search.probe_inputs='gaussian'", "verdict.estimator.n_boot=40"]  # fmt: skip
+    overrides = helpers.overrides(tmp_path, data_root, *settings)
+    url = str(tmp_path / "s.journal")
+    argv = ["sweep", "--config", helpers.TINY, "--storage", url, "--workers", "1"]
+    assert cli.main(argv + [a for o in overrides for a in ("--set", o)]) == 0
+    backend = storage.open_existing(url)
+    first = optuna.load_study(study_name="tiny-quick-forward_log_ratio-bracket", storage=backend)
+    study = optuna.load_study(study_name="tiny-quick-forward_log_ratio", storage=backend)
+    assert len(first.trials) == 8 and len(study.trials) == 6
+    assert all(len(t.user_attrs["seeds"]) == 4 for t in first.trials)
+    design = study.user_attrs["design"]
+    bracket_alphas = np.array([row[0] for row in design["bracket"]])
+    mean = np.array([row[1] for row in design["bracket"]])
+    i = bracket.crossing(np.log(bracket_alphas), mean)
+    dense = sorted(t.params["alpha"] for t in study.trials)
+    step = math.log(bracket_alphas[i + 1] / bracket_alphas[i])
+    assert dense[0] == pytest.approx(bracket_alphas[i] * math.exp(-0.5 * step))
+    assert dense[-1] == pytest.approx(bracket_alphas[i + 1] * math.exp(0.5 * step))
+    assert len(study.user_attrs["probe_input_moments"]) == 256  # one mean square per probe example
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "slope at the zero" in report
+    assert "tiny-quick-forward_log_ratio-bracket" not in report.split("Raw data")[0].split("| study |")[-1]
