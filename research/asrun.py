@@ -18,7 +18,7 @@ import math
 import numpy as np
 from scipy import optimize
 
-from research import init, models, objectives, probes, theory
+from research import bracket, finite_width, init, models, objectives, probes, theory
 
 _Q = np.geomspace(1e-14, 1e5, 1200)  # the variance grid the moment tables interpolate on
 
@@ -140,8 +140,9 @@ def log_ratio(cfg, objective: objectives.Objective, alphas: np.ndarray, input_mo
     return probes.log_slope(statistics(cfg.model, per_group, moment)[objective.statistic], np)
 
 
-def predict(cfg, input_moment) -> AsRun:
-    """The alpha at which the study's probe objective is zero in mean-field theory as run."""
+def predict(cfg, input_moment, at_width: bool = True) -> AsRun:
+    """The alpha at which the study's probe objective is zero in mean-field theory as run; with
+    `at_width`, shifted by the O(1/n) drift where it is derived (finite_width.py)."""
     objective = objectives.get(cfg.search.objective)
     if objective.trained:
         return AsRun(None, "n/a: a trained objective")
@@ -153,11 +154,12 @@ def predict(cfg, input_moment) -> AsRun:
         slope = log_ratio(cfg, objective, grid, input_moment)
     except ValueError as err:
         return AsRun(None, f"n/a: {err}")
-    ups = np.flatnonzero((slope[:-1] < 0) & (slope[1:] >= 0))
-    crossings = ups if len(ups) else np.flatnonzero(np.sign(slope[:-1]) * np.sign(slope[1:]) <= 0)
-    if not len(crossings):
+    i = bracket.crossing(np.log(grid), slope)
+    if i is None:
         return AsRun(None, f"no zero of the log-ratio in [{grid[0]:.3g}, {grid[-1]:.3g}]")
-    i = int(crossings[0])
     f = lambda la: float(log_ratio(cfg, objective, np.array([math.exp(la)]), input_moment)[0])  # noqa: E731
     root = math.exp(optimize.brentq(f, math.log(grid[i]), math.log(grid[i + 1]), xtol=1e-12))
+    if at_width and objective.statistic == "forward" and not objective.one_layer and finite_width.applies(cfg):
+        moved = finite_width.shift(cfg)
+        return AsRun(root * math.exp(moved), f"mean-field recursion as run, moved {moved:+.2%} by its finite width")
     return AsRun(root, "mean-field recursion of the model as run")

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from research import estimate, predictions, studies, verdicts
+from research import activations, estimate, finite_width, models, objectives, predictions, studies, verdicts
 
 AXES = {"width": "1/width", "probe_input_scale": "input scale^2"}
 
@@ -35,8 +35,10 @@ class Extrapolation:
     df: float
     slope: float  # b: log alpha*(x) - log intercept = b x
     slope_se: float
-    slope_sign: str  # width series: "positive, as predicted", "negative, against the prediction", "unresolved"
+    slope_sign: str  # b against its prediction (finite_width.py), or where none is derived its sign's
     verdicts: list[verdicts.Verdict]
+    slope_predicted: float | None = None  # b to first order in 1/n, where finite_width.py derives it
+    note: str = ""  # what the intercept tests
 
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """The intercept's interval at `level` (t on the fit's degrees of freedom, in log alpha)."""
@@ -76,7 +78,7 @@ def _extrapolate(name: str, members: list[verdicts.Analysis]) -> Extrapolation:
     moment = first.input_moment
     if field == "probe_input_scale" and moment is not None:  # the limit: a vanishing input
         moment = (np.asarray(moment) * 1e-8).tolist()
-    compared, _ = predictions.compared(first.cfg, moment)
+    compared, _ = predictions.compared(first.cfg, moment, limit=True)
     rope, level, t = float(first.cfg.verdict.series_rope), verdicts.rule(first.cfg)[2], estimate.t_quantile(0.975, df)
     judged = []
     for theories, alpha in compared:
@@ -90,8 +92,28 @@ def _extrapolate(name: str, members: list[verdicts.Analysis]) -> Extrapolation:
                 verdicts.equivalence(a - math.log(alpha), se_a, df, rope, level),
             )  # fmt: skip
         )
+    predicted = _predicted_slope(first.cfg) if field == "width" else None
+    if predicted is None:
+        judged_slope = _sign(field, b, se_b * t)
+    else:
+        half, rope = estimate.t_quantile(0.5 + level / 2, df) * se_b, float(first.cfg.verdict.series_slope_rope)
+        verdict = verdicts.three_way(
+            b - half, b + half, predicted - rope * abs(predicted), predicted + rope * abs(predicted)
+        )
+        judged_slope = f"predicted {predicted:+.3g}: {verdict}"
+    homogeneous = field == "width" and activations.get(first.cfg.model.activation).homogeneous
+    note = ("a check of the pipeline: for a homogeneous activation the infinite-width optimum is algebraic"
+            if homogeneous else "")  # fmt: skip
     return Extrapolation(name, AXES[field], x, [e.alpha for e in ests], [e.se for e in ests], math.exp(a), se_a,
-                         df, b, se_b, _sign(field, b, se_b * t), judged)  # fmt: skip
+                         df, b, se_b, judged_slope, judged, predicted, note)  # fmt: skip
+
+
+def _predicted_slope(cfg) -> float | None:
+    """b in log alpha*(n) = log a + b / n for the forward probe of a bias-free ReLU MLP (finite_width.py)."""
+    objective = objectives.get(cfg.search.objective)
+    if objective.statistic != "forward" or objective.one_layer or not finite_width.applies(cfg):
+        return None
+    return finite_width.shift(cfg) * models.width(cfg.model)
 
 
 def _sign(field: str, slope: float, half: float) -> str:

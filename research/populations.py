@@ -164,10 +164,7 @@ class Probed:
         devices.check_fits(need, f"a probe batch of {size}", jax.devices()[0])
         self.graph = models.graphdef(cfg.model)
         self.first_group = models.groups(cfg.model)[0]
-        x = dataset.x_train[: cfg.search.probe_batch]
-        if cfg.search.probe_inputs == "gaussian":
-            x = jax.random.normal(jax.random.key(10_000), x.shape, x.dtype)
-        self.inputs = x * cfg.search.probe_input_scale
+        self.inputs = probes.study_inputs(cfg, dataset)
         # Each example's mean square per position (MLP: one number each): the as-run theory's input,
         # to float32's precision (an RNN's 256 x 40 of them are stored with the study).
         self.input_moment = np.mean(np.asarray(self.inputs, np.float64) ** 2, axis=-1).astype(np.float32).tolist()

@@ -32,17 +32,17 @@ def default_alpha(model_cfg) -> float:
     return next(preds[name] for name in ("he", "xavier", "forward") if preds[name] is not None)
 
 
-def compared(cfg, input_moment=None) -> tuple[list[tuple[str, float]], list[str]]:
+def compared(cfg, input_moment=None, limit: bool = False) -> tuple[list[tuple[str, float]], list[str]]:
     """What a study of experiment `cfg` is judged against: each distinct prediction once, named
-    by every theory that gives it (a probe's as-run prediction first), and the theories that
-    do not apply to this activation."""
+    by every theory that gives it (a probe's as-run prediction first, at the study's widths, or
+    with `limit` at infinite width), and the theories that do not apply to this activation."""
     ideal = for_model(cfg.model)
     distinct = theory.distinct(ideal)
     distinct += [(label, float(alpha)) for label, alpha in cfg.verdict.alternatives]
     skipped = [name for name, alpha in ideal.items() if alpha is None]
     if objectives.get(cfg.search.objective).trained:
         return distinct, skipped
-    run = asrun.predict(cfg, input_moment)
+    run = asrun.predict(cfg, input_moment, at_width=not limit)
     return ([("as run", run.alpha)] if run.alpha is not None else []) + distinct, skipped
 
 

@@ -71,6 +71,15 @@ def log_slope(values: Array, xp=jnp) -> Array:
     return xp.sum(centred * (logs - logs.mean(axis=-1, keepdims=True)), axis=-1) / xp.sum(centred**2)
 
 
+def study_inputs(cfg, dataset) -> Array:
+    """What a probe study of experiment `cfg` measures on: its first `search.probe_batch` training
+    inputs, or Gaussian ones of their shape (`search.probe_inputs`), times `search.probe_input_scale`."""
+    x = dataset.x_train[: cfg.search.probe_batch]
+    if cfg.search.probe_inputs == "gaussian":
+        x = jax.random.normal(jax.random.key(10_000), x.shape, x.dtype)
+    return x * cfg.search.probe_input_scale
+
+
 def gaussian_inputs(cfg, key: Array, batch: int, length: int = 40) -> Array:
     """Standard normal inputs of the shape the model takes (a recurrent model: `length` steps)."""
     return jax.random.normal(key, models.input_shape(cfg, batch, length))

@@ -137,8 +137,10 @@ def _head_to_head(c: dict) -> list[str]:
 
 def series_summary(e) -> str:
     """A series' intercept at the limit and the verdict on every prediction there."""
-    lines = [f"{e.series}, extrapolated to {e.axis} -> 0: alpha* = {intercept(e)},"
-             f" slope {e.slope:+.3g} ± {2 * e.slope_se:.2g} ({e.slope_sign})"]  # fmt: skip
+    lines = [
+        f"{e.series}, extrapolated to {e.axis} -> 0: alpha* = {intercept(e)},"
+        f" slope {e.slope:+.3g} ± {2 * e.slope_se:.2g} ({e.slope_sign})" + (f"; {e.note}" if e.note else "")
+    ]
     return "\n".join(lines + [f"  {v.theories} {v.alpha:.4g}: {v.verdict}" for v in e.verdicts])
 
 
@@ -316,7 +318,11 @@ def series_markdown(series: list) -> str:
             lines.append("| " + " | ".join(first + [v["theories"], fmt(v["alpha"]), relative_error(v), v["verdict"]])
                          + " |")  # fmt: skip
             first = [""] * 5
-    return "\n".join(lines) + "\n\nThe intercept is judged with each study's `verdict.series_rope`.\n"
+    notes = "".join(f"\n\n{e.series}: {e.note}." for e in series if e.note)
+    return "\n".join(lines) + (
+        "\n\nThe intercept is judged with each study's `verdict.series_rope`, the slope against its"
+        " finite-width prediction with `verdict.series_slope_rope`." + notes + "\n"
+    )
 
 
 def _section(title: str, head: list[str]) -> list[str]:

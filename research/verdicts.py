@@ -31,6 +31,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.regret_tolerance = 0.10  # relative excess loss at a prediction that still counts as near-optimal
     cfg.level = 0.90  # the interval the equivalence test reads (two one-sided 5% tests)
     cfg.series_rope = 0.01  # a series' intercept: infinite width, or vanishing input (extrapolate.py)
+    cfg.series_slope_rope = 0.25  # a width series' slope b against its finite-width prediction: relative
     # Trained studies are also judged on these objectives, read off the same stored curves
     # (objectives.py); steps_to_threshold counts steps until the training loss reaches loss_threshold.
     cfg.objectives = ("train_loss", "val_loss_early_stopped", "val_error_early_stopped")
@@ -60,6 +61,7 @@ def validate(cfg) -> None:
     number(cfg.regret_tolerance, "verdict.regret_tolerance", "a relative tolerance > 0", lambda v: v > 0)
     number(cfg.level, "verdict.level", "a probability in (0.5, 1)", lambda v: 0.5 < v < 1)
     number(cfg.series_rope, "verdict.series_rope", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
+    number(cfg.series_slope_rope, "verdict.series_slope_rope", "a relative tolerance in (0, 1)", lambda v: 0 < v < 1)
     require(
         isinstance(cfg.objectives, tuple | list),
         f"verdict.objectives must be a tuple of names; got {cfg.objectives!r}.",

@@ -16,7 +16,7 @@ LAYERS = [
     ("theory", "ridge", "bracket"),
     ("models", "theory_cache"),
     ("probes", "recipe", "members"),
-    ("train", "objectives"),
+    ("train", "objectives", "finite_width"),
     ("checkpoint", "asrun", "estimate", "lsuv"),
     ("predictions", "populations", "search", "profile", "crossing"),
     ("verdicts",),

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research import asrun, data, experiment, objectives, probes
+from research import asrun, data, experiment, finite_width, objectives, probes
 
 
 def _cfg(path: str, objective: str, *overrides: str):
@@ -14,9 +14,12 @@ def _cfg(path: str, objective: str, *overrides: str):
 
 
 def test_square_relu_net_is_critical_at_two_whatever_the_input_scale():
+    cfg = _cfg("experiments/he_relu_mlp.py", "forward_log_ratio")
     for moment in (1e-4, 1.0, 30.0):
-        cfg = _cfg("experiments/he_relu_mlp.py", "forward_log_ratio")
-        assert asrun.predict(cfg, [moment]).alpha == pytest.approx(2.0, rel=1e-9)
+        assert asrun.predict(cfg, [moment], at_width=False).alpha == pytest.approx(2.0, rel=1e-9)
+    # at its 128 units the zero sits b / n above: b = 1.862 on the study's 256 MNIST-1D inputs
+    at_width = asrun.predict(cfg, [1.0])
+    assert at_width.alpha == pytest.approx(2.0 * math.exp(1.8624 / 128), rel=1e-4) and "finite width" in at_width.note
 
 
 def test_linear_funnel_matches_the_hand_derivation():
@@ -67,6 +70,35 @@ def test_cnn_zero_padding_needs_slightly_more_than_he():
 def test_one_layer_objective_is_the_forward_rule():
     cfg = _cfg("experiments/zoo.py:activation='gelu'", "forward_one_layer")
     assert asrun.predict(cfg, [1.0]).alpha == pytest.approx(2.3517, rel=1e-3)
+
+
+def test_one_example_alone_drifts_by_five_halves_per_layer():
+    # A chi-square over n rows (-1/n) and the ReLU's halving over a binomial count of active units
+    # (-3/(2n)): c = 5/2 whatever the layer; a batch of nearly uncorrelated examples averages the
+    # first layers' part away, and depth correlates them again (ReLU's correlation map tends to 1).
+    c, kernel = finite_width.layer_terms(np.array([[3.0]]))
+    assert c == pytest.approx(2.5) and kernel[0, 0] == pytest.approx(3.0)
+    x = np.random.default_rng(0).normal(size=(256, 40))
+    first, kernel = finite_width.layer_terms(x @ x.T / 40)
+    later = []
+    for _ in range(16):
+        c, kernel = finite_width.layer_terms(kernel)
+        later.append(c)
+    assert first < 0.2 and np.all(np.diff(later) > 0) and later[-1] < 2.5
+
+
+@pytest.mark.slow
+def test_the_finite_width_shift_matches_a_direct_simulation():
+    # 1024 seeds of the 20-layer ReLU MLP at 64 units on the study's inputs, at alpha 2: the mean
+    # log-slope is -b/n. Measured b = 2.11 +- 0.12 against 1.86 to first order in 1/n; the rest is
+    # the next order (one example alone: b(64) = 2.57 against 2.5).
+    cfg = _cfg("experiments/he_relu_mlp.py", "forward_log_ratio", "model.width=64")
+    x = probes.study_inputs(cfg, data.load(cfg.data))
+    slopes = np.asarray(probes.log_slope(probes.grid(cfg.model, jnp.asarray([2.0]), jnp.arange(1024), x).forward))[0]
+    measured, se = -64 * slopes.mean(), 64 * slopes.std(ddof=1) / math.sqrt(len(slopes))
+    predicted = finite_width.shift(cfg) * 64
+    assert predicted == pytest.approx(1.8624, abs=1e-3)
+    assert abs(measured - predicted) < 3 * se and measured > predicted
 
 
 def test_trained_objectives_have_no_as_run_prediction():

@@ -75,7 +75,7 @@ def test_an_input_scale_series_is_extrapolated_to_a_vanishing_input(tmp_path, da
     assert status.count("as run ") == 4  # three members and the intercept, each judged against theory as run
 
 
-def test_a_width_series_is_judged_on_its_intercept_and_the_sign_of_its_drift():
+def test_a_width_series_is_judged_on_its_intercept_and_its_predicted_drift():
     cfg = experiment.load(f"{helpers.EXPERIMENTS}/he_relu_mlp.py", "quick", ["search.objective='forward_log_ratio'"])
     analyses = []
     for member in studies.series_members(cfg):
@@ -85,5 +85,6 @@ def test_a_width_series_is_judged_on_its_intercept_and_the_sign_of_its_drift():
         analyses.append(verdicts.Analysis(member, member.search.objective, None, est, [], [], 0.02, 1.0))
     (e,) = extrapolate.series(analyses)
     assert e.axis == "1/width" and e.intercept == pytest.approx(2.0) and e.slope == pytest.approx(2.0)
-    assert e.slope_sign == "positive, as predicted"
+    assert e.slope_predicted == pytest.approx(1.862, abs=1e-3) and e.slope_sign == "predicted +1.86: equivalent"
+    assert "check of the pipeline" in e.note
     assert [(v.theories, v.verdict) for v in e.verdicts][0] == ("as run", "equivalent")
