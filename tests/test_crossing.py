@@ -8,6 +8,7 @@ import pytest
 
 from research import bracket, crossing, estimate, experiment, search, verdicts
 from research.errors import ConfigError
+from tests import helpers
 from tests.simulated import PROBE_CURVES, bracket_design
 
 
@@ -115,7 +116,6 @@ def test_a_bracket_sweep_runs_its_bracket_then_the_dense_alphas(tmp_path, data_r
     import optuna
 
     from research import cli, storage
-    from tests import helpers
 
     settings = ["search.objective='forward_log_ratio'", "search.sampler='bracket'", "search.bracket.points=8",
                 "search.bracket.seeds=4", "search.bracket.dense=6", "search.trials=6", "search.trials_per_batch=6",
@@ -141,3 +141,23 @@ def test_a_bracket_sweep_runs_its_bracket_then_the_dense_alphas(tmp_path, data_r
     report = (tmp_path / "report" / "report.md").read_text()
     assert "slope at the zero" in report
     assert "tiny-quick-forward_log_ratio-bracket" not in report.split("Raw data")[0].split("| study |")[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("activation", ["elu", "leaky_relu:0.2", "sigmoid"])
+def test_held_out_one_layer_probes_agree_with_the_quadrature(tmp_path, data_root, activation):
+    # Activations no issue named: the one-layer forward probe, run through the whole bracket design
+    # and judged by the study's own rule, is equivalent to the quadrature's 1 / E[phi(z)^2].
+    from research import studies, sweep
+
+    settings = [f"model.activation='{activation}'", "model.width=256", "search.objective='forward_one_layer'",
+                "search.sampler='bracket'", "search.alpha_range=(0.5, 8.0)", "search.bracket.points=8",
+                "search.bracket.seeds=4", "search.bracket.dense=8", "search.trials=8", "search.trials_per_batch=8",
+                "search.probe_seeds=128", "search.probe_inputs='gaussian'", "verdict.estimator.n_boot=100"]  # fmt: skip
+    cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root, *settings))
+    url = str(tmp_path / "s.journal")
+    sweep.run_all(cfg, url, 1)
+    (record,) = [r for r in studies.load_all(url) if not r.cfg.search.stage]
+    (analysis,) = verdicts.analyse_all(record)
+    as_run = next(v for v in analysis.verdicts if v.theories == "as run")
+    assert as_run.verdict == "equivalent", (analysis.estimate.alpha, as_run)
