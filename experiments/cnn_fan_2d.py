@@ -7,8 +7,9 @@ channels, 3x3 kernels, global average pooling. On fan_in = k*k*C_in (He et al. 2
 rule is alpha 2; had the fan been C_in alone, Var = 2 / C_in would be alpha 2 k^2 = 18; had it
 been k*C_in (a 1-D reading of the kernel), alpha 2k = 6. All three are explicit predictions
 (`verdict.alternatives`), judged by the forward probe at initialisation (against the network as
-run, zero padding included) and by training: 7 alphas in [1, 32] x 3 learning rates x 3 seeds,
-400 steps.
+run, zero padding included; the bracket design, 12 alphas x 32 seeds around the zero) and by
+training: 7 alphas in [1, 32] x 3 learning rates x 3 seeds, 400 steps. At 8 channels the probe's
+zero sits well above the infinite-width as-run value (docs/findings.md).
 """
 
 from research import experiment

@@ -6,7 +6,8 @@
 Sequence length plays depth. For the vanilla cell, mean field puts the recurrent kernel's edge of
 chaos at gain 1 (alpha 1 on fan_in, whatever the distribution's shape: Gaussian, orthogonal
 (Saxe et al. 2014) or the identity (Le et al. 2015), which at alpha 1 is exactly I). The Jacobian
-probe is judged against the network as run; training (Adam, 400 steps) on a grid of 5 recurrent
+probe (the bracket design: 16 alphas x 8 seeds, then 12 x 32 around the zero) is judged against
+the network as run, its recursion per sequence; training (Adam, 400 steps) on a grid of 5 recurrent
 alphas in [0.25, 4] x 2 learning rates x 3 seeds, the input kernel at LeCun; 128 units (the LSTM
 64, the same compute: about 2 min each). The LSTM's gates have no such theory: its trained
 optimum is reported against the vanilla predictions, as measured.

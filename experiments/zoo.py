@@ -4,9 +4,11 @@
     make suite                                                   # every activation
 
 Probe at initialisation: the forward signal's log-ratio across 20 layers (where non-homogeneous
-activations settle at their own fixed point q*). One layer's gain at unit input variance defines
-the second-moment rule 1/E[phi^2], so probing it tests only the quadrature; the suite leaves it
-out (`--set search.objectives="('forward_one_layer',)"` runs it). Training: MNIST-1D, 20
+activations settle at their own fixed point q*), on the bracket design (bracket.py): 16 alphas x 8
+seeds over [0.25, 16], then 12 alphas x 32 seeds around the sign change; the zero is read off the
+two trials beside it (crossing.py), kinked for GELU and SiLU, flat for softplus. One layer's gain
+at unit input variance defines the second-moment rule 1/E[phi^2], so probing it tests only the
+quadrature; the suite leaves it out (`--set search.objectives="('forward_one_layer',)"` runs it). Training: MNIST-1D, 20
 layers x 128, 300 steps, on a grid of 5 alphas in [0.35, 11.3] x 3 learning rates in
 [3e-3, 3e-2] x 3 seeds (the learning rate profiled out).
 """
