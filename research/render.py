@@ -108,11 +108,13 @@ def _judged(analysis: verdicts.Analysis) -> list[str]:
     if compared is not None:
         return _head_to_head(compared)
     est = analysis.estimate
+    status = _status(est.status, est.design)
     if est.alpha is None:
-        return [f"  {analysis.objective}: alpha* {_status(est.status)}"]
+        return [f"  {analysis.objective}: alpha* {status}"]
     lo, hi = est.interval()
-    lines = [f"  {analysis.objective}: alpha* = {est.alpha:.4g} [{lo:.4g}, {hi:.4g}] ({_status(est.status)});"
-             f" ROPE ±{analysis.rope:.0%}"]  # fmt: skip
+    lines = [
+        f"  {analysis.objective}: alpha* = {est.alpha:.4g} [{lo:.4g}, {hi:.4g}] ({status}); ROPE ±{analysis.rope:.0%}"
+    ]
     for v in analysis.verdicts:
         regret_ = f", regret {v.regret:.1%}: {v.regret_verdict}" if v.regret is not None else ""
         fragile = f" (fragile: {v.fragile})" if v.fragile else ""
@@ -181,7 +183,7 @@ def markdown(rows: list[dict], multiplicity: str = "") -> str:
     notes = []
     for r in (r for r in rows if not r["arms"]):
         est = r["estimate"]
-        said = [_status(est["status"])] if est["status"] != "ok" else []
+        said = [_status(est["status"], est.get("design", ""))] if est["status"] != "ok" else []
         said += [r["rule_note"]] if r.get("rule_note") else []
         said += list(est["warnings"])
         if r["not_applicable"]:
@@ -208,8 +210,11 @@ def markdown(rows: list[dict], multiplicity: str = "") -> str:
     return "# Where is the optimal init scale?\n\n" + "\n".join(lines) + "\n" + legend + "\n".join(notes) + "\n"
 
 
-def _status(status: str) -> str:
+def _status(status: str, design: str = "") -> str:
     """A status in words: what a reader may and may not conclude from it."""
+    if design == "crossing" and status in ("flat", "edge"):  # a probe's zero (crossing.py)
+        return {"flat": "flat: the log-ratio's slope at its zero is not resolved from 0; no zero is located",
+                "edge": "edge: the log-ratio does not change sign over the alphas run"}[status]  # fmt: skip
     return {"flat": "flat: no optimum in range at this budget (no alpha is resolved from the best)",
             "untrainable": "untrainable: every alpha at chance level (or none reached the threshold); no verdict",
             "edge": "edge: the least value sits at the end of the alphas run"}.get(status, status)  # fmt: skip

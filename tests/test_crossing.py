@@ -161,3 +161,11 @@ def test_held_out_one_layer_probes_agree_with_the_quadrature(tmp_path, data_root
     (analysis,) = verdicts.analyse_all(record)
     as_run = next(v for v in analysis.verdicts if v.theories == "as run")
     assert as_run.verdict == "equivalent", (analysis.estimate.alpha, as_run)
+
+
+def test_a_flat_probe_is_said_in_words_of_its_slope():
+    from research import render
+
+    x = np.linspace(math.log(0.5), math.log(2.0), 12)
+    est = crossing.locate(_study(x, lambda v: 0.002 * v, noise=0.01), n_boot=100)
+    assert render._status(est.status, est.design).startswith("flat: the log-ratio's slope at its zero is not resolved")
