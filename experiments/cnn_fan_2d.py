@@ -24,7 +24,7 @@ def get_config(profile: str = "quick"):
     cfg.train.update({"optimizer": "momentum", "steps": 400, "chunk_steps": 100})
     experiment.lr_profiled(cfg, (1.0, 32.0), (3e-3, 3e-2), alphas=7, lrs=3, seeds=3)
     cfg.search.objectives = ("train_loss", "forward_log_ratio")
-    cfg.search.probe.update({"sampler": "bracket", "trials": 12, "alpha_range": (0.5, 64.0)})
+    cfg.search.probe.alpha_range = (0.5, 64.0)
     cfg.search.probe_seeds = 32
     cfg.verdict.alternatives = (("fan = C_in", 2.0 * K * K), ("fan = k C_in", 2.0 * K))
     if profile == "paper":

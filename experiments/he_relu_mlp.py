@@ -29,7 +29,6 @@ def get_config(profile: str = "quick"):
     cfg.train.update({"steps": 500, "chunk_steps": 50})
     experiment.ridge_profiled(cfg, tuple(2 * 2 ** (k / 2) for k in range(-3, 3)), seeds=8)
     cfg.search.objectives = ("train_loss", "forward_log_ratio")
-    cfg.search.probe.update({"trials": 16, "alpha_range": (0.5, 8.0)})  # log-slope ~ log alpha: few trials do
     cfg.verdict.objectives = (
         "train_loss_at_300", "steps_to_threshold", "val_loss_early_stopped", "val_error_early_stopped"
     )  # fmt: skip

@@ -26,7 +26,7 @@ def get_config(profile: str = "quick", cell: str = "vanilla", distribution: str 
     experiment.lr_profiled(cfg, (0.25, 4.0), (1e-3, 1e-2), alphas=5, lrs=2, seeds=3)
     cfg.search.update({"alpha_groups": ("recurrent",), "probe_input_scale": 0.1})
     cfg.search.objectives = ("train_loss", "jacobian_log_gain") if cell == "vanilla" else ("train_loss",)
-    cfg.search.probe.update({"sampler": "bracket", "trials": 12, "alpha_range": (0.25, 4.0)})
+    cfg.search.probe.alpha_range = (0.25, 4.0)
     cfg.search.probe_seeds = 32
     if profile == "paper":
         cfg.model.hidden = 256 if cell == "vanilla" else 128

@@ -22,7 +22,7 @@ def get_config(profile: str = "quick"):
     cfg.model.widths = FUNNEL
     experiment.lr_profiled(cfg, (0.25, 4.0), (3e-3, 3e-2), alphas=6, lrs=3, seeds=3)
     cfg.search.update({"probe_seeds": 32, "objectives": ("forward_log_ratio", "backward_log_ratio", "train_loss")})
-    cfg.search.probe.update({"trials": 24, "alpha_range": (0.25, 4.0)})
+    cfg.search.probe.alpha_range = (0.25, 4.0)
     if profile == "paper":
         experiment.paper_scale(cfg)
         experiment.lr_profiled(cfg, (0.25, 4.0), (1e-3, 0.1), alphas=12, lrs=7, seeds=8)

@@ -14,7 +14,8 @@ the loss after 300 steps and the steps to a loss of 1 are read off the same stor
 report says whether their alpha* agree. The probe objective is the Jacobian gain per layer with
 faint inputs (q1 about 0.005, near the fixed point q* = 0), where mean-field theory puts the edge of
 chaos at alpha = 1 (Poole et al. 2016); the network as run, with those inputs, is critical at
-1.0095 (docs/theory.md). The same probe over several input scales, extrapolated to a vanishing
+1.0095 (docs/theory.md); it runs on the bracket design (16 alphas x 8 seeds, then 12 x 32 around
+the zero). The same probe over several input scales, extrapolated to a vanishing
 input (where theory puts the edge at 1):
 
     research sweep --config experiments/xavier_tanh_mlp.py --set "search.objectives=('jacobian_log_gain',)" \
@@ -30,7 +31,6 @@ def get_config(profile: str = "quick"):
     cfg.train.update({"steps": 500, "chunk_steps": 50})
     experiment.ridge_profiled(cfg, tuple(2 ** (k / 2) for k in range(-2, 5)), seeds=8)
     cfg.search.update({"objectives": ("train_loss", "jacobian_log_gain"), "probe_input_scale": 0.1, "probe_seeds": 32})
-    cfg.search.probe.update({"trials": 32, "alpha_range": (0.25, 8.0)})
     cfg.verdict.objectives = (
         "train_loss_at_300", "steps_to_threshold", "val_loss_early_stopped", "val_error_early_stopped"
     )  # fmt: skip

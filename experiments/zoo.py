@@ -25,7 +25,7 @@ def get_config(profile: str = "quick", activation: str = "gelu"):
         {"objectives": ("forward_log_ratio", "train_loss"),
          "probe_inputs": "gaussian", "probe_seeds": 32}
     )  # fmt: skip
-    cfg.search.probe.update({"sampler": "bracket", "trials": 12, "alpha_range": (0.25, 16.0)})
+    cfg.search.probe.alpha_range = (0.25, 16.0)
     if profile == "paper":
         experiment.paper_scale(cfg)
         experiment.lr_profiled(cfg, (0.25, 16.0), (1e-3, 0.1), alphas=12, lrs=7, seeds=8)

@@ -57,8 +57,9 @@ def default_config() -> ml_collections.ConfigDict:
     )
     # The design of a probe objective's study when the experiment's trained studies search the
     # learning rate or run named arms (meaningless at initialisation): applied by `probe_design`.
+    # Its default is the bracket design (bracket.py): 16 alphas x search.bracket.seeds, then 12 dense ones.
     cfg.probe = ml_collections.ConfigDict(
-        {"sampler": "qmc", "trials": 16, "trials_per_batch": 8, "alpha_range": (0.25, 8.0)}
+        {"sampler": "bracket", "trials": 12, "trials_per_batch": 12, "alpha_range": (0.25, 8.0)}
     )
     cfg.checkpoint_every_chunks = 2
     cfg.heartbeat_s = 10.0

@@ -304,7 +304,7 @@ def test_probe_studies_of_a_learning_rate_grid_take_their_own_design():
     cfg = experiment.load(f"{helpers.EXPERIMENTS}/xavier_tanh_mlp.py")
     assert cfg.search.sampler == "ridge" and cfg.search.trials == 56 and cfg.search.learning_rate_range
     designed = studies.probe_design(experiment.derive(cfg, {"search.objective": "jacobian_log_gain"}))
-    assert designed.search.sampler == "qmc" and designed.search.trials == 32
+    assert designed.search.sampler == "bracket" and designed.search.trials == 12
     assert designed.search.learning_rate_range == () and tuple(designed.search.alpha_range) == (0.25, 8.0)
     assert studies.probe_design(cfg) is cfg  # the trained study keeps its ridge design
     tiny = experiment.load(helpers.TINY, "quick", ["search.objective='forward_log_ratio'"])
