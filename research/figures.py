@@ -99,6 +99,10 @@ def series_figure(e, folder: pathlib.Path) -> pathlib.Path:
     ax.errorbar(e.x, e.alphas, yerr=err, fmt="o", color="0.2", label=r"$\alpha^*$ with its 95% CI")
     line = np.linspace(0, max(e.x) * 1.05, 50)
     ax.plot(line, e.intercept * np.exp(e.slope * line), color="C0", label=f"fit: intercept {e.intercept:.4g}")
+    as_run = next((v.alpha for v in e.verdicts if v.theories == "as run"), None)
+    if e.slope_predicted is not None and as_run is not None:  # finite width as a prediction (finite_width.py)
+        ax.plot(line, as_run * np.exp(e.slope_predicted * line), color="0.5", ls=":", lw=1.5,
+                label=f"as run at each width: b = {e.slope_predicted:.3g}")  # fmt: skip
     for i, (alpha, label) in enumerate(prediction_lines(e.verdicts)):
         ax.axhline(alpha, color=f"C{i + 1}", ls=DASHES[i % len(DASHES)], lw=1.2, label=label)
     ax.set_xlabel(e.axis)
