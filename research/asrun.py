@@ -159,7 +159,16 @@ def predict(cfg, input_moment, at_width: bool = True) -> AsRun:
         return AsRun(None, f"no zero of the log-ratio in [{grid[0]:.3g}, {grid[-1]:.3g}]")
     f = lambda la: float(log_ratio(cfg, objective, np.array([math.exp(la)]), input_moment)[0])  # noqa: E731
     root = math.exp(optimize.brentq(f, math.log(grid[i]), math.log(grid[i + 1]), xtol=1e-12))
-    if at_width and objective.statistic == "forward" and not objective.one_layer and finite_width.applies(cfg):
-        moved = finite_width.shift(cfg)
+    moved = width_shift(cfg) if at_width else None
+    if moved is not None:
         return AsRun(root * math.exp(moved), f"mean-field recursion as run, moved {moved:+.2%} by its finite width")
     return AsRun(root, "mean-field recursion of the model as run")
+
+
+def width_shift(cfg) -> float | None:
+    """log alpha*(widths) - log alpha*(infinite width) of the study's probe where it is derived (the
+    forward probe of a bias-free ReLU MLP, finite_width.py); None elsewhere."""
+    objective = objectives.get(cfg.search.objective)
+    if objective.statistic != "forward" or objective.one_layer or not finite_width.applies(cfg):
+        return None
+    return finite_width.shift(cfg)

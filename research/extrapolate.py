@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from research import activations, estimate, finite_width, models, objectives, predictions, studies, verdicts
+from research import activations, asrun, estimate, models, predictions, studies, verdicts
 
 AXES = {"width": "1/width", "probe_input_scale": "input scale^2"}
 
@@ -92,28 +92,20 @@ def _extrapolate(name: str, members: list[verdicts.Analysis]) -> Extrapolation:
                 verdicts.equivalence(a - math.log(alpha), se_a, df, rope, level),
             )  # fmt: skip
         )
-    predicted = _predicted_slope(first.cfg) if field == "width" else None
+    shift = asrun.width_shift(first.cfg) if field == "width" else None
+    predicted = None if shift is None else shift * models.width(first.cfg.model)  # b: the shift is b / n
     if predicted is None:
         judged_slope = _sign(field, b, se_b * t)
     else:
-        half, rope = estimate.t_quantile(0.5 + level / 2, df) * se_b, float(first.cfg.verdict.series_slope_rope)
-        verdict = verdicts.three_way(
-            b - half, b + half, predicted - rope * abs(predicted), predicted + rope * abs(predicted)
-        )
+        half = estimate.t_quantile(0.5 + level / 2, df) * se_b
+        region = float(first.cfg.verdict.series_slope_rope) * abs(predicted)
+        verdict = verdicts.three_way(b - half, b + half, predicted - region, predicted + region)
         judged_slope = f"predicted {predicted:+.3g}: {verdict}"
     homogeneous = field == "width" and activations.get(first.cfg.model.activation).homogeneous
     note = ("a check of the pipeline: for a homogeneous activation the infinite-width optimum is algebraic"
             if homogeneous else "")  # fmt: skip
     return Extrapolation(name, AXES[field], x, [e.alpha for e in ests], [e.se for e in ests], math.exp(a), se_a,
                          df, b, se_b, judged_slope, judged, predicted, note)  # fmt: skip
-
-
-def _predicted_slope(cfg) -> float | None:
-    """b in log alpha*(n) = log a + b / n for the forward probe of a bias-free ReLU MLP (finite_width.py)."""
-    objective = objectives.get(cfg.search.objective)
-    if objective.statistic != "forward" or objective.one_layer or not finite_width.applies(cfg):
-        return None
-    return finite_width.shift(cfg) * models.width(cfg.model)
 
 
 def _sign(field: str, slope: float, half: float) -> str:
