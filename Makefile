@@ -84,7 +84,9 @@ SUITE ?= experiments/he_relu_mlp.py experiments/xavier_tanh_mlp.py experiments/x
 	$(foreach o,sgd momentum adam,experiments/optimizers.py:optimizer=$(o)) \
 	$(foreach c,normal orthogonal identity,experiments/rnn_recurrent_init.py:distribution=$(c)) \
 	experiments/rnn_recurrent_init.py:cell=lstm,distribution=orthogonal \
-	$(foreach a,leaky_relu:0.2 elu selu gelu silu sigmoid softplus,experiments/zoo.py:activation=$(a))
+	$(foreach a,leaky_relu:0.2 elu selu gelu silu sigmoid softplus,experiments/zoo.py:activation=$(a)) \
+	$(foreach n,none layer,$(foreach d,4 8 16,experiments/residual_depth.py:depth=$(d),norm=$(n))) \
+	$(foreach d,2 8,experiments/transformer_deepnet.py:depth=$(d))
 suite: venv
 	$(PY) -m research sweep $(foreach e,$(SUITE),--config '$(e)') --profile $(PROFILE) --workers $(WORKERS)
 

@@ -13,7 +13,7 @@ import math
 import jax
 from flax import nnx
 
-from research import init, models, predictions, theory_cache
+from research import init, models, own_model, predictions, theory_cache
 
 
 def layers(model_cfg) -> list[tuple[str, tuple[int, ...]]]:
@@ -46,7 +46,10 @@ def advise(cfg, judged: list | None = None) -> dict:
     # The layers take the study's own objective (the one it searched); the others are shown beside it.
     primary = judged[0].estimate if judged and judged[0].estimate.status == "ok" else None
     objective = judged[0].objective if primary is not None else None
-    rows = [_layer(path, shape, model, raw, searched, primary, objective) for path, shape in layers(model)]
+    plan = models.family(model).plan  # a module built by a plan: only its searched kernels are advised
+    fans = own_model.searched_kernels(plan, model) if plan else None
+    rows = [_layer(path, shape, model, raw, searched, primary, objective, fans[f"{path}/kernel"] if fans else "dense")
+            for path, shape in layers(model) if fans is None or f"{path}/kernel" in fans]  # fmt: skip
     forward = raw["forward"].alpha
     return {
         "activation": model.activation,
@@ -69,9 +72,11 @@ def _evidence(analysis) -> dict:
             "alpha": est.alpha if ok else None, "interval": est.interval() if ok else None}  # fmt: skip
 
 
-def _layer(path: str, shape: tuple[int, ...], model, raw: dict, searched: dict, evidence, objective) -> dict:
-    """One kernel's recommendation: readout fixed, recurrence at the edge of chaos, the rest searched."""
-    fan_in, fan_out = init.fans(shape)
+def _layer(path: str, shape: tuple[int, ...], model, raw: dict, searched: dict, evidence, objective,
+           fan: str = "dense") -> dict:  # fmt: skip
+    """One kernel's recommendation: readout fixed, recurrence at the edge of chaos, the rest searched;
+    `fan` is its layer kind (init.FANS)."""
+    fan_in, fan_out = init.FANS[fan](shape)
     if path.startswith(models.READOUT):
         alpha, source, spec = 1.0, "LeCun (readout kept fixed)", init.lecun()
     elif models.family(model).recurrent_kernel(path):
@@ -81,9 +86,11 @@ def _layer(path: str, shape: tuple[int, ...], model, raw: dict, searched: dict, 
     elif evidence is not None:
         alpha, source = evidence.alpha, f"study alpha* {evidence.alpha:.3g} {_ci(evidence)} for {objective}"
         spec = init.from_config(model.init)
-    else:
-        alpha, source, spec = searched["forward"], "forward variance 1/E[phi^2]", init.from_config(model.init)
-    std = math.sqrt(init.variance(spec, shape, alpha))
+    else:  # the forward rule, or (a family with rules of its own) its first
+        name = "forward" if "forward" in searched else next(iter(searched))
+        source = "forward variance 1/E[phi^2]" if name == "forward" else f"the {name} rule"
+        alpha, spec = searched[name], init.from_config(model.init)
+    std = math.sqrt(init.variance(spec, shape, alpha, fan))
     return {"layer": path, "shape": shape, "fan_in": fan_in, "fan_out": fan_out, "alpha": alpha,
             "mode": spec.mode, "std": std, "source": source}  # fmt: skip
 

@@ -66,7 +66,8 @@ def statistics(model_cfg, alpha: dict[str, np.ndarray], input_moment: np.ndarray
     """
     recursion = models.family(model_cfg).asrun
     if recursion is None:
-        raise ValueError(f"no mean-field recursion is known for model family {model_cfg.name!r}")
+        raise ValueError(f"no mean-field recursion is known for model family {model_cfg.name!r}: judged against"
+                         " the idealised rules only")  # fmt: skip
     return RECURSIONS[recursion](model_cfg, alpha, np.asarray(input_moment, dtype=np.float64))
 
 
@@ -119,7 +120,25 @@ def _recurrent(cfg, alpha, m_x) -> dict[str, np.ndarray]:
     return {"forward": mean(q), "backward": mean(grad[::-1]), "jacobian": mean(jac)}
 
 
-RECURSIONS = {"feed_forward": _feed_forward, "recurrent": _recurrent}  # a family names its own (models.Family.asrun)
+def _residual(cfg, alpha, m_x) -> dict[str, np.ndarray]:
+    """Residual MLP (residual.py): each block adds a branch independent of the stream at init, so
+    q_{l+1} = q_l + Var(branch_l); a LayerNorm resets its input's second moment to 1. The probe reads
+    the searched layers' outputs; only the forward statistic is derived."""
+    spec, act, width = init.from_config(cfg.init), cfg.activation, cfg.width
+    gain = init.variance(spec, (width, width), 1.0) * width * np.asarray(alpha["branch"], np.float64)[:, None]
+    inner = gain if cfg.branch == "all" else 2.0  # "last": the branch's first layer keeps He's 2 / fan_in
+    normed = lambda q: np.ones_like(q) if cfg.norm == "layer" else q  # noqa: E731
+    q, out = np.broadcast_to(m_x, (gain.shape[0], *m_x.shape)), []  # the stem (LeCun) keeps each input's moment
+    for _ in range(cfg.depth):
+        mid = inner * _moment(act, 0, normed(q))
+        out += [mid] if cfg.branch == "all" else []  # both layers are probed, in call order
+        out.append(gain * _moment(act, 0, normed(mid)))
+        q = q + out[-1]
+    return {"forward": np.stack(out, axis=-1).mean(axis=1)}
+
+
+# A family names its own (models.Family.asrun).
+RECURSIONS = {"feed_forward": _feed_forward, "recurrent": _recurrent, "residual": _residual}
 
 
 def log_ratio(cfg, objective: objectives.Objective, alphas: np.ndarray, input_moment: np.ndarray) -> np.ndarray:
@@ -137,7 +156,10 @@ def log_ratio(cfg, objective: objectives.Objective, alphas: np.ndarray, input_mo
              for i, m in enumerate(moment)]
         )  # fmt: skip
         return np.log(forward[:, 1] / forward[:, 0])
-    return probes.log_slope(statistics(cfg.model, per_group, moment)[objective.statistic], np)
+    stats = statistics(cfg.model, per_group, moment)
+    if objective.statistic not in stats:
+        raise ValueError(f"the {cfg.model.name} recursion derives no {objective.statistic} statistic")
+    return probes.log_slope(stats[objective.statistic], np)
 
 
 def predict(cfg, input_moment, at_width: bool = True) -> AsRun:

@@ -164,7 +164,7 @@ def _theory_and_probe_parsers(sub) -> None:
 
     probe = _add(sub, "probe", "per-layer signal propagation at initialisation",
                  "Forward E[h^2], backward E[g^2] and Jacobian gain per layer of a square model.")  # fmt: skip
-    probe.add_argument("--model", default="mlp", help="model family: mlp, cnn, rnn or one a package registered")
+    probe.add_argument("--model", default="mlp", help="model family: mlp, cnn, rnn, resmlp or one a package registered")
     probe.add_argument("--activation", default="relu", help="activation name, e.g. relu, tanh, leaky_relu:0.2")
     probe.add_argument("--depth", type=_count, default=20, help="layers (mlp, cnn) or time steps (rnn)")
     probe.add_argument("--width", type=_count, default=256, help="units (mlp, rnn) or channels (cnn)")

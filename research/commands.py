@@ -287,8 +287,9 @@ def _probe(args: argparse.Namespace) -> int:
     from research import init as initlib
     from research import models, predictions, probes
 
-    if args.model not in models.FAMILIES:
-        raise choice("--model", args.model, tuple(models.FAMILIES))
+    probed = tuple(name for name, fam in models.FAMILIES.items() if fam.asrun is not None)  # real-valued inputs
+    if args.model not in probed:
+        raise choice("--model", args.model, probed)
     init = {"scale": 1.0, "mode": args.mode, "distribution": args.distribution}
     cfg = models.probe_config(args.model, args.activation, args.depth, args.width, init, args.sigma_b)
     alpha = args.alpha if args.alpha is not None else predictions.default_alpha(cfg)

@@ -41,6 +41,7 @@ OFFLINE = {
         "noise": 0.1,
         "seed": 0,
     },
+    "sequences": {"num_samples": 5000, "length": 12, "vocab": 8, "seed": 0},
 }
 
 
@@ -250,7 +251,28 @@ class Teacher(_OfflineBuilder, skip_registration=True):
         return {"train": (x[n_test:], y[n_test:]), "test": (x[:n_test], y[:n_test])}
 
 
-_BUILDERS = {"mnist1d": Mnist1d, "digits": Digits, "teacher": Teacher}
+class Sequences(_OfflineBuilder, skip_registration=True):
+    """Token sequences whose label is the most frequent token (ties: the smallest): a task for the
+    Transformer that needs every position, generated offline. Read it with data.normalization 'none'."""
+
+    name = "sequences"
+
+    def _x_shape(self):
+        return (int(self.params["length"]),)
+
+    def _label_feature(self):
+        return tfds.features.ClassLabel(num_classes=int(self.params["vocab"]))
+
+    def _arrays(self):
+        p = self.params
+        vocab, n = int(p["vocab"]), int(p["num_samples"])
+        x = np.random.default_rng(int(p["seed"])).integers(0, vocab, (n, int(p["length"])))
+        y = np.apply_along_axis(lambda row: np.bincount(row, minlength=vocab).argmax(), 1, x).astype(np.int64)
+        n_test = n // 5
+        return {"train": (x[n_test:], y[n_test:]), "test": (x[:n_test], y[:n_test])}
+
+
+_BUILDERS = {"mnist1d": Mnist1d, "digits": Digits, "teacher": Teacher, "sequences": Sequences}
 
 
 @contextlib.contextmanager

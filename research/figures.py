@@ -112,6 +112,29 @@ def series_figure(e, folder: pathlib.Path) -> pathlib.Path:
     return _save(fig, folder / f"{e.series}-series")
 
 
+def depth_series_figure(d, folder: pathlib.Path) -> pathlib.Path:
+    """alpha*(L) with 95% intervals on log-log axes, the fitted power law and every rule's line."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    depths = np.asarray(d.depths, float)
+    for i, (rule, alpha, exponent, verdict) in enumerate(d.rules):
+        ax.plot(depths, alpha * (depths / depths[0]) ** exponent, color=f"C{i + 1}", ls=DASHES[i % len(DASHES)],
+                lw=1.2, label=f"{rule}: L^{exponent:+.2g} ({verdict})")  # fmt: skip
+    shown = [(L, a) for L, a in zip(d.depths, d.alphas, strict=True) if a is not None]
+    if shown:
+        ax.plot(*zip(*shown, strict=True), "o", color="0.2", label=r"$\alpha^*$ (resolved depths)")
+    if d.exponent is not None:
+        L0, a0 = shown[0]
+        ax.plot(depths, a0 * (depths / L0) ** d.exponent, color="C0", label=f"fit: L^{d.exponent:+.2g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("depth L")
+    ax.set_ylabel(r"$\alpha^*$")
+    ax.set_title(_wrapped(f"{d.series}: where the optimum goes as depth grows"))
+    _legend(ax)
+    stem, objective = d.series.removesuffix(")").split(" (")
+    return _save(fig, folder / f"{stem}-{objective}-depth-series")
+
+
 def objective_figure(study: str, a: verdicts.Analysis, folder: pathlib.Path) -> pathlib.Path:
     """Per-seed objective against alpha (log loss, or a probe's signed log-ratio), the fit, the 95%
     interval of alpha*, every distinct prediction and the divergence edge. With a searched

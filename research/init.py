@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -98,9 +98,30 @@ def fans(shape: Sequence[int]) -> tuple[int, int]:
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
-def variance(spec: InitSpec, shape: Sequence[int], alpha: float | Array = 1.0) -> float | Array:
-    """The variance the family prescribes for a kernel of `shape`."""
-    fan_in, fan_out = fans(shape)
+def _heads_in(shape: Sequence[int]) -> tuple[int, int]:
+    """An attention projection into heads, (in, heads, head_dim) as nnx.MultiHeadAttention holds it."""
+    return int(shape[0]), math.prod(int(d) for d in shape[1:])
+
+
+def _heads_out(shape: Sequence[int]) -> tuple[int, int]:
+    """An attention projection out of heads, (heads, head_dim, out)."""
+    return math.prod(int(d) for d in shape[:-1]), int(shape[-1])
+
+
+def _embedding(shape: Sequence[int]) -> tuple[int, int]:
+    """An embedding table (vocabulary, features): fan_in is the features, as Flax's default_embed_init."""
+    return int(shape[-1]), int(shape[0])
+
+
+# How a parameter's shape gives its (fan_in, fan_out), by the layer kind that holds it.
+FANS: dict[str, Callable[[Sequence[int]], tuple[int, int]]] = {
+    "dense": fans, "conv": fans, "heads_in": _heads_in, "heads_out": _heads_out, "embedding": _embedding,
+}  # fmt: skip
+
+
+def variance(spec: InitSpec, shape: Sequence[int], alpha: float | Array = 1.0, fan: str = "dense") -> float | Array:
+    """The variance the family prescribes for a parameter of `shape` held by a layer of kind `fan`."""
+    fan_in, fan_out = FANS[fan](shape)
     fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2, "fixed": 1}[spec.mode]
     return alpha * spec.scale / fan
 
@@ -128,16 +149,25 @@ def unit_sample(key: Array, shape: Sequence[int], distribution: str, dtype=jnp.f
     raise choice("init.distribution", distribution, DISTRIBUTIONS)
 
 
-def initializer(spec: InitSpec, alpha: float | Array = 1.0) -> Initializer:
-    """A `jax.nn.initializers`-style function drawing from the family at scale `alpha`."""
+def initializer(spec: InitSpec, alpha: float | Array = 1.0, fan: str = "dense") -> Initializer:
+    """A `jax.nn.initializers`-style function drawing from the family at scale `alpha` (`fan`: FANS)."""
     if isinstance(alpha, int | float) and not (alpha > 0 and math.isfinite(alpha)):
         raise ConfigError(f"alpha must be a positive finite number; got {alpha!r}.")
 
     def init(key: Array, shape: Sequence[int], dtype=jnp.float32) -> Array:
-        std = jnp.sqrt(jnp.asarray(variance(spec, shape, alpha), dtype))
+        std = jnp.sqrt(jnp.asarray(variance(spec, shape, alpha, fan), dtype))
         return std * unit_sample(key, shape, spec.distribution, dtype)
 
     return init
+
+
+def group_alpha(alpha, group: str):
+    """The alpha of layer group `group`: `alpha` itself, or its entry when it maps groups to alphas."""
+    if isinstance(alpha, Mapping):
+        if group not in alpha:
+            raise choice("alpha group", sorted(alpha), [group])
+        return alpha[group]
+    return alpha
 
 
 def from_config(cfg) -> InitSpec:

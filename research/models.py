@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from research import activations
+from research import activations, own_model, residual, transformer
 from research import init as initlib
 from research.errors import ConfigError, choice, integer, number, require
 
@@ -50,7 +50,8 @@ def default_config(name: str) -> ml_collections.ConfigDict:
 
 def groups(cfg) -> tuple[str, ...]:
     """Names of the layer groups whose scale `alpha` sets (one alpha each)."""
-    return family(cfg).groups
+    found = family(cfg).groups
+    return found(cfg) if callable(found) else found
 
 
 def hidden_widths(cfg) -> list[int]:
@@ -93,7 +94,9 @@ def probe_config(name: str, activation: str, depth: int, width: int, init: dict,
 
 def width(cfg) -> int:
     """The width a width series varies (MLP units, CNN channels, RNN hidden units)."""
-    return int(cfg[family(cfg).width_field])
+    field = family(cfg).width_field
+    require(bool(field), f"model {cfg.name!r} has no width a series can vary.")
+    return int(cfg[field])
 
 
 def input_shape(cfg, batch: int, length: int = 40) -> tuple[int, ...]:
@@ -112,7 +115,7 @@ class MLP(nnx.Module):
     def __init__(self, cfg, alpha: Alpha, *, rngs: nnx.Rngs):
         widths = [cfg.input_dim, *hidden_widths(cfg)]
         spec, bias = initlib.from_config(cfg.init), _bias_init(cfg.sigma_b)
-        kernel = initlib.initializer(spec, _alpha_of(alpha, "hidden"))
+        kernel = initlib.initializer(spec, initlib.group_alpha(alpha, "hidden"))
         self.activation = activations.get(cfg.activation)
         self.layers = nnx.List(
             [nnx.Linear(a, b, kernel_init=kernel, bias_init=bias, rngs=rngs) for a, b in itertools.pairwise(widths)]
@@ -161,7 +164,7 @@ class CNN(nnx.Module):
     def __init__(self, cfg, alpha: Alpha, *, rngs: nnx.Rngs):
         ndim = len(cfg.input_shape) - 1
         spec, bias = initlib.from_config(cfg.init), _bias_init(cfg.sigma_b)
-        kernel = initlib.initializer(spec, _alpha_of(alpha, "hidden"))
+        kernel = initlib.initializer(spec, initlib.group_alpha(alpha, "hidden"))
         features = [cfg.input_shape[-1]] + [cfg.channels] * cfg.depth
         self.activation = activations.get(cfg.activation)
         self.layers = nnx.List(
@@ -186,8 +189,9 @@ class RNN(nnx.Module):
     """
 
     def __init__(self, cfg, alpha: Alpha, *, rngs: nnx.Rngs):
-        kernel = initlib.initializer(initlib.from_config(cfg.init), _alpha_of(alpha, "input"))
-        recurrent = initlib.initializer(initlib.from_config(cfg.recurrent_init), _alpha_of(alpha, "recurrent"))
+        kernel = initlib.initializer(initlib.from_config(cfg.init), initlib.group_alpha(alpha, "input"))
+        recurrent_spec = initlib.from_config(cfg.recurrent_init)
+        recurrent = initlib.initializer(recurrent_spec, initlib.group_alpha(alpha, "recurrent"))
         bias = _bias_init(cfg.sigma_b)
         self.cell = cfg.cell
         self.activation = activations.get(cfg.activation)
@@ -275,14 +279,6 @@ def _feed_forward(layers, activation, x: Array, taps) -> tuple[Array, list[Array
     return x, preacts
 
 
-def _alpha_of(alpha: Alpha, group: str):
-    if isinstance(alpha, Mapping):
-        if group not in alpha:
-            raise choice("alpha group", sorted(alpha), [group])
-        return alpha[group]
-    return alpha
-
-
 def _bias_init(sigma_b: float):
     return jax.nn.initializers.normal(sigma_b) if sigma_b > 0 else jax.nn.initializers.zeros
 
@@ -299,10 +295,11 @@ class Family:
     """One model family. Adding a family is one `Family` entry in `FAMILIES`, nothing else."""
 
     name: str
-    module: type[nnx.Module]
+    module: Callable  # (cfg, alpha, *, rngs) -> the nnx.Module
     defaults: Callable[[], dict]  # the family's own config fields
     validate: Callable  # (cfg) -> None, raising ConfigError
-    groups: tuple[str, ...]  # layer groups with their own alpha; the first is the one theory speaks of
+    groups: tuple[str, ...] | Callable  # layer groups with their own alpha (or cfg -> them); the first is the
+    # one theory speaks of
     hidden_fan_in: Callable  # (cfg) -> fan_in of a typical searched layer
     describe: Callable  # (cfg) -> "20x128", for tables
     input_shape: Callable  # (cfg, length) -> one example's shape
@@ -314,6 +311,7 @@ class Family:
     layers: str = "layers"  # the parameter path of the stack of searched layers (feed-forward families)
     asrun: str | None = "feed_forward"  # its mean-field recursion (asrun.RECURSIONS), None: none known
     recurrent_kernel: Callable[[str], bool] = lambda path: False  # kernels that carry state across time
+    plan: Callable | None = None  # a module built by a factory and path patterns (own_model.Plan)
 
 
 READOUT = "readout"  # every family's fixed-init output layer, by this parameter path
@@ -428,4 +426,7 @@ FAMILIES: dict[str, Family] = {
         asrun="recurrent",
         recurrent_kernel=_rnn_recurrent_kernel,
     ),
+    own_model.NAME: Family(own_model.NAME, **own_model.fields(own_model.plan, defaults=own_model.defaults,
+                                                             validate=own_model.validate)),
+    **{name: Family(name, **fields) for name, fields in {**residual.FAMILIES, **transformer.FAMILIES}.items()},
 }  # fmt: skip

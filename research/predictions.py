@@ -18,18 +18,43 @@ def per_unit_s(model_cfg) -> float:
     return spec.scale * (models.family(model_cfg).hidden_fan_in(model_cfg) if spec.mode == "fixed" else 1)
 
 
+def _activation_rules(model_cfg) -> dict[str, float | None]:
+    """A plain stack's rules, from its activation (theory.py): s in Var(W) = s / fan."""
+    preds, _ = theory_cache.predictions(model_cfg.activation, float(model_cfg.sigma_b))
+    return {p.theory: p.alpha for p in preds}
+
+
+def _residual_rules(model_cfg) -> dict[str, float | None]:
+    """The residual MLP's branch (docs/theory.md section 10): at the activation's forward-variance s
+    (He's 2 for ReLU) the branch adds as much as the stream holds; Fixup's rule (Zhang et al. 2019;
+    its L^(-1/(2m-2)) on the m - 1 = 1 scaled layer of a two-layer branch) divides the branch's
+    variance by the depth L: s / L on its last layer, s / sqrt(L) on each of both."""
+    forward = _activation_rules(model_cfg)["forward"]
+    power = 1.0 if model_cfg.branch == "last" else 0.5
+    return {"forward": forward, "fixup": forward * model_cfg.depth**-power}
+
+
+def _transformer_rules(model_cfg) -> dict[str, float | None]:
+    """The pre-LN Transformer's output projections (docs/theory.md section 11): Xavier's s = 1 on
+    fan_avg, and DeepNet's beta = (8N)^(-1/4) on the std for N blocks (Wang et al. 2022), s = beta^2."""
+    return {"xavier": 1.0, "deepnet": (8.0 * model_cfg.depth) ** -0.5}
+
+
+RULES = {"resmlp": _residual_rules, "transformer": _transformer_rules}  # families with rules of their own
+
+
 def for_model(model_cfg) -> dict[str, float | None]:
     """Every named theory's alpha for this model, in the search's units (None: no prediction)."""
     unit = per_unit_s(model_cfg)
-    preds, _ = theory_cache.predictions(model_cfg.activation, float(model_cfg.sigma_b))
-    return {p.theory: None if p.alpha is None else p.alpha / unit for p in preds}
+    ideal = RULES.get(model_cfg.name, _activation_rules)(model_cfg)
+    return {name: None if s is None else s / unit for name, s in ideal.items()}
 
 
 def default_alpha(model_cfg) -> float:
     """The classic rule's alpha for this model, in its own units: He's for rectifiers, else
     Glorot's 1/phi'(0)^2, else forward variance 1/E[phi^2] (every activation has that one)."""
     preds = for_model(model_cfg)
-    return next(preds[name] for name in ("he", "xavier", "forward") if preds[name] is not None)
+    return next(preds[name] for name in ("he", "xavier", "forward") if preds.get(name) is not None)
 
 
 def compared(cfg, input_moment=None, limit: bool = False) -> tuple[list[tuple[str, float]], list[str]]:
@@ -43,7 +68,9 @@ def compared(cfg, input_moment=None, limit: bool = False) -> tuple[list[tuple[st
     if objectives.get(cfg.search.objective).trained:
         return distinct, skipped
     run = asrun.predict(cfg, input_moment, at_width=not limit)
-    return ([("as run", run.alpha)] if run.alpha is not None else []) + distinct, skipped
+    if run.alpha is None:
+        return distinct, [*skipped, f"as run ({run.note})"]
+    return [("as run", run.alpha)] + distinct, skipped
 
 
 SCALE_FREE_STEPS = ("adam", "adamw")  # an update's size does not follow the gradient's

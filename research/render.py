@@ -330,6 +330,27 @@ def series_markdown(series: list) -> str:
     )
 
 
+def depth_markdown(series: list) -> str:
+    """Depth series (`depth_series.DepthSeries`): alpha* at each depth, its exponent and each rule's verdict."""
+    if not series:
+        return ""
+    head = ["series", "alpha*(L)", "exponent s [95% CI]", "rule", "its exponent", "verdict"]
+    lines = _section("How the trained optimum moves with depth: alpha*(L) ~ L^s", head)
+    for d in series:
+        points = ", ".join(f"L={L}: {fmt(a, lambda v: f'{v:.4g}') if a is not None else st}"
+                           for L, a, st in zip(d.depths, d.alphas, d.statuses, strict=True))  # fmt: skip
+        ci = d.interval()
+        first = [d.series, points, "-" if ci is None else f"{d.exponent:+.3g} [{ci[0]:+.3g}, {ci[1]:+.3g}]"]
+        for rule, _, exponent, verdict in d.rules:
+            lines.append("| " + " | ".join(first + [rule, f"{exponent:+.3g}", verdict]) + " |")
+            first = [""] * 3
+    return "\n".join(lines) + (
+        "\n\nThe exponent is the weighted least-squares slope of log alpha* on log L over the depths whose"
+        " optimum is resolved; each rule's exponent is judged with `verdict.series_slope_rope` as a region"
+        " on the exponent (docs/theory.md, section 10).\n"
+    )
+
+
 def _section(title: str, head: list[str]) -> list[str]:
     """A Markdown section's title and its table's header rows."""
     return [f"\n## {title}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -21,6 +21,7 @@ from research import (
     compare,
     coordination,
     dashboard,
+    depth_series,
     extrapolate,
     judging,
     multiplicity,
@@ -94,16 +95,19 @@ def _write(
     replicated = replication.check(rows, studies.stored_hash)
     compared = [c for j in judged for c in comparisons(j)]
     series = extrapolate.series([j.analysis for j in judged])
+    depths = depth_series.series([a for j in judged for a in j.analyses])
     whole = {"storage": storage.redact(url), "provenance": provenance.record(), "multiplicity": dataclasses.asdict(fdr),
              "replicated": replicated,
              "studies": rows,
-             "series": [dataclasses.asdict(e) for e in series], "comparisons": compared}  # fmt: skip
+             "series": [dataclasses.asdict(e) for e in series],
+             "depth_series": [dataclasses.asdict(d) for d in depths], "comparisons": compared}  # fmt: skip
     (out / "report.json").write_text(json.dumps(coordination.jsonable(whole), indent=2, allow_nan=False))
     (out / "report.tex").write_text(render.latex(rows, **tex))
     text = (
         provenance_line(url, judged)
         + render.markdown(rows, fdr.sentence() + replication.sentence(replicated))
         + render.series_markdown(series)
+        + render.depth_markdown(depths)
     )
     text += render.comparisons_markdown(compared)
     drawn: dict[str, list[pathlib.Path]] = {}  # each study's own figures (PNG; PDF and SVG beside each)
@@ -112,6 +116,8 @@ def _write(
             text += f"\n![{stem}](figures/{_figures.trainability_figure(stem, group, out / 'figures').name})\n"
         for e in series:
             text += f"\n![{e.series}](figures/{_figures.series_figure(e, out / 'figures').name})\n"
+        for d in depths:
+            text += f"\n![{d.series}](figures/{_figures.depth_series_figure(d, out / 'figures').name})\n"
         for j in judged:
             drawn[j.name] = _drawn(j, size, out / "figures") or _figures.study_figures(j, out / "figures")
             text += "".join(f"\n![{p.stem}](figures/{p.name})\n" for p in drawn[j.name])
@@ -161,6 +167,5 @@ def depth_groups(judged: list[judging.Judged]) -> dict[str, list[judging.Judged]
             groups.setdefault(studies.config_hash(j.cfg, varying=("name", "model.depth")), []).append(j)
     out = {}
     for group in (sorted(g, key=lambda j: j.cfg.model.depth) for g in groups.values() if len(g) >= 3):
-        stem = group[0].cfg.name.removesuffix(f"_{group[0].cfg.model.depth}")
-        out[f"{stem}-{group[0].cfg.profile}"] = group
+        out[studies.depth_stem(group[0].cfg)] = group
     return out

@@ -103,6 +103,11 @@ def series_name(cfg) -> str:
     return f"{cfg.name}-{cfg.profile}-{cfg.search.objective}"
 
 
+def depth_stem(cfg) -> str:
+    """What studies of one experiment at several depths share: its name less "_<depth>", and the profile."""
+    return f"{cfg.name.removesuffix(f'_{cfg.model.depth}')}-{cfg.profile}"
+
+
 def in_series(cfg) -> bool:
     """Whether the study is one member of a probe objective's series."""
     return bool(cfg.search.series.levels) and not objectives.get(cfg.search.objective).trained

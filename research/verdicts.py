@@ -342,8 +342,9 @@ def judge_lr_slope(est, cfg, level: float) -> dict | None:
 
 def analyse_all(record) -> list[Analysis]:
     """The study (a `studies.Record`) judged on each of its objectives (`judged_objectives`), its own
-    first; none for a design's pilot (ridge.py), which places cells and tests nothing."""
-    if record.cfg.search.stage:
+    first; none for a design's pilot (ridge.py), which places cells and tests nothing, nor for a
+    study with no complete trial yet (a running one whose first rung pruned all it has finished)."""
+    if record.cfg.search.stage or not any(t.state.name == "COMPLETE" for t in record.trials):
         return []
     judged = predictions.compared(record.cfg, record.input_moment)
     return [analyse(record, name, judged) for name in judged_objectives(record.cfg)]

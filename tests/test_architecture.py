@@ -10,10 +10,11 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "research"
 
 # Lowest first; a module imports only modules of lower layers.
 LAYERS = [
-    ("errors", "names", "provenance", "multiplicity", "replication"),
+    ("errors", "names", "provenance", "multiplicity", "replication", "taps"),
     ("journal",),
     ("devices", "storage", "coordination", "activations", "init", "data"),
-    ("theory", "ridge", "bracket"),
+    ("theory", "ridge", "bracket", "own_model"),
+    ("residual", "transformer"),
     ("models", "theory_cache"),
     ("probes", "recipe", "members"),
     ("train", "objectives", "finite_width"),
@@ -24,6 +25,7 @@ LAYERS = [
     ("studies", "render"),
     ("judging",),
     ("extrapolate", "worker", "figures", "dashboard", "export"),
+    ("depth_series",),
     ("report",),
     ("sweep",),
     ("commands",),

@@ -66,7 +66,7 @@ def test_console_module_runs():
     [
         (
             ["probe", "--model", "vit"],
-            "research probe: --model must be one of cnn, mlp, rnn; got 'vit'.",
+            "research probe: --model must be one of cnn, mlp, resmlp, rnn; got 'vit'.",
         ),
         (["sweep", "--config", "x.py", "--profile", "huge"], "argument --profile: invalid choice: 'huge'"),
         (["report", "--size", "poster"], "argument --size: invalid choice: 'poster' (choose from"),

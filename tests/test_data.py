@@ -162,3 +162,18 @@ def test_batch_plans_differ_per_member_and_repeat_per_key():
     assert plans.shape == (3, 4, 8)
     assert not np.array_equal(plans[0], plans[1])
     assert np.array_equal(plans[2], np.asarray(data.batch_plan(keys[2], 50, 8, 4)))
+
+
+def test_a_users_own_builder_is_read_by_name_from_its_data_directory(tmp_path):
+    """A builder outside the package (tests/fixtures/my_dataset.py), prepared once into a folder, is then a
+    dataset like any other: `data.name` its name, `data.data_dir` that folder."""
+    from tests.fixtures.my_dataset import MyParity
+
+    MyParity(data_dir=str(tmp_path), file_format="array_record").download_and_prepare()
+    cfg = data.default_config("my_parity")
+    cfg.data_dir = str(tmp_path)
+    data.check_available(cfg)
+    ds = data.load(cfg)
+    assert ds.num_outputs == 2 and ds.input_shape == (8,) and len(ds.x_train) + len(ds.x_val) == 800
+    y = np.asarray(ds.y_test)
+    assert len(y) == 200 and 0.3 < y.mean() < 0.7

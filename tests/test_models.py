@@ -102,7 +102,7 @@ def test_bad_model_settings_name_the_field(overrides, field):
 
 
 def test_unknown_model_and_cell():
-    with pytest.raises(ConfigError, match="model.name must be one of cnn, mlp, rnn"):
-        models.default_config("transformer")
+    with pytest.raises(ConfigError, match="model.name must be one of cnn, mlp, module, resmlp, rnn, transformer"):
+        models.default_config("vit")
     with pytest.raises(ConfigError, match="model.cell"):
         models.validate(_config("rnn", cell="lru"))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from research import estimate, experiment, profile, ridge, studies, verdicts
+from tests import helpers
 from tests.simulated import SURFACES, rectangle, ridge_design
 
 PILOTS = {"ridge_smooth": 2 ** (np.arange(-2, 5) / 2), "ridge_cliff": 2 * 2 ** (np.arange(-3, 3) / 2),
@@ -322,3 +323,16 @@ def test_a_bad_ridge_setting_is_refused_in_one_sentence(override, message):
     with pytest.raises(ConfigError, match=message) as err:
         experiment.load("experiments/he_relu_mlp.py", "quick", [override])
     assert "\n" not in str(err.value)
+
+
+def test_a_running_study_with_only_pruned_trials_is_not_judged_yet(tmp_path, data_root):
+    """`research status` during a ridge study's first rung: trials pruned, none complete, nothing to read."""
+    import optuna
+
+    cfg = experiment.load(helpers.TINY, "quick", helpers.overrides(tmp_path, data_root))
+    url = str(tmp_path / "s.journal")
+    study = studies.create(cfg, url)
+    dist = optuna.distributions.FloatDistribution(0.5, 8.0, log=True)
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, params={"alpha": 2.0},
+                                              distributions={"alpha": dist}))  # fmt: skip
+    assert verdicts.analyse_all(studies.load(study)) == []
