@@ -171,3 +171,27 @@ def test_advice_covers_the_searched_kernels_with_their_own_fans():
     assert [r["layer"] for r in rows] == [f"net/blocks/{i}/{p}" for i in (0, 1) for p in ("attention/out", "mlp_out")]
     out = rows[0]  # (2 heads, 8, 16): fan_in 16, fan_out 16, Xavier's 1 / 16 on fan_avg
     assert (out["fan_in"], out["fan_out"], out["std"]) == (16, 16, pytest.approx(0.25))
+
+
+def test_a_foreign_module_trains_in_one_program_and_resumes_from_its_checkpoint_bit_for_bit(mnist1d, tmp_path):
+    """Populations, one compilation and orbax checkpoints, unchanged for a module from outside."""
+    from research import checkpoint, members, recipe, train
+
+    model = _model(width=16, depth=3)
+    cfg = recipe.default_config()
+    cfg.update({"steps": 200, "chunk_steps": 50})
+    trainer = train.Trainer(model, cfg, mnist1d)
+    population = members.Population.create(models.groups(model), [1.0, 2.0], [0.02, 0.03], [0, 1])
+    straight = train.train(trainer, population)
+    assert trainer.traces == {"init": 1, "chunk": 1} and np.all(np.isfinite(straight.final["train_loss"]))
+
+    def preempt(chunk, metrics):
+        if chunk == 3:
+            raise KeyboardInterrupt
+
+    writer = checkpoint.Checkpointer(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        train.train(trainer, population, checkpointer=writer, on_chunk=preempt)
+    writer.close()
+    resumed = train.train(trainer, population, checkpointer=checkpoint.Checkpointer(tmp_path))
+    assert np.array_equal(straight.curves.array("step_loss"), resumed.curves.array("step_loss"))
