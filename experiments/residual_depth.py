@@ -1,18 +1,19 @@
-"""Fixup's depth rule on a residual MLP: does the best scale of the residual branch fall as 1/depth?
+"""Fixup's depth rule on a residual MLP: does the best scale of the residual branch fall with depth as it says?
 
     research sweep --config experiments/residual_depth.py:depth=16,norm=none   # quick: minutes per study
 
 quick: MNIST-1D, a dense stem, `depth` pre-activation ReLU blocks x + W_out relu(W_in relu(x)) of 64
 units (`norm=layer`: a LayerNorm before each relu and before the readout), SGD momentum 0.9, 400
-steps of 128. The searched alpha is the variance of each branch's last layer, W_out (on fan_in);
-W_in keeps He's 2. At He's 2 each block adds as much variance as the stream holds, so without
-normalisation the signal grows as (1 + alpha / 2)^depth; Fixup's rule (Zhang et al. 2019) divides
-the branch's variance by the depth: alpha = 2 / depth (docs/theory.md section 10). A LayerNorm
-removes the growth's effect on every branch but the readout's input, so the rule has less reason to
-hold there. Ridge design (docs/theory.md section 7): a pilot over 13 alphas half an octave apart
-from 1/16 to 4 (Fixup's 2/16 and 2/4 and He's 2 among them) finds the learning rate's ridge, then 8
-alphas a quarter octave apart around its best x 7 rates x 8 seeds. The suite runs depths 4 and 16,
-with and without normalisation.
+steps of 128. The searched alpha is the variance of both of each branch's layers, W_in and W_out
+(on fan_in; `model.branch = "all"`). At He's 2 on both, each block adds as much variance as the
+stream holds, so without normalisation the signal grows as (1 + alpha^2 / 4)^depth; Fixup's rule
+(Zhang et al. 2019) divides the branch's variance by the depth, which on two scaled layers is
+alpha = 2 / sqrt(depth) on each (docs/theory.md section 10). A LayerNorm removes the growth's effect
+on every branch but the readout's input, so the rule has less reason to hold there. Ridge design
+(docs/theory.md section 7): a pilot over 13 alphas half an octave apart from 1/16 to 4 (He's 2
+among them) finds the learning rate's ridge, then 8 alphas a quarter octave apart around its best x
+7 rates x 8 seeds. The suite runs depths 4, 8 and 16, with and without normalisation; the report's
+depth series fits the exponent of alpha*(depth) and judges it against Fixup's -1/2.
 """
 
 from research import experiment

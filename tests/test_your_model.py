@@ -193,5 +193,7 @@ def test_a_foreign_module_trains_in_one_program_and_resumes_from_its_checkpoint_
     with pytest.raises(KeyboardInterrupt):
         train.train(trainer, population, checkpointer=writer, on_chunk=preempt)
     writer.close()
-    resumed = train.train(trainer, population, checkpointer=checkpoint.Checkpointer(tmp_path))
+    reader = checkpoint.Checkpointer(tmp_path)
+    resumed = train.train(trainer, population, checkpointer=reader)
+    reader.close()  # its last save commits in a background thread
     assert np.array_equal(straight.curves.array("step_loss"), resumed.curves.array("step_loss"))
