@@ -5,7 +5,8 @@ Studies of one experiment run at several `model.depth` values (`experiment.py:de
 form a series when some rule of their family moves with depth. Weighted least squares on
 log alpha*(L) = a + s log L (the resolved depths, weights 1/se^2) gives the exponent s; each rule's
 exponent, read off its predictions at the series' end depths, is judged against it with the
-pre-registered `verdict.series_slope_rope` as a region on the exponent.
+pre-registered `verdict.series_slope_rope` as a region on the exponent. Series that differ only in
+their seeds are replications (replication.py): a verdict they do not all give is inconclusive.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from research import estimate, extrapolate, objectives, predictions, studies, verdicts
+from research import estimate, extrapolate, objectives, predictions, replication, studies, verdicts
 
 
 @dataclasses.dataclass(frozen=True)
 class DepthSeries:
     """One experiment's trained optimum at each depth, its fitted exponent and the verdict on each rule's."""
 
-    series: str  # "<experiment stem> (<objective>)"
+    series: str  # "<experiment stem>[-c<hash> for other seeds] (<objective>)"
+    seed_offset: int
     depths: list[int]
     alphas: list[float | None]  # alpha*(L); None where that depth's optimum is not resolved
+    intervals: list[tuple[float, float] | None]  # alpha*(L)'s 95% interval where resolved
     statuses: list[str]
+    intercept: float | None  # a in log alpha* = a + s log L
     exponent: float | None  # s in alpha* ~ L^s
     se: float | None
     df: float
@@ -43,20 +47,50 @@ def series(analyses: list[verdicts.Analysis]) -> list[DepthSeries]:
     for a in analyses:
         if objectives.get(a.objective).trained and "depth" in a.cfg.model and not a.cfg.search.arms:
             groups.setdefault(_key(a), []).append(a)
-    found = []
-    for members in groups.values():
+    replications: dict[tuple[str, str], list[DepthSeries]] = {}
+    for (objective, digest), members in groups.items():
         members = sorted(members, key=lambda m: m.cfg.model.depth)
         if len({m.cfg.model.depth for m in members}) < 2:
             continue
         rules = _rule_exponents(members[0].cfg, members[-1].cfg)
         if any(abs(s) > 1e-9 for _, _, s in rules):
-            found.append(_fit(members, rules))
-    return sorted(found, key=lambda d: d.series)
+            replicated = (objective, studies.config_hash(members[0].cfg, _VARYING + replication.SEED_KEYS))
+            replications.setdefault(replicated, []).append(_fit(members, rules, digest))
+    return sorted((d for group in replications.values() for d in _agreed(group)), key=lambda d: d.series)
+
+
+_VARYING = ("name", "model.depth")  # what a series' members may differ in
 
 
 def _key(a: verdicts.Analysis) -> tuple[str, str]:
     """What a series' members share: the whole config but its name and depth, and the objective."""
-    return a.objective, studies.config_hash(a.cfg, varying=("name", "model.depth"))
+    return a.objective, studies.config_hash(a.cfg, varying=_VARYING)
+
+
+def _agreed(group: list[DepthSeries]) -> list[DepthSeries]:
+    """Replications of one series: a rule's verdict that not every run gives becomes inconclusive."""
+    out = list(group)
+    for i in range(len(group[0].rules)):
+        said = [d.rules[i][3] for d in group]
+        if len({v.split(" ")[0] for v in said}) < 2:
+            continue
+        runs = ", ".join(f"seed offset {d.seed_offset}: {v}" for d, v in zip(group, said, strict=True))
+        for j, d in enumerate(out):
+            rules = list(d.rules)
+            rules[i] = (*rules[i][:3], f"inconclusive (not replicated: {runs})")
+            out[j] = dataclasses.replace(d, rules=rules)
+    return out
+
+
+def _seeded(cfg) -> bool:
+    """Whether the study runs on other seeds than the defaults (a replication)."""
+    return any(_dotted(cfg, key) for key in replication.SEED_KEYS)
+
+
+def _dotted(cfg, key: str):
+    for part in key.split("."):
+        cfg = cfg.get(part) if cfg is not None else None
+    return cfg
 
 
 def _rule_exponents(shallow, deep) -> list[tuple[str, float, float]]:
@@ -67,21 +101,24 @@ def _rule_exponents(shallow, deep) -> list[tuple[str, float, float]]:
             if alpha is not None and at[1].get(name) is not None]  # fmt: skip
 
 
-def _fit(members: list[verdicts.Analysis], rules: list[tuple[str, float, float]]) -> DepthSeries:
+def _fit(members: list[verdicts.Analysis], rules: list[tuple[str, float, float]], digest: str) -> DepthSeries:
     first = members[0]
-    name = f"{studies.depth_stem(first.cfg)} ({first.objective})"
+    tag = f"-c{digest}" if _seeded(first.cfg) else ""
+    name = f"{studies.depth_stem(first.cfg)}{tag} ({first.objective})"
+    offset = int(first.cfg.search.seed_offset)
     resolved = [m for m in members if m.estimate.status == "ok" and m.estimate.alpha is not None]
     depths = [m.cfg.model.depth for m in members]
     alphas = [m.estimate.alpha if m in resolved else None for m in members]
+    intervals = [m.estimate.interval() if m in resolved else None for m in members]
     statuses = [m.estimate.status for m in members]
     if len({m.cfg.model.depth for m in resolved}) < 2:
         judged = [(rule, a, s, "inconclusive (fewer than two depths resolved)") for rule, a, s in rules]
-        return DepthSeries(name, depths, alphas, statuses, None, None, math.inf, judged)
+        return DepthSeries(name, offset, depths, alphas, intervals, statuses, None, None, None, math.inf, judged)
     x = [math.log(m.cfg.model.depth) for m in resolved]
-    _, _, slope, se = extrapolate.fit(x, [math.log(m.estimate.alpha) for m in resolved],
+    intercept, _, slope, se = extrapolate.fit(x, [math.log(m.estimate.alpha) for m in resolved],
                                       [m.estimate.se for m in resolved])  # fmt: skip
     df = min(m.estimate.df for m in resolved)
     level, rope = verdicts.rule(first.cfg)[2], float(first.cfg.verdict.series_slope_rope)
     half = estimate.t_quantile(0.5 + level / 2, df) * se
     judged = [(rule, a, s, verdicts.three_way(slope - half, slope + half, s - rope, s + rope)) for rule, a, s in rules]
-    return DepthSeries(name, depths, alphas, statuses, slope, se, df, judged)
+    return DepthSeries(name, offset, depths, alphas, intervals, statuses, intercept, slope, se, df, judged)

@@ -119,12 +119,13 @@ def depth_series_figure(d, folder: pathlib.Path) -> pathlib.Path:
     for i, (rule, alpha, exponent, verdict) in enumerate(d.rules):
         ax.plot(depths, alpha * (depths / depths[0]) ** exponent, color=f"C{i + 1}", ls=DASHES[i % len(DASHES)],
                 lw=1.2, label=f"{rule}: L^{exponent:+.2g} ({verdict})")  # fmt: skip
-    shown = [(L, a) for L, a in zip(d.depths, d.alphas, strict=True) if a is not None]
+    shown = [(L, a, ci) for L, a, ci in zip(d.depths, d.alphas, d.intervals, strict=True) if a is not None]
     if shown:
-        ax.plot(*zip(*shown, strict=True), "o", color="0.2", label=r"$\alpha^*$ (resolved depths)")
+        L, a, ci = (np.asarray(v, float) for v in zip(*shown, strict=True))
+        ax.errorbar(L, a, yerr=np.abs(ci.T - a), fmt="o", color="0.2", capsize=3,
+                    label=r"$\alpha^*$ with 95% interval (resolved depths)")  # fmt: skip
     if d.exponent is not None:
-        L0, a0 = shown[0]
-        ax.plot(depths, a0 * (depths / L0) ** d.exponent, color="C0", label=f"fit: L^{d.exponent:+.2g}")
+        ax.plot(depths, np.exp(d.intercept) * depths**d.exponent, color="C0", label=f"fit: L^{d.exponent:+.2g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("depth L")

@@ -31,7 +31,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.regret_tolerance = 0.10  # relative excess loss at a prediction that still counts as near-optimal
     cfg.level = 0.90  # the interval the equivalence test reads (two one-sided 5% tests)
     cfg.series_rope = 0.01  # a series' intercept: infinite width, or vanishing input (extrapolate.py)
-    cfg.series_slope_rope = 0.25  # a width series' slope b against its finite-width prediction: relative
+    cfg.series_slope_rope = 0.25  # width series: slope b, relative to its prediction; depth series: exponent, absolute
     # Trained studies are also judged on these objectives, read off the same stored curves
     # (objectives.py); steps_to_threshold counts steps until the training loss reaches loss_threshold.
     cfg.objectives = ("train_loss", "val_loss_early_stopped", "val_error_early_stopped")

@@ -7,14 +7,16 @@ import os
 import numpy as np
 import pytest
 
-from research import depth_series, estimate, experiment, render, verdicts
+from research import depth_series, estimate, experiment, figures, render, verdicts
 from tests import helpers
 
 RESIDUAL = os.path.join(helpers.EXPERIMENTS, "residual_depth.py")
 
 
-def _analysis(depth: int, alpha: float | None, se: float = 0.04, status: str = "ok", path: str = RESIDUAL):
+def _analysis(depth: int, alpha: float | None, se: float = 0.04, status: str = "ok", path: str = RESIDUAL,
+              seed_offset: int = 0):  # fmt: skip
     cfg = experiment.load(f"{path}:depth={depth},norm=none")
+    cfg.search.seed_offset = seed_offset
     est = estimate.Estimate(status, alpha, se if alpha else None, 20.0, 1.0, 56, 448, None, np.zeros(0), np.zeros(0),
                             np.zeros((0, 0)))  # fmt: skip
     return verdicts.Analysis(cfg, "train_loss", None, est, [], [], 0.1, None)
@@ -31,6 +33,30 @@ def test_an_optimum_falling_as_fixup_says_is_equivalent_to_fixup_and_different_f
     assert {rule: (round(s, 6), verdict) for rule, _, s, verdict in d.rules} == {
         "forward": (0.0, "different"), "fixup": (-0.5, "equivalent")}  # fmt: skip
     assert "L=4: 1, L=8: 0.7283, L=16: 0.5" in render.depth_markdown([d])
+    assert d.intervals[0] == pytest.approx(tuple(math.exp(s * 0.04 * 2.086) for s in (-1, 1)), rel=1e-3)  # t, 20 df
+    assert math.exp(d.intercept) * 16**d.exponent == pytest.approx(0.5, rel=0.02)
+
+
+def test_the_depth_series_figure_draws_its_rules_points_and_fit(tmp_path):
+    (d,) = depth_series.series([_analysis(L, 2 / math.sqrt(L)) for L in (4, 8, 16)])
+    path = figures.depth_series_figure(d, tmp_path)
+    assert path.name == "residual_depth_none-quick-train_loss-depth-series.png" and path.stat().st_size > 10_000
+
+
+def test_a_replication_on_other_seeds_keeps_the_verdicts_it_gives_again_and_drops_the_others():
+    fixup = [_analysis(L, 2 / math.sqrt(L), seed_offset=0) for L in (4, 8, 16)]
+    again = [_analysis(L, 2 / math.sqrt(L) * (1.02 if L == 4 else 1.0), seed_offset=100) for L in (4, 8, 16)]
+    a, b = depth_series.series(fixup + again)  # sorted by label: the replication carries its hash
+    assert a.series == "residual_depth_none-quick (train_loss)" and b.seed_offset == 100
+    assert b.series.startswith("residual_depth_none-quick-c") and b.series.endswith(" (train_loss)")
+    assert [v for _, _, _, v in a.rules] == [v for _, _, _, v in b.rules] == ["different", "equivalent"]
+    flat = [_analysis(L, 1.0, seed_offset=100) for L in (4, 8, 16)]  # depth-free: the forward rule's
+    a, b = depth_series.series(fixup + flat)
+    assert b.exponent == pytest.approx(0.0, abs=1e-9)
+    not_replicated = {
+        "forward": "inconclusive (not replicated: seed offset 0: different, seed offset 100: equivalent)",
+        "fixup": "inconclusive (not replicated: seed offset 0: equivalent, seed offset 100: different)"}  # fmt: skip
+    assert {rule: v for rule, _, _, v in a.rules} == {rule: v for rule, _, _, v in b.rules} == not_replicated
 
 
 def test_a_series_with_one_resolved_depth_decides_nothing():
