@@ -1,6 +1,6 @@
 """DeepNet's beta on a small pre-LN Transformer: do output projections at (8N)^(-1/2) train better than Xavier?
 
-    research sweep --config experiments/transformer_deepnet.py:depth=2    # quick: about 2 min (depth 8: 6)
+    research sweep --config experiments/transformer_deepnet.py:depth=2    # quick: about 1.5 min (depth 8: 4.5)
 
 quick: a sequence task generated offline (12 tokens from 16, the label is the most frequent token),
 a pre-LN Transformer of `depth` blocks (16 features, 2 heads, GELU MLP 2x wide), Adam, 300 steps
