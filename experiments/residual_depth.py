@@ -1,6 +1,6 @@
 """Fixup's depth rule on a residual MLP: does the best scale of the residual branch fall with depth as it says?
 
-    research sweep --config experiments/residual_depth.py:depth=16,norm=none   # quick: 1.5 min (depth 4) to 4 (depth 16)
+    research sweep --config experiments/residual_depth.py:depth=16,norm=none   # quick: 1.5 min (depth 4) to 4 (16)
 
 quick: MNIST-1D, a dense stem, `depth` pre-activation ReLU blocks x + W_out relu(W_in relu(x)) of 64
 units (`norm=layer`: a LayerNorm before each relu and before the readout), SGD momentum 0.9, 400
