@@ -18,9 +18,11 @@ The suite runs depths 2 and 8.
 """
 
 from research import experiment
+from research.errors import integer
 
 
 def get_config(profile: str = "quick", depth: int = 2):
+    integer(depth, "transformer_deepnet.py's depth")  # before the rules divide by it
     cfg = experiment.base_config(f"transformer_deepnet_{depth}", model="transformer", dataset="sequences")
     cfg.model.update({"depth": depth, "features": 16, "heads": 2, "mlp_ratio": 2, "vocab": 16, "length": 12,
                       "num_outputs": 16})  # fmt: skip

@@ -71,10 +71,10 @@ def _agreed(group: list[DepthSeries]) -> list[DepthSeries]:
     """Replications of one series: a rule's verdict that not every run gives becomes inconclusive."""
     out = list(group)
     for i in range(len(group[0].rules)):
-        said = [d.rules[i][3] for d in group]
-        if len({v.split(" ")[0] for v in said}) < 2:
+        said = [d.rules[i][3].split(" ")[0] for d in group]  # the verdict, less why it is inconclusive
+        runs = replication.disagreement([d.seed_offset for d in group], said)
+        if runs is None:
             continue
-        runs = ", ".join(f"seed offset {d.seed_offset}: {v}" for d, v in zip(group, said, strict=True))
         for j, d in enumerate(out):
             rules = list(d.rules)
             rules[i] = (*rules[i][:3], f"inconclusive (not replicated: {runs})")

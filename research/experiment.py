@@ -98,6 +98,8 @@ def _run_get_config(file: pathlib.Path, profile: str, options: dict) -> ml_colle
         raise ConfigError(f"experiment config {str(file)!r} defines no get_config(profile).")
     try:
         cfg = module.get_config(profile, **options)
+    except ConfigError:  # its own one sentence on a bad argument
+        raise
     except TypeError as err:
         raise ConfigError(f"experiment config {str(file)!r} does not take {sorted(options)}: {err}.") from None
     except Exception as err:

@@ -38,15 +38,20 @@ def sentence(replicated: int) -> str:
             " not given by every run is inconclusive (marked 'replication').")  # fmt: skip
 
 
+def disagreement(offsets: list[int], answers: list) -> str | None:
+    """What each run said ("seed offset 0: a; seed offset 100: b") where the runs disagree, else None."""
+    if len(set(answers)) < 2:
+        return None
+    return "; ".join(f"seed offset {o}: {a}" for o, a in zip(offsets, answers, strict=True))
+
+
 def _agree(group: list[dict], field: str) -> None:
     said = [[v.get(field) for v in r["verdicts"]] for r in group]
+    offsets = [r["config"]["search"]["seed_offset"] for r in group]
     for i in range(len(said[0])):
-        answers = {s[i] for s in said}
-        if len(answers) < 2:
+        runs = disagreement(offsets, [s[i] for s in said])
+        if runs is None:
             continue
-        runs = "; ".join(
-            f"seed offset {r['config']['search']['seed_offset']}: {s[i]}" for r, s in zip(group, said, strict=True)
-        )
         for r in group:
             v = r["verdicts"][i]
             if v.get(field) not in (None, "inconclusive"):

@@ -1,5 +1,5 @@
 """Helpers shared by test modules (fixtures stay in conftest.py): the tiny experiment, worker
-processes and the exactly-once check on a study's trials."""
+processes, the exactly-once check on a study's trials and a training run preempted mid-way."""
 
 import os
 import subprocess
@@ -79,3 +79,21 @@ def poll(condition, timeout_s: float, every_s: float = 0.05) -> bool:
             return True
         time.sleep(every_s)
     return bool(condition())
+
+
+def crash_at_chunk_3(trainer, population, directory) -> None:
+    """Train with checkpoints until an exception at chunk 3, after the last write finished
+    (writes are asynchronous; a kill would lose the one in flight)."""
+    from research import checkpoint, train
+
+    class Preempted(Exception):
+        pass
+
+    def preempt(chunk, metrics):
+        if chunk == 3:
+            raise Preempted
+
+    writer = checkpoint.Checkpointer(directory)
+    with pytest.raises(Preempted):
+        train.train(trainer, population, checkpointer=writer, on_chunk=preempt)
+    writer.close()

@@ -54,8 +54,8 @@ def test_a_replication_on_other_seeds_keeps_the_verdicts_it_gives_again_and_drop
     a, b = depth_series.series(fixup + flat)
     assert b.exponent == pytest.approx(0.0, abs=1e-9)
     not_replicated = {
-        "forward": "inconclusive (not replicated: seed offset 0: different, seed offset 100: equivalent)",
-        "fixup": "inconclusive (not replicated: seed offset 0: equivalent, seed offset 100: different)"}  # fmt: skip
+        "forward": "inconclusive (not replicated: seed offset 0: different; seed offset 100: equivalent)",
+        "fixup": "inconclusive (not replicated: seed offset 0: equivalent; seed offset 100: different)"}  # fmt: skip
     assert {rule: v for rule, _, _, v in a.rules} == {rule: v for rule, _, _, v in b.rules} == not_replicated
 
 

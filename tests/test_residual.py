@@ -2,14 +2,16 @@
 their rules (predictions.RULES) and the residual MLP's as-run recursion against direct simulation."""
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research import asrun, data, models, predictions, probes
+from research import asrun, data, experiment, models, predictions, probes
 from research.errors import ConfigError
+from tests import helpers
 
 
 def _resmlp(**fields):
@@ -67,6 +69,9 @@ def test_bad_settings_of_the_families():
     cfg.heads = 5
     with pytest.raises(ConfigError, match=r"model.features \(32\) must be a multiple of model.heads \(5\)"):
         models.validate(cfg)
+    path = os.path.join(helpers.EXPERIMENTS, "transformer_deepnet.py")
+    with pytest.raises(ConfigError, match=r"^transformer_deepnet.py's depth must be an integer from 1 to \d+; got 0.$"):
+        experiment.load(f"{path}:depth=0")
 
 
 def test_the_sequence_task_labels_the_most_frequent_token(data_root):

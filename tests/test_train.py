@@ -14,6 +14,7 @@ import pytest
 
 from research import checkpoint, data, members, models, recipe, train
 from research.errors import ConfigError
+from tests import helpers
 
 
 def _setup(dataset, **train_overrides):
@@ -66,28 +67,11 @@ def test_a_diverging_member_is_frozen_flagged_and_isolated(mnist1d):
     assert np.all(np.isfinite(result.final["train_loss"]))
 
 
-def _crash_at_chunk_3(trainer, population, directory) -> None:
-    """Train with checkpoints until an exception at chunk 3, after the last write finished
-    (writes are asynchronous; a kill would lose the one in flight)."""
-
-    class Preempted(Exception):
-        pass
-
-    def preempt(chunk, metrics):
-        if chunk == 3:
-            raise Preempted
-
-    writer = checkpoint.Checkpointer(directory)
-    with pytest.raises(Preempted):
-        train.train(trainer, population, checkpointer=writer, on_chunk=preempt)
-    writer.close()
-
-
 def test_interrupted_and_resumed_equals_uninterrupted_bit_for_bit(mnist1d, tmp_path):
     model, trainer = _setup(mnist1d)
     population = _population(model, [1.0, 2.0], [0.02, 0.03], [0, 1])
     straight = train.train(trainer, population)
-    _crash_at_chunk_3(trainer, population, tmp_path)
+    helpers.crash_at_chunk_3(trainer, population, tmp_path)
     ckpt = checkpoint.Checkpointer(tmp_path)
     assert ckpt.manager.latest_step() == 2
     seen = []
@@ -147,7 +131,7 @@ def test_a_resume_after_members_left_equals_uninterrupted_bit_for_bit(mnist1d, t
     model, trainer = _setup(mnist1d, member_block=2)
     population = _diverging_population(model)
     straight = train.train(trainer, population)
-    _crash_at_chunk_3(trainer, population, tmp_path)
+    helpers.crash_at_chunk_3(trainer, population, tmp_path)
     restored = checkpoint.Checkpointer(tmp_path).restore(trainer, population)
     assert restored.step == 100 and restored.roster.slots.tolist() == [0, 2] and len(restored.state.seed) == 2
     # A retry of members 3 (left) and 2 (training) continues from the same checkpoint.

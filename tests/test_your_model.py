@@ -184,15 +184,7 @@ def test_a_foreign_module_trains_in_one_program_and_resumes_from_its_checkpoint_
     population = members.Population.create(models.groups(model), [1.0, 2.0], [0.02, 0.03], [0, 1])
     straight = train.train(trainer, population)
     assert trainer.traces == {"init": 1, "chunk": 1} and np.all(np.isfinite(straight.final["train_loss"]))
-
-    def preempt(chunk, metrics):
-        if chunk == 3:
-            raise KeyboardInterrupt
-
-    writer = checkpoint.Checkpointer(tmp_path)
-    with pytest.raises(KeyboardInterrupt):
-        train.train(trainer, population, checkpointer=writer, on_chunk=preempt)
-    writer.close()
+    helpers.crash_at_chunk_3(trainer, population, tmp_path)
     reader = checkpoint.Checkpointer(tmp_path)
     resumed = train.train(trainer, population, checkpointer=reader)
     reader.close()  # its last save commits in a background thread
